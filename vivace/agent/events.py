@@ -1,0 +1,166 @@
+"""The run event stream: one JSON-serializable event type per thing that happens in a run.
+
+Every event has ``type``, ``run_id`` and ``seq`` (0, 1, 2... within the run, no gaps), so a
+consumer that reconnects can ask for "everything after seq N". SSE, traces and the Studio
+are all fed from this stream. ``event.to_dict()`` gives the JSON form.
+
+============================  =========================================================
+type                          fields
+============================  =========================================================
+``run_started``               agent, session_id, user_id, input (message dict)
+``model_request_started``     step, model
+``reasoning_delta``           text
+``text_delta``                text
+``model_request_completed``   step, usage, finish_reason
+``tool_call_started``         call_id, name, arguments
+``tool_call_completed``       call_id, name, result, is_error
+``run_paused``                pending (calls waiting for approval), paused (resume state)
+``run_completed``             output, usage
+``run_failed``                status (failed/blocked), error {type, code, message}
+``run_cancelled``             reason
+============================  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "EVENT_TYPES",
+    "ModelRequestCompleted",
+    "ModelRequestStarted",
+    "ReasoningDelta",
+    "RunCancelled",
+    "RunCompleted",
+    "RunEvent",
+    "RunFailed",
+    "RunPaused",
+    "RunStarted",
+    "TextDelta",
+    "ToolCallCompleted",
+    "ToolCallStarted",
+    "event_from_dict",
+]
+
+
+@dataclass(slots=True)
+class RunEvent:
+    """Base of all run events."""
+
+    run_id: str
+    seq: int
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        for name in self.__dataclass_fields__:  # type: ignore[attr-defined]
+            out[name] = getattr(self, name)
+        return out
+
+
+@dataclass(slots=True)
+class RunStarted(RunEvent):
+    agent: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    input: dict[str, Any] | None = None
+    type: ClassVar[str] = "run_started"
+
+
+@dataclass(slots=True)
+class ModelRequestStarted(RunEvent):
+    step: int = 0
+    model: str = ""
+    type: ClassVar[str] = "model_request_started"
+
+
+@dataclass(slots=True)
+class ModelRequestCompleted(RunEvent):
+    step: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str = "stop"
+    type: ClassVar[str] = "model_request_completed"
+
+
+@dataclass(slots=True)
+class TextDelta(RunEvent):
+    text: str = ""
+    type: ClassVar[str] = "text_delta"
+
+
+@dataclass(slots=True)
+class ReasoningDelta(RunEvent):
+    text: str = ""
+    type: ClassVar[str] = "reasoning_delta"
+
+
+@dataclass(slots=True)
+class ToolCallStarted(RunEvent):
+    call_id: str = ""
+    name: str = ""
+    arguments: Any = None
+    type: ClassVar[str] = "tool_call_started"
+
+
+@dataclass(slots=True)
+class ToolCallCompleted(RunEvent):
+    call_id: str = ""
+    name: str = ""
+    result: Any = None
+    is_error: bool = False
+    type: ClassVar[str] = "tool_call_completed"
+
+
+@dataclass(slots=True)
+class RunPaused(RunEvent):
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    paused: dict[str, Any] = field(default_factory=dict)
+    type: ClassVar[str] = "run_paused"
+
+
+@dataclass(slots=True)
+class RunCompleted(RunEvent):
+    output: Any = None
+    usage: dict[str, int] = field(default_factory=dict)
+    type: ClassVar[str] = "run_completed"
+
+
+@dataclass(slots=True)
+class RunFailed(RunEvent):
+    status: str = "failed"
+    error: dict[str, Any] = field(default_factory=dict)
+    type: ClassVar[str] = "run_failed"
+
+
+@dataclass(slots=True)
+class RunCancelled(RunEvent):
+    reason: str = "cancelled"
+    type: ClassVar[str] = "run_cancelled"
+
+
+EVENT_TYPES: dict[str, type[RunEvent]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        ModelRequestStarted,
+        ModelRequestCompleted,
+        TextDelta,
+        ReasoningDelta,
+        ToolCallStarted,
+        ToolCallCompleted,
+        RunPaused,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+    )
+}
+
+
+def event_from_dict(d: dict[str, Any]) -> RunEvent:
+    """Rebuild an event from its ``to_dict()`` form."""
+    data = dict(d)
+    cls = EVENT_TYPES.get(data.pop("type", None))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown event type: {d.get('type')!r}")
+    return cls(**data)

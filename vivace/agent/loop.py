@@ -1,0 +1,734 @@
+"""The run loop: model request -> tool calls -> results -> model, until an answer.
+
+:func:`run_events` is an async generator of :mod:`~vivace.agent.events`; ``Agent.arun``
+drains it and ``Agent.astream`` hands it to the caller. All per-run state lives in a
+:class:`RunState` created here, never on the Agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    GuardrailTripped,
+    MaxStepsExceeded,
+    ModelRefusal,
+    OutputValidationError,
+    ResumeError,
+    RunCancelled,
+    ToolRetriesExceeded,
+    UnexpectedModelBehavior,
+    VivaceError,
+)
+from ..messages import Message, TextPart, ToolCallPart, ToolResultPart, input_to_message
+from ..models.base import (
+    Model,
+    ModelRequest,
+    ModelResponse,
+    OutputSpec,
+    ToolDefinition,
+    Usage,
+)
+from ..models.base import ReasoningDelta as ModelReasoningDelta
+from ..models.base import TextDelta as ModelTextDelta
+from ..tools.context import RunContext
+from ..tools.tool import ModelRetry, Tool, ToolArgumentsError, ToolTimeout, as_tool, result_to_content
+from ..tools.toolkit import Toolkit
+from . import events as ev
+from .hooks import call_hooks
+from .output import FINAL_RESULT_TOOL, OutputSchema, output_schema
+from .registry import RunHandle, register_run, remember_paused, unregister_run
+from .result import Approve, PausedRun, Reject, RunResult
+
+if TYPE_CHECKING:
+    from .agent import Agent
+
+__all__ = ["RunOptions", "RunState", "Runner"]
+
+_DEFAULT_TOOL_RETRIES = 2
+
+
+class RunOptions:
+    """Per-run arguments, gathered so the generator has one parameter."""
+
+    __slots__ = (
+        "approvals",
+        "deps",
+        "input",
+        "max_steps",
+        "message_history",
+        "model",
+        "model_settings",
+        "paused",
+        "run_id",
+        "session_id",
+        "session_state",
+        "stream",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        deps: Any = None,
+        session_state: dict[str, Any] | None = None,
+        message_history: list[Message] | None = None,
+        model: Any = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        stream: bool = False,
+        paused: PausedRun | None = None,
+        approvals: dict[str, Any] | None = None,
+    ) -> None:
+        self.input = input
+        self.run_id = run_id
+        self.session_id = session_id
+        self.user_id = user_id
+        self.deps = deps
+        self.session_state = session_state
+        self.message_history = message_history
+        self.model = model
+        self.model_settings = model_settings
+        self.max_steps = max_steps
+        self.stream = stream
+        self.paused = paused
+        self.approvals = approvals
+
+
+class RunState:
+    """Mutable state of one run (the loop's working memory)."""
+
+    __slots__ = (
+        "ctx",
+        "handle",
+        "messages",
+        "new_from",
+        "result",
+        "retries",
+        "seq",
+        "step",
+        "tool_failures",
+        "usage",
+    )
+
+    def __init__(self, ctx: RunContext[Any], messages: list[Message], new_from: int) -> None:
+        self.ctx = ctx
+        self.messages = messages
+        self.new_from = new_from
+        self.usage = Usage()
+        self.seq = 0
+        self.step = 0
+        self.retries = 0
+        self.tool_failures: dict[str, int] = {}
+        self.result: RunResult | None = None
+        self.handle: RunHandle | None = None
+
+    def next_seq(self) -> int:
+        s = self.seq
+        self.seq = s + 1
+        return s
+
+
+class _Finish(Exception):
+    """Internal: end the run with this status."""
+
+    def __init__(
+        self,
+        status: str,
+        output: Any = None,
+        error: VivaceError | None = None,
+        paused: PausedRun | None = None,
+    ) -> None:
+        self.status = status
+        self.output = output
+        self.error = error
+        self.paused = paused
+
+
+class _Setup:
+    """What the run needs from the agent, resolved once at the start of the run."""
+
+    __slots__ = ("defs", "max_steps", "model", "notes", "output", "output_mode", "settings", "tools")
+
+    def __init__(self) -> None:
+        self.tools: dict[str, Tool] = {}
+        self.notes: list[str] = []
+        self.defs: list[ToolDefinition] = []
+        self.output: OutputSchema | None = None
+        self.output_mode: str | None = None
+        self.model: Model
+        self.settings: dict[str, Any] | None = None
+        self.max_steps = 10
+
+
+def _collect_tools(items: Any, tools: dict[str, Tool], notes: list[str]) -> None:
+    for item in items or ():
+        if isinstance(item, Toolkit):
+            for t in item.get_tools():
+                tools[t.name] = t
+            if item.instructions:
+                notes.append(item.instructions)
+        else:
+            t = as_tool(item)
+            tools[t.name] = t
+
+
+async def _instructions(agent: Agent, ctx: RunContext[Any], notes: list[str]) -> str | None:
+    ins = agent.instructions
+    if callable(ins):
+        ins = ins(ctx)
+        if inspect.isawaitable(ins):
+            ins = await ins
+    if notes:
+        ins = "\n\n".join([ins, *notes] if ins else notes)
+    return ins  # type: ignore[no-any-return]
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, VivaceError):
+        return exc.message or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Runner:
+    """Drives one run. ``events()`` yields the event stream; ``state.result`` holds the result."""
+
+    __slots__ = ("agent", "opts", "setup", "state")
+
+    def __init__(self, agent: Agent, opts: RunOptions) -> None:
+        self.agent = agent
+        self.opts = opts
+        self.setup = _Setup()
+        self.state: RunState
+
+    # -- public --------------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[ev.RunEvent]:
+        agent, opts = self.agent, self.opts
+        paused = opts.paused
+        run_id = paused.run_id if paused else (opts.run_id or uuid.uuid4().hex)
+        session_state = (
+            paused.session_state
+            if paused
+            else (opts.session_state if opts.session_state is not None else {})
+        )
+        ctx: RunContext[Any] = RunContext(
+            run_id=run_id,
+            session_id=paused.session_id if paused else opts.session_id,
+            user_id=paused.user_id if paused else opts.user_id,
+            session_state=session_state,
+            deps=opts.deps if opts.deps is not None else agent.deps,
+            agent_name=agent.name,
+        )
+        if paused:
+            messages = list(paused.messages)
+            state = self.state = RunState(ctx, messages, paused.new_from)
+            state.usage = Usage.from_dict(paused.usage.to_dict())
+            state.step = paused.step
+            state.tool_failures = dict(paused.tool_failures)
+            state.retries = paused.retries
+        else:
+            history = list(opts.message_history or ())
+            state = self.state = RunState(ctx, history, len(history))
+        ctx.messages = state.messages
+        handle = state.handle = register_run(run_id)
+        try:
+            async for event in self._body(paused):
+                yield event
+        except asyncio.CancelledError:
+            if handle.cancel_requested:
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                yield self._end("cancelled", error=RunCancelled("cancelled by request"))
+            else:
+                self._set_result("cancelled", error=RunCancelled("the task running the run was cancelled"))
+                raise
+        finally:
+            unregister_run(run_id, handle)
+        if self.agent.hooks and state.result is not None:
+            await call_hooks(self.agent.hooks, "after_run", ctx, state.result)
+
+    # -- body ----------------------------------------------------------------------------------
+
+    async def _body(self, paused: PausedRun | None) -> AsyncIterator[ev.RunEvent]:
+        agent, opts, state = self.agent, self.opts, self.state
+        ctx = state.ctx
+        try:
+            self._resolve()
+            if paused is None:
+                user_msg = input_to_message(opts.input)
+                if agent.hooks:
+                    replaced = await call_hooks(agent.hooks, "before_run", ctx, user_msg)
+                    if replaced is not None:
+                        user_msg = replaced
+                state.messages.append(user_msg)
+                yield ev.RunStarted(
+                    ctx.run_id, state.next_seq(), agent.name, ctx.session_id, ctx.user_id,
+                    user_msg.to_dict(),
+                )
+            else:
+                yield ev.RunStarted(
+                    ctx.run_id, state.next_seq(), agent.name, ctx.session_id, ctx.user_id, None
+                )
+                async for e in self._resume(paused):
+                    yield e
+            instructions = await _instructions(agent, ctx, self.setup.notes)
+            while True:
+                async for e in self._step(instructions):
+                    yield e
+        except _Finish as fin:
+            yield self._end(fin.status, fin.output, fin.error, fin.paused)
+        except GuardrailTripped as exc:
+            yield self._end("blocked", error=exc)
+        except VivaceError as exc:
+            yield self._end("failed", error=exc)
+
+    def _resolve(self) -> None:
+        agent, opts, setup = self.agent, self.opts, self.setup
+        from ..models.router import resolve_model
+
+        setup.model = resolve_model(opts.model if opts.model is not None else agent.model)
+        _collect_tools(agent.tools, setup.tools, setup.notes)
+        setup.defs = [t.definition() for t in setup.tools.values()]
+        if agent.output_type is not None and agent.output_type is not str:
+            out = setup.output = output_schema(agent.output_type)
+            mode = agent.output_mode or ("native" if setup.model.supports_native_output else "tool")
+            setup.output_mode = mode
+            if mode == "tool":
+                setup.defs.append(
+                    ToolDefinition(
+                        FINAL_RESULT_TOOL,
+                        "Call this tool with the final answer.",
+                        out.schema,
+                        True,
+                    )
+                )
+        settings = agent.model_settings
+        if opts.model_settings:
+            settings = {**settings, **opts.model_settings} if settings else opts.model_settings
+        setup.settings = settings
+        setup.max_steps = opts.max_steps or agent.max_steps
+
+    def _end(
+        self,
+        status: str,
+        output: Any = None,
+        error: VivaceError | None = None,
+        paused: PausedRun | None = None,
+    ) -> ev.RunEvent:
+        state = self.state
+        result = self._set_result(status, output, error, paused)
+        run_id, seq = state.ctx.run_id, state.next_seq()
+        if status == "completed":
+            return ev.RunCompleted(run_id, seq, result_to_content(output), state.usage.to_dict())
+        if status == "cancelled":
+            return ev.RunCancelled(run_id, seq, error.message if error else "cancelled")
+        if status == "paused":
+            assert result.paused is not None
+            if self.agent.storage is None:
+                remember_paused(result.paused)
+            return ev.RunPaused(
+                run_id,
+                seq,
+                [c.to_dict() for c in result.paused.pending],
+                result.paused.to_dict(),
+            )
+        return ev.RunFailed(run_id, seq, status, error.to_dict() if error else {})
+
+    def _set_result(
+        self,
+        status: str,
+        output: Any = None,
+        error: VivaceError | None = None,
+        paused: PausedRun | None = None,
+    ) -> RunResult:
+        state = self.state
+        ctx = state.ctx
+        result = state.result = RunResult(
+            ctx.run_id,
+            status,  # type: ignore[arg-type]
+            output,
+            messages=state.messages[state.new_from :],
+            usage=state.usage,
+            session_id=ctx.session_id,
+            user_id=ctx.user_id,
+            error=error,
+            paused=paused,
+            session_state=ctx.session_state,
+        )
+        return result
+
+    def _check_cancel(self) -> None:
+        handle = self.state.handle
+        if handle is not None and handle.cancel_requested:
+            raise _Finish("cancelled", error=RunCancelled("cancelled by request"))
+
+    async def _step(self, instructions: str | None) -> AsyncIterator[ev.RunEvent]:
+        agent, setup, state = self.agent, self.setup, self.state
+        ctx = state.ctx
+        self._check_cancel()
+        if state.step >= setup.max_steps:
+            raise MaxStepsExceeded(
+                f"the run reached max_steps={setup.max_steps} without a final answer",
+                max_steps=setup.max_steps,
+            )
+        state.step += 1
+        ctx.step = state.step
+        output = setup.output
+        request = ModelRequest(
+            messages=state.messages,
+            instructions=instructions,
+            tools=setup.defs,
+            output=OutputSpec(output.name, output.schema, "native")
+            if output is not None and setup.output_mode == "native"
+            else None,
+            settings=setup.settings,
+        )
+        if agent.hooks:
+            replaced = await call_hooks(agent.hooks, "before_model_request", ctx, request)
+            if replaced is not None:
+                request = replaced
+        model = setup.model
+        run_id = ctx.run_id
+        yield ev.ModelRequestStarted(run_id, state.next_seq(), state.step, model.id)
+        response: ModelResponse | None = None
+        if self.opts.stream:
+            async for chunk in model.stream(request):
+                if type(chunk) is ModelTextDelta:
+                    yield ev.TextDelta(run_id, state.next_seq(), chunk.text)
+                elif type(chunk) is ModelReasoningDelta:
+                    yield ev.ReasoningDelta(run_id, state.next_seq(), chunk.text)
+                elif isinstance(chunk, ModelResponse):
+                    response = chunk
+            if response is None:
+                raise UnexpectedModelBehavior("the model's stream ended without a response")
+        else:
+            response = await model.request(request)
+        usage = response.usage
+        usage.requests = 1
+        state.usage += usage
+        yield ev.ModelRequestCompleted(
+            run_id, state.next_seq(), state.step, usage.to_dict(), response.finish_reason
+        )
+        if agent.hooks:
+            replaced = await call_hooks(agent.hooks, "after_model_request", ctx, response)
+            if replaced is not None:
+                response = replaced
+        if not self.opts.stream:
+            if response.reasoning:
+                yield ev.ReasoningDelta(run_id, state.next_seq(), response.reasoning)
+            if response.text:
+                yield ev.TextDelta(run_id, state.next_seq(), response.text)
+        if response.refusal is not None or response.finish_reason == "content_filter":
+            state.messages.append(response.to_message())
+            raise ModelRefusal(
+                response.refusal or "the provider filtered the answer (content_filter)",
+                refusal=response.refusal,
+            )
+        parts = response.parts
+        calls = response.tool_calls
+        if not parts:
+            self._retry_model("the model returned an empty response")
+            state.messages.append(
+                Message("user", [TextPart("Your last answer was empty. Please answer.")])
+            )
+            return
+        state.messages.append(Message("assistant", parts))
+        if calls:
+            async for e in self._handle_calls(calls):
+                yield e
+            return
+        text = response.text
+        if output is None:
+            raise _Finish("completed", text)
+        if setup.output_mode == "tool":
+            self._retry_model("the model answered in text instead of calling the final_result tool")
+            state.messages.append(
+                Message(
+                    "user",
+                    [TextPart(f"Call the {FINAL_RESULT_TOOL} tool with your final answer.")],
+                )
+            )
+            return
+        try:
+            value = output.validate_json(_strip_fences(text))
+        except Exception as exc:
+            detail = _validation_detail(exc)
+            self._retry_model(f"the structured output did not validate: {detail}", output=True)
+            state.messages.append(
+                Message(
+                    "user",
+                    [
+                        TextPart(
+                            f"Your answer did not match the required JSON schema: {detail}. "
+                            "Answer again with JSON only."
+                        )
+                    ],
+                )
+            )
+            return
+        raise _Finish("completed", value)
+
+    def _retry_model(self, reason: str, output: bool = False) -> None:
+        state = self.state
+        state.retries += 1
+        if state.retries > self.agent.output_retries:
+            cls = OutputValidationError if output else UnexpectedModelBehavior
+            raise cls(f"{reason} (after {self.agent.output_retries} retries)")
+
+    # -- tool calls ------------------------------------------------------------------------------
+
+    async def _handle_calls(self, calls: list[ToolCallPart]) -> AsyncIterator[ev.RunEvent]:
+        setup, state = self.setup, self.state
+        run_id = state.ctx.run_id
+        final = [c for c in calls if c.name == FINAL_RESULT_TOOL and setup.output_mode == "tool"]
+        if final:
+            async for e in self._final_result(final[0], calls):
+                yield e
+            return
+        pending: list[ToolCallPart] = []
+        runnable: list[ToolCallPart] = []
+        for call in calls:
+            t = setup.tools.get(call.name)
+            if t is not None and t.requires_approval:
+                pending.append(call)
+            else:
+                runnable.append(call)
+        for call in runnable:
+            yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
+        results = await self._execute(runnable)
+        for call, (res, _) in zip(runnable, results, strict=True):
+            yield ev.ToolCallCompleted(
+                run_id, state.next_seq(), call.id, call.name, res.content, res.is_error
+            )
+        result_parts = [r for r, _ in results]
+        if pending:
+            for call in pending:
+                yield ev.ToolCallStarted(
+                    run_id, state.next_seq(), call.id, call.name, _args_view(call)
+                )
+            paused = PausedRun(
+                run_id=run_id,
+                agent_name=self.agent.name,
+                session_id=state.ctx.session_id,
+                user_id=state.ctx.user_id,
+                messages=state.messages,
+                new_from=state.new_from,
+                pending=pending,
+                results=result_parts,
+                usage=state.usage,
+                step=state.step,
+                session_state=state.ctx.session_state,
+                tool_failures=state.tool_failures,
+                retries=state.retries,
+            )
+            raise _Finish("paused", paused=paused)
+        async for e in self._after_results(calls, result_parts, results):
+            yield e
+
+    async def _after_results(
+        self,
+        calls: list[ToolCallPart],
+        result_parts: list[ToolResultPart],
+        results: list[tuple[ToolResultPart, Any]],
+    ) -> AsyncIterator[ev.RunEvent]:
+        state = self.state
+        order = {c.id: i for i, c in enumerate(calls)}
+        result_parts.sort(key=lambda r: order.get(r.call_id, 0))
+        state.messages.append(Message("tool", list(result_parts)))
+        for res, raw in results:
+            t = self.setup.tools.get(res.name)
+            if t is not None and t.stop_after and not res.is_error:
+                raise _Finish("completed", raw)
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    async def _final_result(
+        self, call: ToolCallPart, calls: list[ToolCallPart]
+    ) -> AsyncIterator[ev.RunEvent]:
+        state = self.state
+        run_id = state.ctx.run_id
+        assert self.setup.output is not None
+        yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
+        try:
+            args = call.arguments
+            value = (
+                self.setup.output.validate_json(args or "{}")
+                if isinstance(args, str)
+                else self.setup.output.validate_python(args)
+            )
+        except Exception as exc:
+            detail = _validation_detail(exc)
+            parts = [ToolResultPart(call.id, call.name, f"invalid output: {detail}", True)]
+            parts += [
+                ToolResultPart(c.id, c.name, "not run: the final result was invalid", True)
+                for c in calls
+                if c is not call
+            ]
+            yield ev.ToolCallCompleted(run_id, state.next_seq(), call.id, call.name, parts[0].content, True)
+            state.messages.append(Message("tool", parts))
+            self._retry_model(f"the structured output did not validate: {detail}", output=True)
+            return
+        parts = [ToolResultPart(call.id, call.name, "final result accepted")]
+        parts += [
+            ToolResultPart(c.id, c.name, "not run: the final result was given", True)
+            for c in calls
+            if c is not call
+        ]
+        state.messages.append(Message("tool", parts))
+        yield ev.ToolCallCompleted(run_id, state.next_seq(), call.id, call.name, "final result accepted", False)
+        raise _Finish("completed", value)
+
+    async def _execute(self, calls: list[ToolCallPart]) -> list[tuple[ToolResultPart, Any]]:
+        if not calls:
+            return []
+        if len(calls) == 1:
+            return [await self._execute_one(calls[0], None)]
+        sem = asyncio.Semaphore(self.agent.tool_concurrency)
+        return list(await asyncio.gather(*(self._execute_one(c, None, sem) for c in calls)))
+
+    async def _execute_one(
+        self,
+        call: ToolCallPart,
+        arguments: dict[str, Any] | None,
+        sem: asyncio.Semaphore | None = None,
+    ) -> tuple[ToolResultPart, Any]:
+        """Run one call; failures become error results within the tool's retry budget."""
+        state, setup = self.state, self.setup
+        state.usage.tool_calls += 1
+        t = setup.tools.get(call.name)
+        if t is None:
+            self._retry_model(f"the model called an unknown tool {call.name!r}")
+            known = ", ".join(sorted(setup.tools)) or "none"
+            return ToolResultPart(call.id, call.name, f"unknown tool {call.name!r}; available tools: {known}", True), None
+        ctx = state.ctx.for_tool_call(call.id, state.tool_failures.get(t.name, 0))
+        try:
+            args = arguments if arguments is not None else t.validate(call.arguments)
+            hooks = self.agent.hooks
+            if hooks:
+                replaced = await call_hooks(hooks, "before_tool_call", ctx, call, args)
+                if replaced is not None:
+                    args = replaced
+            if sem is None:
+                raw = await t.call(args, ctx)
+            else:
+                async with sem:
+                    raw = await t.call(args, ctx)
+            if hooks:
+                replaced = await call_hooks(hooks, "after_tool_call", ctx, call, raw)
+                if replaced is not None:
+                    raw = replaced
+        except (GuardrailTripped, RunCancelled):
+            raise
+        except (ToolArgumentsError, ModelRetry, ToolTimeout) as exc:
+            return self._tool_failed(t, call, exc.message), None
+        except Exception as exc:
+            return self._tool_failed(t, call, _error_text(exc)), None
+        return ToolResultPart(call.id, call.name, result_to_content(raw)), raw
+
+    def _tool_failed(self, t: Tool, call: ToolCallPart, message: str) -> ToolResultPart:
+        state = self.state
+        n = state.tool_failures[t.name] = state.tool_failures.get(t.name, 0) + 1
+        budget = t.max_retries if t.max_retries is not None else self.agent.tool_retries
+        if n > budget:
+            raise ToolRetriesExceeded(
+                f"tool {t.name!r} failed {n} times (budget {budget}); last error: {message}",
+                tool=t.name,
+            )
+        return ToolResultPart(call.id, call.name, message, True)
+
+    # -- resume ----------------------------------------------------------------------------------
+
+    async def _resume(self, paused: PausedRun) -> AsyncIterator[ev.RunEvent]:
+        approvals = self.opts.approvals or {}
+        pending_ids = {c.id for c in paused.pending}
+        unknown = set(approvals) - pending_ids
+        if unknown:
+            raise ResumeError(
+                f"approvals name calls that are not pending: {sorted(unknown)}; pending: {sorted(pending_ids)}"
+            )
+        missing = pending_ids - set(approvals)
+        if missing:
+            raise ResumeError(f"no decision for pending calls: {sorted(missing)}")
+        state = self.state
+        run_id = state.ctx.run_id
+        results = list(paused.results)
+        raw_results: list[tuple[ToolResultPart, Any]] = [(r, None) for r in results]
+        for call in paused.pending:
+            decision = approvals[call.id]
+            if decision is True:
+                decision = Approve()
+            elif decision is False:
+                decision = Reject()
+            if isinstance(decision, Reject):
+                res = ToolResultPart(call.id, call.name, f"rejected: {decision.reason}", True)
+                pair: tuple[ToolResultPart, Any] = (res, None)
+            elif isinstance(decision, Approve):
+                t = self.setup.tools.get(call.name)
+                args = None
+                if decision.arguments is not None and t is not None:
+                    try:
+                        args = t.validate(decision.arguments)
+                    except ToolArgumentsError as exc:
+                        raise ResumeError(f"edited arguments for {call.id}: {exc.message}") from None
+                    call = ToolCallPart(call.id, call.name, decision.arguments, call.meta)
+                pair = await self._execute_one(call, args)
+            else:
+                raise ResumeError(f"approval for {call.id} must be Approve, Reject or a bool")
+            yield ev.ToolCallCompleted(
+                run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
+            )
+            results.append(pair[0])
+            raw_results.append(pair)
+        calls = self._last_calls()
+        async for e in self._after_results(calls, results, raw_results):
+            yield e
+
+    def _last_calls(self) -> list[ToolCallPart]:
+        for m in reversed(self.state.messages):
+            if m.role == "assistant":
+                return m.tool_calls
+        return []
+
+
+def _args_view(call: ToolCallPart) -> Any:
+    a = call.arguments
+    if isinstance(a, str):
+        try:
+            return json.loads(a) if a else {}
+        except ValueError:
+            return a
+    return a
+
+
+def _strip_fences(text: str) -> str:
+    t = text.strip()
+    if t.startswith("```"):
+        t = t.split("\n", 1)[1] if "\n" in t else ""
+        if t.rstrip().endswith("```"):
+            t = t.rstrip()[:-3]
+    return t
+
+
+def _validation_detail(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            items = errors(include_url=False)
+            return "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg')}"
+                for e in items
+            )
+        except Exception:
+            pass
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,159 @@
+"""Build a tool's JSON Schema and argument validator from a Python function.
+
+Type hints become a pydantic model (built once per function and cached by the
+:class:`~vivace.tools.Tool`), docstrings give the descriptions. This module imports pydantic,
+so it is only loaded on a tool's first use, never at import or Agent construction.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+from pydantic import ConfigDict, Field, create_model
+
+from ..errors import ToolDefinitionError
+from .context import RunContext
+from .docstrings import parse_docstring
+
+__all__ = ["FunctionSchema", "build_function_schema", "inline_refs"]
+
+
+@dataclass(slots=True)
+class FunctionSchema:
+    """The model-facing view of a function: description, JSON Schema, validator."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    validator: type[pydantic.BaseModel]
+    ctx_param: str | None
+    is_async: bool
+    field_names: tuple[str, ...]
+
+
+def _is_run_context(annotation: Any) -> bool:
+    if annotation is RunContext:
+        return True
+    return typing.get_origin(annotation) is RunContext
+
+
+def build_function_schema(
+    func: Callable[..., Any], name: str, description: str | None = None
+) -> FunctionSchema:
+    """Inspect ``func`` and build its :class:`FunctionSchema`.
+
+    Raises :class:`~vivace.errors.ToolDefinitionError` naming the tool and the parameter when a
+    type cannot be represented.
+    """
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(f"tool {name!r}: cannot read its signature: {exc}") from None
+    try:
+        hints = typing.get_type_hints(func, include_extras=True)
+    except Exception as exc:
+        raise ToolDefinitionError(f"tool {name!r}: cannot resolve type hints: {exc}") from None
+    doc_summary, param_docs = parse_docstring(inspect.getdoc(func))
+
+    fields: dict[str, Any] = {}
+    ctx_param: str | None = None
+    for pname, param in sig.parameters.items():
+        annotation = hints.get(pname, Any)
+        if _is_run_context(annotation):
+            ctx_param = pname
+            continue
+        if pname in ("self", "cls") and param.annotation is inspect.Parameter.empty:
+            continue
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"tool {name!r}: parameter {pname!r} is *args/**kwargs; tools need named parameters",
+                tool=name,
+                parameter=pname,
+            )
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
+
+    model_name = "".join(part.capitalize() for part in name.split("_")) + "Args"
+    try:
+        validator = create_model(  # type: ignore[call-overload]
+            model_name, __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
+        )
+        parameters = validator.model_json_schema()
+    except Exception as exc:
+        culprit = _find_culprit(fields)
+        where = f"parameter {culprit!r}" if culprit else "its parameters"
+        raise ToolDefinitionError(
+            f"tool {name!r}: {where} has a type that cannot be described as JSON Schema "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            tool=name,
+            parameter=culprit,
+        ) from None
+    _strip_titles(parameters)
+    parameters.pop("title", None)
+    return FunctionSchema(
+        name=name,
+        description=description if description is not None else doc_summary,
+        parameters=parameters,
+        validator=validator,
+        ctx_param=ctx_param,
+        is_async=inspect.iscoroutinefunction(func),
+        field_names=tuple(fields),
+    )
+
+
+def _find_culprit(fields: dict[str, Any]) -> str | None:
+    for pname, (annotation, _) in fields.items():
+        try:
+            pydantic.TypeAdapter(annotation).json_schema()
+        except Exception:
+            return pname
+    return None
+
+
+def _strip_titles(schema: Any) -> None:
+    """Remove pydantic's auto-generated ``title`` keys (noise for the model)."""
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for sub in props.values():
+                if isinstance(sub, dict):
+                    sub.pop("title", None)
+        for key, value in schema.items():
+            if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+                for sub in value.values():
+                    _strip_titles(sub)
+            elif key != "default":
+                _strip_titles(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _strip_titles(item)
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``schema`` with local ``$ref``s to ``$defs`` inlined.
+
+    For providers that reject ``$ref``. Recursive models cannot be inlined and raise
+    :class:`~vivace.errors.ToolDefinitionError`.
+    """
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                key = ref[len("#/$defs/") :]
+                if key in seen:
+                    raise ToolDefinitionError(f"recursive schema {key!r} cannot be inlined")
+                merged = {**defs[key], **{k: v for k, v in node.items() if k != "$ref"}}
+                return resolve(merged, (*seen, key))
+            return {k: resolve(v, seen) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v, seen) for v in node]
+        return node
+
+    return resolve(schema, ())  # type: ignore[no-any-return]

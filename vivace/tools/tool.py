@@ -1,0 +1,265 @@
+"""Tools: Python functions the model can call.
+
+``@tool`` (or a plain function in ``Agent(tools=[...])``) wraps a sync or async function.
+Nothing is inspected when a tool is made: the schema is built on first use and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, overload
+
+from ..errors import VivaceError
+
+if TYPE_CHECKING:
+    from ..models.base import ToolDefinition
+    from .context import RunContext
+    from .schema import FunctionSchema
+
+__all__ = ["ModelRetry", "Tool", "ToolArgumentsError", "ToolTimeout", "as_tool", "tool"]
+
+
+class ModelRetry(VivaceError):
+    """Raise inside a tool to send ``message`` back to the model and let it try again."""
+
+    code = "model_retry"
+
+
+class ToolArgumentsError(VivaceError):
+    """The model's arguments were not valid JSON or did not match the schema."""
+
+    code = "tool_arguments_error"
+
+
+class ToolTimeout(VivaceError):
+    """The tool did not finish within its timeout."""
+
+    code = "tool_timeout"
+
+
+class Tool:
+    """A function exposed to the model.
+
+    Options: ``name``/``description`` override the function's; ``requires_approval`` pauses the
+    run until a human approves the call; ``timeout`` (seconds) bounds one call; ``stop_after``
+    ends the run with this tool's result as the output; ``max_retries`` is how many failed
+    calls (bad arguments, exceptions, timeouts) the model may make before the run fails.
+    Sync functions run in a worker thread so they never block the event loop.
+    """
+
+    __slots__ = (
+        "_definition",
+        "_schema",
+        "description_override",
+        "function",
+        "max_retries",
+        "name",
+        "requires_approval",
+        "stop_after",
+        "strict",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        requires_approval: bool = False,
+        timeout: float | None = None,
+        stop_after: bool = False,
+        max_retries: int | None = None,
+        strict: bool | None = None,
+    ) -> None:
+        self.function = function
+        self.name = name or function.__name__
+        self.description_override = description
+        self.requires_approval = requires_approval
+        self.timeout = timeout
+        self.stop_after = stop_after
+        self.max_retries = max_retries
+        self.strict = strict
+        self._schema: FunctionSchema | None = None
+        self._definition: ToolDefinition | None = None
+
+    # -- schema (lazy, cached) ------------------------------------------------------------
+
+    @property
+    def schema(self) -> FunctionSchema:
+        """The function's schema, built on first access."""
+        s = self._schema
+        if s is None:
+            from .schema import build_function_schema
+
+            s = self._schema = build_function_schema(
+                self.function, self.name, self.description_override
+            )
+        return s
+
+    @property
+    def description(self) -> str:
+        return self.schema.description
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The JSON Schema of the arguments."""
+        return self.schema.parameters
+
+    def definition(self) -> ToolDefinition:
+        """What the model sees of this tool (cached)."""
+        d = self._definition
+        if d is None:
+            from ..models.base import ToolDefinition
+
+            s = self.schema
+            d = self._definition = ToolDefinition(s.name, s.description, s.parameters, self.strict)
+        return d
+
+    # -- execution --------------------------------------------------------------------------
+
+    def validate(self, arguments: str | dict[str, Any]) -> dict[str, Any]:
+        """Parse and validate the model's arguments; raise :class:`ToolArgumentsError`."""
+        import pydantic
+
+        schema = self.schema
+        try:
+            if isinstance(arguments, str):
+                model = schema.validator.model_validate_json(arguments or "{}")
+            else:
+                model = schema.validator.model_validate(arguments)
+        except pydantic.ValidationError as exc:
+            raise ToolArgumentsError(_format_validation_error(exc)) from None
+        return {k: getattr(model, k) for k in schema.field_names}
+
+    async def call(self, arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
+        """Run the tool with validated ``arguments`` (and ``ctx`` injected when declared)."""
+        schema = self.schema
+        if schema.ctx_param is not None:
+            arguments = {**arguments, schema.ctx_param: ctx}
+        if schema.is_async:
+            aw: Any = self.function(**arguments)
+        else:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(
+                contextvars.copy_context().run, self.function, **arguments
+            )
+            aw = loop.run_in_executor(None, call)
+        if self.timeout is None:
+            return await aw
+        try:
+            return await asyncio.wait_for(aw, self.timeout)
+        except TimeoutError:
+            raise ToolTimeout(f"tool {self.name!r} timed out after {self.timeout}s") from None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name}>"
+
+
+def _format_validation_error(exc: Any) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(arguments)"
+        lines.append(f"{loc}: {err.get('msg')}")
+    return "invalid arguments: " + "; ".join(lines)
+
+
+@overload
+def tool(function: Callable[..., Any], /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool = False,
+    timeout: float | None = None,
+    stop_after: bool = False,
+    max_retries: int | None = None,
+    strict: bool | None = None,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool = False,
+    timeout: float | None = None,
+    stop_after: bool = False,
+    max_retries: int | None = None,
+    strict: bool | None = None,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a function a tool: ``@tool`` or ``@tool(requires_approval=True, timeout=5)``."""
+
+    def wrap(fn: Callable[..., Any]) -> Tool:
+        return Tool(
+            fn,
+            name=name,
+            description=description,
+            requires_approval=requires_approval,
+            timeout=timeout,
+            stop_after=stop_after,
+            max_retries=max_retries,
+            strict=strict,
+        )
+
+    return wrap(function) if function is not None else wrap
+
+
+_FUNCTION_TOOLS: dict[Any, Tool] = {}
+
+
+def as_tool(obj: Any) -> Tool:
+    """The :class:`Tool` for a Tool or a plain function (cached per function)."""
+    if type(obj) is Tool:
+        return obj
+    t = _FUNCTION_TOOLS.get(obj)
+    if t is None:
+        if isinstance(obj, Tool):
+            return obj
+        if not callable(obj):
+            from ..errors import ToolDefinitionError
+
+            raise ToolDefinitionError(f"{obj!r} is not a function or a Tool")
+        if len(_FUNCTION_TOOLS) > 4096:
+            _FUNCTION_TOOLS.clear()
+        t = _FUNCTION_TOOLS[obj] = Tool(obj)
+    return t
+
+
+def result_to_content(value: Any) -> Any:
+    """Make a tool's return value JSON-serializable for the model and for storage."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, dict | list):
+        try:
+            json.dumps(value)
+            return value
+        except (TypeError, ValueError):
+            pass
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        import pydantic
+
+        return pydantic.TypeAdapter(type(value)).dump_python(value, mode="json")
+    try:
+        import pydantic
+
+        return pydantic.TypeAdapter(Any).dump_python(value, mode="json")
+    except Exception:
+        return str(value)
