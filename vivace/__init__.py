@@ -37,7 +37,33 @@ _EXPORTS = {
     "VivaceError": "vivace.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "cancel"])
+__all__ = [
+    "Agent",
+    "Approve",
+    "AudioPart",
+    "FilePart",
+    "GuardrailTripped",
+    "Hooks",
+    "ImagePart",
+    "Message",
+    "Model",
+    "ModelResponse",
+    "ModelRetry",
+    "PausedRun",
+    "Reject",
+    "RunContext",
+    "RunResult",
+    "RunStream",
+    "TextPart",
+    "Tool",
+    "Toolkit",
+    "Usage",
+    "VideoPart",
+    "VivaceError",
+    "__version__",
+    "cancel",
+    "tool",
+]
 
 if TYPE_CHECKING:
     from .agent import Agent, Approve, Hooks, PausedRun, Reject, RunResult, RunStream

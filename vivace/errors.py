@@ -22,7 +22,11 @@ class VivaceError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable description: type, code, message and details."""
-        out: dict[str, Any] = {"type": type(self).__name__, "code": self.code, "message": self.message}
+        out: dict[str, Any] = {
+            "type": type(self).__name__,
+            "code": self.code,
+            "message": self.message,
+        }
         if self.details:
             out["details"] = self.details
         return out

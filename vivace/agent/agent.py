@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..messages import Message, UserInput
+    from ..messages import UserInput
     from ..models.base import Model
     from .events import RunEvent
     from .hooks import Hooks
@@ -183,15 +183,15 @@ class Agent:
     # -- internals -----------------------------------------------------------------------------
 
     def _runner(self, input: Any, stream: bool, options: dict[str, Any]) -> Runner:
-        from .loop import RunOptions, Runner
+        from .loop import Runner, RunOptions
 
         return Runner(self, RunOptions(input, stream=stream, **options))
 
     async def _resume_runner(
         self, run: Any, approvals: dict[str, Any], stream: bool, options: dict[str, Any]
     ) -> Runner:
-        from .loop import RunOptions, Runner
-        from .registry import find_paused
+        from .loop import Runner, RunOptions, check_approvals
+        from .registry import find_paused, forget_paused
         from .result import PausedRun
 
         if isinstance(run, dict):
@@ -200,7 +200,11 @@ class Agent:
             paused = await find_paused(self, run)
         else:
             paused = run
-        return Runner(self, RunOptions(paused=paused, approvals=approvals, stream=stream, **options))
+        check_approvals(self, paused, approvals)
+        forget_paused(paused.run_id)
+        return Runner(
+            self, RunOptions(paused=paused, approvals=approvals, stream=stream, **options)
+        )
 
     def __repr__(self) -> str:
         return f"<Agent {self.id} model={self.model!r}>"
@@ -221,6 +225,9 @@ class RunStream:
     async def __anext__(self) -> RunEvent:
         state = getattr(self._runner, "state", None)
         if state is not None and state.handle is not None:
+            import asyncio
+
+            state.handle.task = asyncio.current_task()  # the consumer may change tasks
             state.handle.busy = True
         try:
             return await self._gen.__anext__()
@@ -230,7 +237,8 @@ class RunStream:
                 state.handle.busy = False
 
     async def aclose(self) -> None:
-        await self._gen.aclose()
+        """Stop the run's event stream early (the run ends where it is)."""
+        await self._gen.aclose()  # type: ignore[attr-defined]
 
     @property
     def run_id(self) -> str | None:

@@ -54,7 +54,7 @@ class RunEvent:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
-        for name in self.__dataclass_fields__:  # type: ignore[attr-defined]
+        for name in self.__dataclass_fields__:
             out[name] = getattr(self, name)
         return out
 
@@ -160,7 +160,7 @@ EVENT_TYPES: dict[str, type[RunEvent]] = {
 def event_from_dict(d: dict[str, Any]) -> RunEvent:
     """Rebuild an event from its ``to_dict()`` form."""
     data = dict(d)
-    cls = EVENT_TYPES.get(data.pop("type", None))  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(data.pop("type", None))
     if cls is None:
         raise ValueError(f"unknown event type: {d.get('type')!r}")
     return cls(**data)

@@ -25,7 +25,7 @@ from ..errors import (
     UnexpectedModelBehavior,
     VivaceError,
 )
-from ..messages import Message, TextPart, ToolCallPart, ToolResultPart, input_to_message
+from ..messages import Message, Part, TextPart, ToolCallPart, ToolResultPart, input_to_message
 from ..models.base import (
     Model,
     ModelRequest,
@@ -37,7 +37,14 @@ from ..models.base import (
 from ..models.base import ReasoningDelta as ModelReasoningDelta
 from ..models.base import TextDelta as ModelTextDelta
 from ..tools.context import RunContext
-from ..tools.tool import ModelRetry, Tool, ToolArgumentsError, ToolTimeout, as_tool, result_to_content
+from ..tools.tool import (
+    ModelRetry,
+    Tool,
+    ToolArgumentsError,
+    ToolTimeout,
+    as_tool,
+    result_to_content,
+)
 from ..tools.toolkit import Toolkit
 from . import events as ev
 from .hooks import call_hooks
@@ -157,7 +164,16 @@ class _Finish(Exception):
 class _Setup:
     """What the run needs from the agent, resolved once at the start of the run."""
 
-    __slots__ = ("defs", "max_steps", "model", "notes", "output", "output_mode", "settings", "tools")
+    __slots__ = (
+        "defs",
+        "max_steps",
+        "model",
+        "notes",
+        "output",
+        "output_mode",
+        "settings",
+        "tools",
+    )
 
     def __init__(self) -> None:
         self.tools: dict[str, Tool] = {}
@@ -190,7 +206,7 @@ async def _instructions(agent: Agent, ctx: RunContext[Any], notes: list[str]) ->
             ins = await ins
     if notes:
         ins = "\n\n".join([ins, *notes] if ins else notes)
-    return ins  # type: ignore[no-any-return]
+    return ins
 
 
 def _error_text(exc: BaseException) -> str:
@@ -251,7 +267,9 @@ class Runner:
                     task.uncancel()
                 yield self._end("cancelled", error=RunCancelled("cancelled by request"))
             else:
-                self._set_result("cancelled", error=RunCancelled("the task running the run was cancelled"))
+                self._set_result(
+                    "cancelled", error=RunCancelled("the task running the run was cancelled")
+                )
                 raise
         finally:
             unregister_run(run_id, handle)
@@ -273,7 +291,11 @@ class Runner:
                         user_msg = replaced
                 state.messages.append(user_msg)
                 yield ev.RunStarted(
-                    ctx.run_id, state.next_seq(), agent.name, ctx.session_id, ctx.user_id,
+                    ctx.run_id,
+                    state.next_seq(),
+                    agent.name,
+                    ctx.session_id,
+                    ctx.user_id,
                     user_msg.to_dict(),
                 )
             else:
@@ -545,7 +567,7 @@ class Runner:
         state = self.state
         order = {c.id: i for i, c in enumerate(calls)}
         result_parts.sort(key=lambda r: order.get(r.call_id, 0))
-        state.messages.append(Message("tool", list(result_parts)))
+        state.messages.append(Message("tool", list[Part](result_parts)))
         for res, raw in results:
             t = self.setup.tools.get(res.name)
             if t is not None and t.stop_after and not res.is_error:
@@ -569,24 +591,19 @@ class Runner:
             )
         except Exception as exc:
             detail = _validation_detail(exc)
-            parts = [ToolResultPart(call.id, call.name, f"invalid output: {detail}", True)]
-            parts += [
-                ToolResultPart(c.id, c.name, "not run: the final result was invalid", True)
-                for c in calls
-                if c is not call
-            ]
-            yield ev.ToolCallCompleted(run_id, state.next_seq(), call.id, call.name, parts[0].content, True)
-            state.messages.append(Message("tool", parts))
+            message = f"invalid output: {detail}"
+            yield ev.ToolCallCompleted(run_id, state.next_seq(), call.id, call.name, message, True)
+            state.messages.append(
+                Message("tool", _final_parts(call, calls, message, "the final result was invalid"))
+            )
             self._retry_model(f"the structured output did not validate: {detail}", output=True)
             return
-        parts = [ToolResultPart(call.id, call.name, "final result accepted")]
-        parts += [
-            ToolResultPart(c.id, c.name, "not run: the final result was given", True)
-            for c in calls
-            if c is not call
-        ]
-        state.messages.append(Message("tool", parts))
-        yield ev.ToolCallCompleted(run_id, state.next_seq(), call.id, call.name, "final result accepted", False)
+        state.messages.append(
+            Message("tool", _final_parts(call, calls, None, "the final result was given"))
+        )
+        yield ev.ToolCallCompleted(
+            run_id, state.next_seq(), call.id, call.name, "final result accepted", False
+        )
         raise _Finish("completed", value)
 
     async def _execute(self, calls: list[ToolCallPart]) -> list[tuple[ToolResultPart, Any]]:
@@ -610,7 +627,9 @@ class Runner:
         if t is None:
             self._retry_model(f"the model called an unknown tool {call.name!r}")
             known = ", ".join(sorted(setup.tools)) or "none"
-            return ToolResultPart(call.id, call.name, f"unknown tool {call.name!r}; available tools: {known}", True), None
+            return ToolResultPart(
+                call.id, call.name, f"unknown tool {call.name!r}; available tools: {known}", True
+            ), None
         ctx = state.ctx.for_tool_call(call.id, state.tool_failures.get(t.name, 0))
         try:
             args = arguments if arguments is not None else t.validate(call.arguments)
@@ -651,40 +670,23 @@ class Runner:
 
     async def _resume(self, paused: PausedRun) -> AsyncIterator[ev.RunEvent]:
         approvals = self.opts.approvals or {}
-        pending_ids = {c.id for c in paused.pending}
-        unknown = set(approvals) - pending_ids
-        if unknown:
-            raise ResumeError(
-                f"approvals name calls that are not pending: {sorted(unknown)}; pending: {sorted(pending_ids)}"
-            )
-        missing = pending_ids - set(approvals)
-        if missing:
-            raise ResumeError(f"no decision for pending calls: {sorted(missing)}")
         state = self.state
         run_id = state.ctx.run_id
         results = list(paused.results)
         raw_results: list[tuple[ToolResultPart, Any]] = [(r, None) for r in results]
         for call in paused.pending:
             decision = approvals[call.id]
-            if decision is True:
-                decision = Approve()
-            elif decision is False:
-                decision = Reject()
-            if isinstance(decision, Reject):
-                res = ToolResultPart(call.id, call.name, f"rejected: {decision.reason}", True)
+            if decision is False or isinstance(decision, Reject):
+                reason = decision.reason if isinstance(decision, Reject) else Reject().reason
+                res = ToolResultPart(call.id, call.name, f"rejected: {reason}", True)
                 pair: tuple[ToolResultPart, Any] = (res, None)
-            elif isinstance(decision, Approve):
-                t = self.setup.tools.get(call.name)
+            else:
                 args = None
-                if decision.arguments is not None and t is not None:
-                    try:
-                        args = t.validate(decision.arguments)
-                    except ToolArgumentsError as exc:
-                        raise ResumeError(f"edited arguments for {call.id}: {exc.message}") from None
+                if isinstance(decision, Approve) and decision.arguments is not None:
+                    t = self.setup.tools.get(call.name)
+                    args = t.validate(decision.arguments) if t is not None else None
                     call = ToolCallPart(call.id, call.name, decision.arguments, call.meta)
                 pair = await self._execute_one(call, args)
-            else:
-                raise ResumeError(f"approval for {call.id} must be Approve, Reject or a bool")
             yield ev.ToolCallCompleted(
                 run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
             )
@@ -699,6 +701,47 @@ class Runner:
             if m.role == "assistant":
                 return m.tool_calls
         return []
+
+
+def _final_parts(
+    call: ToolCallPart, calls: list[ToolCallPart], error: str | None, why_not_run: str
+) -> list[Part]:
+    """Results for a final-result call and the other calls of its turn (which never run)."""
+    parts: list[Part] = [
+        ToolResultPart(call.id, call.name, error or "final result accepted", error is not None)
+    ]
+    parts += [
+        ToolResultPart(c.id, c.name, f"not run: {why_not_run}", True)
+        for c in calls
+        if c is not call
+    ]
+    return parts
+
+
+def check_approvals(agent: Agent, paused: PausedRun, approvals: dict[str, Any]) -> None:
+    """Raise :class:`ResumeError` unless ``approvals`` decide every pending call validly."""
+    pending = {c.id: c for c in paused.pending}
+    unknown = set(approvals) - set(pending)
+    if unknown:
+        raise ResumeError(
+            f"approvals name calls that are not pending: {sorted(unknown)}; pending: {sorted(pending)}"
+        )
+    missing = set(pending) - set(approvals)
+    if missing:
+        raise ResumeError(f"no decision for pending calls: {sorted(missing)}")
+    tools: dict[str, Tool] = {}
+    _collect_tools(agent.tools, tools, [])
+    for call_id, decision in approvals.items():
+        if not isinstance(decision, Approve | Reject | bool):
+            raise ResumeError(f"approval for {call_id} must be Approve, Reject or a bool")
+        if isinstance(decision, Approve) and decision.arguments is not None:
+            t = tools.get(pending[call_id].name)
+            if t is None:
+                raise ResumeError(f"tool {pending[call_id].name!r} is not on this agent")
+            try:
+                t.validate(decision.arguments)
+            except ToolArgumentsError as exc:
+                raise ResumeError(f"edited arguments for {call_id}: {exc.message}") from None
 
 
 def _args_view(call: ToolCallPart) -> Any:

@@ -44,6 +44,8 @@ def output_schema(output_type: Any) -> OutputSchema:
         return cached
     import pydantic
 
+    from ..tools.schema import normalize_annotation
+
     if not (isinstance(output_type, type) or typing.get_origin(output_type) is not None):
         raise OutputTypeError(
             f"output_type must be a type (a pydantic model, dataclass, TypedDict, int, list[str]...), "
@@ -51,7 +53,7 @@ def output_schema(output_type: Any) -> OutputSchema:
         )
     name = getattr(output_type, "__name__", None) or "output"
     try:
-        adapter: Any = pydantic.TypeAdapter(output_type)
+        adapter: Any = pydantic.TypeAdapter(normalize_annotation(output_type))
         schema = adapter.json_schema()
     except Exception as exc:
         raise OutputTypeError(
@@ -59,9 +61,9 @@ def output_schema(output_type: Any) -> OutputSchema:
         ) from None
     wrapped = schema.get("type") != "object"
     if wrapped:
-        from typing import TypedDict
+        from typing_extensions import TypedDict
 
-        wrapper = TypedDict(f"{name}Result", {"result": output_type})  # type: ignore[misc]
+        wrapper = TypedDict(f"{name}Result", {"result": normalize_annotation(output_type)})  # type: ignore[misc]  # noqa: UP013
         adapter = pydantic.TypeAdapter(wrapper)
         schema = adapter.json_schema()
     schema.pop("title", None)

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .result import PausedRun
 
-__all__ = ["RunHandle", "cancel_run", "find_paused", "register_run", "remember_paused", "unregister_run"]
+__all__ = [
+    "RunHandle",
+    "cancel_run",
+    "find_paused",
+    "forget_paused",
+    "register_run",
+    "remember_paused",
+    "unregister_run",
+]
 
 
 class RunHandle:
@@ -86,7 +94,13 @@ async def find_paused(agent: Any, run_id: str) -> PausedRun:
     from ..errors import RunNotFound
 
     with _LOCK:
-        paused = _PAUSED.pop(run_id, None)
+        paused = _PAUSED.get(run_id)
     if paused is not None:
         return paused
     raise RunNotFound(f"no paused run {run_id!r} (pass the PausedRun itself, or configure storage)")
+
+
+def forget_paused(run_id: str) -> None:
+    """Drop an in-process paused run (it is being resumed)."""
+    with _LOCK:
+        _PAUSED.pop(run_id, None)

@@ -9,7 +9,14 @@ from typing import Any, Literal
 
 from .parts import Part, TextPart, ToolCallPart, ToolResultPart, part_from_dict
 
-__all__ = ["Message", "Role", "UserInput", "input_to_message", "messages_from_json", "messages_to_json"]
+__all__ = [
+    "Message",
+    "Role",
+    "UserInput",
+    "input_to_message",
+    "messages_from_json",
+    "messages_to_json",
+]
 
 Role = Literal["system", "user", "assistant", "tool"]
 

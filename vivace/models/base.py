@@ -194,7 +194,9 @@ class Model:
             from ..errors import StreamInterrupted
 
             raise StreamInterrupted(
-                "stream ended without a final response", provider=self.provider, model=self.model_name
+                "stream ended without a final response",
+                provider=self.provider,
+                model=self.model_name,
             )
         return final
 

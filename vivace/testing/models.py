@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 import json
@@ -39,7 +40,9 @@ __all__ = [
 _ids = itertools.count(1)
 
 
-def call(name: str, arguments: dict[str, Any] | str | None = None, *, id: str | None = None) -> ToolCallPart:
+def call(
+    name: str, arguments: dict[str, Any] | str | None = None, *, id: str | None = None
+) -> ToolCallPart:
     """A tool call part for scripts: ``call("get_weather", {"city": "Paris"})``.
 
     ``arguments`` may be a JSON string, which is passed on as-is (use it to script malformed
@@ -80,7 +83,9 @@ def _estimate_tokens(messages: Sequence[Message], instructions: str | None) -> i
     return n
 
 
-def _response(parts: list[Part], request: ModelRequest, model: Model, finish: FinishReason | None = None) -> ModelResponse:
+def _response(
+    parts: list[Part], request: ModelRequest, model: Model, finish: FinishReason | None = None
+) -> ModelResponse:
     out_tokens = 0
     for p in parts:
         if type(p) is TextPart or type(p) is ReasoningPart:
@@ -110,7 +115,7 @@ def _merge_chunks(chunks: Sequence[str | Part]) -> list[Part]:
     for c in chunks:
         if isinstance(c, str):
             if parts and type(parts[-1]) is TextPart:
-                parts[-1] = TextPart(parts[-1].text + c)  # type: ignore[union-attr]
+                parts[-1] = TextPart(parts[-1].text + c)
             else:
                 parts.append(TextPart(c))
         else:
@@ -170,7 +175,8 @@ class ScriptedModel(Model):
         self.requests.clear()
 
     def _next(self, request: ModelRequest) -> Turn:
-        self.requests.append(request)
+        # a snapshot: the run keeps appending to the live message list
+        self.requests.append(dataclasses.replace(request, messages=list(request.messages)))
         if self.position >= len(self.turns):
             from ..errors import UnexpectedModelBehavior
 
@@ -232,7 +238,7 @@ class FunctionModel(Model):
     ) -> None:
         self.function = function
         self.supports_native_output = native_output
-        self.model_name = model_name or getattr(function, "__name__", "function")
+        self.model_name = model_name or str(getattr(function, "__name__", "function"))
 
     async def _call(self, request: ModelRequest) -> ModelResponse:
         value = self.function(request.messages, request)

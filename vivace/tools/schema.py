@@ -76,12 +76,17 @@ def build_function_schema(
                 parameter=pname,
             )
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[pname] = (annotation, Field(default, description=param_docs.get(pname)))
+        fields[pname] = (
+            normalize_annotation(annotation),
+            Field(default, description=param_docs.get(pname)),
+        )
 
     model_name = "".join(part.capitalize() for part in name.split("_")) + "Args"
     try:
-        validator = create_model(  # type: ignore[call-overload]
-            model_name, __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
+        validator = create_model(
+            model_name,
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+            **fields,
         )
         parameters = validator.model_json_schema()
     except Exception as exc:
@@ -104,6 +109,52 @@ def build_function_schema(
         is_async=inspect.iscoroutinefunction(func),
         field_names=tuple(fields),
     )
+
+
+_TD_CACHE: dict[Any, Any] = {}
+
+
+def normalize_annotation(annotation: Any) -> Any:
+    """Make ``typing.TypedDict`` classes usable by pydantic on Python 3.11 (it wants the
+    ``typing_extensions`` flavour), also inside generic containers."""
+    if typing.is_typeddict(annotation):
+        if annotation.__module__ == "typing_extensions" or not _needs_td_conversion():
+            return annotation
+        converted: Any = _TD_CACHE.get(annotation)
+        if converted is None:
+            import typing_extensions
+
+            hints = typing.get_type_hints(annotation, include_extras=True)
+            fields = {k: normalize_annotation(v) for k, v in hints.items()}
+            converted = typing_extensions.TypedDict(  # type: ignore[misc,no-redef]
+                annotation.__name__, fields, total=annotation.__total__
+            )
+            converted.__doc__ = annotation.__doc__
+            _TD_CACHE[annotation] = converted
+        return converted
+    args = typing.get_args(annotation)
+    if args:
+        new_args = tuple(normalize_annotation(a) for a in args)
+        if new_args != args:
+            origin = typing.get_origin(annotation)
+            if origin is typing.Annotated:
+                return typing.Annotated[new_args]
+            try:
+                return annotation.copy_with(new_args)
+            except AttributeError:
+                import functools
+                import operator
+
+                if origin is typing.Union or type(annotation).__name__ == "UnionType":
+                    return functools.reduce(operator.or_, new_args)
+                return origin[new_args]
+    return annotation
+
+
+def _needs_td_conversion() -> bool:
+    import sys
+
+    return sys.version_info < (3, 12)
 
 
 def _find_culprit(fields: dict[str, Any]) -> str | None:
@@ -156,4 +207,4 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
             return [resolve(v, seen) for v in node]
         return node
 
-    return resolve(schema, ())  # type: ignore[no-any-return]
+    return resolve(schema, ())

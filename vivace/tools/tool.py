@@ -145,9 +145,7 @@ class Tool:
             aw: Any = self.function(**arguments)
         else:
             loop = asyncio.get_running_loop()
-            call = functools.partial(
-                contextvars.copy_context().run, self.function, **arguments
-            )
+            call = functools.partial(contextvars.copy_context().run, self.function, **arguments)
             aw = loop.run_in_executor(None, call)
         if self.timeout is None:
             return await aw
