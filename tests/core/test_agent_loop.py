@@ -418,3 +418,47 @@ async def test_tool_call_arguments_as_dict_from_model():
     model = ScriptedModel([[ToolCallPart("c", "get_weather", {"city": "Kyiv"})], "ok"])
     result = await Agent(model=model, tools=[get_weather]).arun("x")
     assert result.messages[2].tool_results[0].content == "Sunny in Kyiv"
+
+
+async def test_fast_sync_tools_move_onto_the_loop_and_slow_ones_back_off():
+    loop_thread = threading.get_ident()
+    threads: list[bool] = []
+    delay = {"s": 0.0}
+
+    def sometimes_slow(x: int) -> int:
+        threads.append(threading.get_ident() == loop_thread)
+        time.sleep(delay["s"])
+        return x
+
+    t = tool(sometimes_slow)
+    turns = []
+    for i in range(4):
+        turns += [call("sometimes_slow", {"x": i}), "ok"]
+    agent = Agent(model=ScriptedModel(turns), tools=[t])
+    await agent.arun("1")  # first call: in a thread, timed, fast
+    await agent.arun("2")  # now on the loop
+    delay["s"] = 0.02
+    await agent.arun("3")  # on the loop, but slow: demoted
+    await agent.arun("4")  # back in a thread
+    assert threads == [False, True, True, False]
+
+
+async def test_threaded_option_forces_the_choice():
+    loop_thread = threading.get_ident()
+    seen: list[bool] = []
+
+    @tool(threaded=True)
+    def always_thread() -> str:
+        seen.append(threading.get_ident() == loop_thread)
+        return "t"
+
+    @tool(threaded=False)
+    def never_thread() -> str:
+        seen.append(threading.get_ident() == loop_thread)
+        return "n"
+
+    model = ScriptedModel(
+        [call("always_thread"), call("always_thread"), call("never_thread"), "ok"]
+    )
+    await Agent(model=model, tools=[always_thread, never_thread]).arun("x")
+    assert seen == [False, False, True]

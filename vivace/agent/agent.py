@@ -319,10 +319,10 @@ def run_sync(coro: Any, allow_thread: bool = True) -> Any:
         if ok:
             return value
         raise value
-    runner = getattr(_local, "runner", None)
-    if runner is None:
-        runner = _local.runner = asyncio.Runner()
-    return runner.run(coro)
+    loop = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
 
 
 async def _capture(coro: Any) -> tuple[bool, Any]:

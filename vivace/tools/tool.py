@@ -11,6 +11,7 @@ import contextvars
 import functools
 import json
 from collections.abc import Callable
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, overload
 
 from ..errors import VivaceError
@@ -48,11 +49,19 @@ class Tool:
     run until a human approves the call; ``timeout`` (seconds) bounds one call; ``stop_after``
     ends the run with this tool's result as the output; ``max_retries`` is how many failed
     calls (bad arguments, exceptions, timeouts) the model may make before the run fails.
-    Sync functions run in a worker thread so they never block the event loop.
+    Sync functions and the event loop: with ``threaded=True`` a sync function always runs in a
+    worker thread, with ``threaded=False`` always on the loop. By default (``None``) Vivace
+    decides per tool: the first call runs in a thread and is timed; a tool that returns within
+    ``INLINE_BELOW`` seconds runs on the loop from then on (no thread hop), and goes back to
+    the thread as soon as one inline call takes longer. A tool with a ``timeout`` always runs
+    in a thread (the timeout could not interrupt it otherwise).
     """
+
+    INLINE_BELOW = 0.001
 
     __slots__ = (
         "_definition",
+        "_inline",
         "_schema",
         "description_override",
         "function",
@@ -61,6 +70,7 @@ class Tool:
         "requires_approval",
         "stop_after",
         "strict",
+        "threaded",
         "timeout",
     )
 
@@ -75,6 +85,7 @@ class Tool:
         stop_after: bool = False,
         max_retries: int | None = None,
         strict: bool | None = None,
+        threaded: bool | None = None,
     ) -> None:
         self.function = function
         self.name = name or function.__name__
@@ -84,6 +95,8 @@ class Tool:
         self.stop_after = stop_after
         self.max_retries = max_retries
         self.strict = strict
+        self.threaded = threaded
+        self._inline = threaded is False
         self._schema: FunctionSchema | None = None
         self._definition: ToolDefinition | None = None
 
@@ -143,16 +156,33 @@ class Tool:
             arguments = {**arguments, schema.ctx_param: ctx}
         if schema.is_async:
             aw: Any = self.function(**arguments)
+        elif self._inline and self.timeout is None:
+            if self.threaded is False:
+                return self.function(**arguments)
+            start = perf_counter()
+            try:
+                return self.function(**arguments)
+            finally:
+                if perf_counter() - start > self.INLINE_BELOW:
+                    self._inline = False  # it blocked the loop once: back to the thread
         else:
-            loop = asyncio.get_running_loop()
-            call = functools.partial(contextvars.copy_context().run, self.function, **arguments)
-            aw = loop.run_in_executor(None, call)
+            aw = asyncio.get_running_loop().run_in_executor(
+                None,
+                functools.partial(contextvars.copy_context().run, self._timed, arguments),
+            )
         if self.timeout is None:
             return await aw
         try:
             return await asyncio.wait_for(aw, self.timeout)
         except TimeoutError:
             raise ToolTimeout(f"tool {self.name!r} timed out after {self.timeout}s") from None
+
+    def _timed(self, arguments: dict[str, Any]) -> Any:
+        start = perf_counter()
+        result = self.function(**arguments)
+        if self.threaded is None and self.timeout is None:
+            self._inline = perf_counter() - start < self.INLINE_BELOW
+        return result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.function(*args, **kwargs)
@@ -183,6 +213,7 @@ def tool(
     stop_after: bool = False,
     max_retries: int | None = None,
     strict: bool | None = None,
+    threaded: bool | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -197,6 +228,7 @@ def tool(
     stop_after: bool = False,
     max_retries: int | None = None,
     strict: bool | None = None,
+    threaded: bool | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool: ``@tool`` or ``@tool(requires_approval=True, timeout=5)``."""
 
@@ -210,6 +242,7 @@ def tool(
             stop_after=stop_after,
             max_retries=max_retries,
             strict=strict,
+            threaded=threaded,
         )
 
     return wrap(function) if function is not None else wrap

@@ -59,4 +59,5 @@ def _bind(t: Tool, instance: object) -> Tool:
         stop_after=t.stop_after,
         max_retries=t.max_retries,
         strict=t.strict,
+        threaded=t.threaded,
     )
