@@ -197,7 +197,7 @@ class Agent:
         if isinstance(run, dict):
             paused = PausedRun.from_dict(run)
         elif isinstance(run, str):
-            paused = await find_paused(self, run)
+            paused = await find_paused(self, run, options.get("user_id"))
         else:
             paused = run
         check_approvals(self, paused, approvals)

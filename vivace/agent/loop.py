@@ -8,6 +8,7 @@ drains it and ``Agent.astream`` hands it to the caller. All per-run state lives 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import uuid
@@ -51,6 +52,7 @@ from .hooks import call_hooks
 from .output import FINAL_RESULT_TOOL, OutputSchema, output_schema
 from .registry import RunHandle, register_run, remember_paused, unregister_run
 from .result import Approve, PausedRun, Reject, RunResult
+from .session import SessionBinding, claim_paused, resolve_storage
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
 __all__ = ["RunOptions", "RunState", "Runner"]
 
 _DEFAULT_TOOL_RETRIES = 2
+
+
+_TERMINAL = (ev.RunCompleted, ev.RunFailed, ev.RunPaused, ev.RunCancelled)
 
 
 class RunOptions:
@@ -232,59 +237,111 @@ class Runner:
         agent, opts = self.agent, self.opts
         paused = opts.paused
         run_id = paused.run_id if paused else (opts.run_id or uuid.uuid4().hex)
-        session_state = (
-            paused.session_state
-            if paused
-            else (opts.session_state if opts.session_state is not None else {})
-        )
+        session_id = paused.session_id if paused else opts.session_id
+        user_id = paused.user_id if paused else opts.user_id
+        user_msg: Message | None = None
+        binding: SessionBinding | None = None
+        history: list[Message]
+        if paused is None:
+            user_msg = input_to_message(opts.input)
+            history = list(opts.message_history or ())
+            session_state = opts.session_state if opts.session_state is not None else {}
+        else:
+            history = paused.messages
+            session_state = paused.session_state
+        if agent.storage is not None:
+            storage = resolve_storage(agent.storage)
+            # typed storage errors (ownership, database) surface here, before the run starts
+            if paused is None:
+                binding = await SessionBinding.begin(
+                    agent,
+                    storage,
+                    run_id,
+                    session_id,
+                    user_id,
+                    user_msg.to_dict(),  # type: ignore[union-attr]
+                )
+                if opts.message_history is None:
+                    history = binding.context.history
+                if opts.session_state:
+                    binding.context.state.update(opts.session_state)
+                session_state = binding.context.state
+                session_id = binding.record.session_id
+            else:
+                claimed = await claim_paused(agent, paused)
+                if claimed is not None:
+                    binding, paused = claimed
+                    session_state = paused.session_state
         ctx: RunContext[Any] = RunContext(
             run_id=run_id,
-            session_id=paused.session_id if paused else opts.session_id,
-            user_id=paused.user_id if paused else opts.user_id,
+            session_id=session_id,
+            user_id=user_id,
             session_state=session_state,
             deps=opts.deps if opts.deps is not None else agent.deps,
             agent_name=agent.name,
         )
-        if paused:
-            messages = list(paused.messages)
-            state = self.state = RunState(ctx, messages, paused.new_from)
+        if paused is not None:
+            state = self.state = RunState(ctx, list(history), paused.new_from)
             state.usage = Usage.from_dict(paused.usage.to_dict())
             state.step = paused.step
             state.tool_failures = dict(paused.tool_failures)
             state.retries = paused.retries
         else:
-            history = list(opts.message_history or ())
+            history = list(history)
             state = self.state = RunState(ctx, history, len(history))
         ctx.messages = state.messages
         handle = state.handle = register_run(run_id)
+        if binding is not None:
+            await binding.keep_alive()
         try:
-            async for event in self._body(paused):
+            async for event in self._body(paused, user_msg):
+                if binding is not None and type(event) in _TERMINAL:
+                    event = await self._persist(binding, event)
                 yield event
         except asyncio.CancelledError:
             if handle.cancel_requested:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-                yield self._end("cancelled", error=RunCancelled("cancelled by request"))
+                event = self._end("cancelled", error=RunCancelled("cancelled by request"))
+                if binding is not None:
+                    event = await self._persist(binding, event)
+                yield event
             else:
-                self._set_result(
+                result = self._set_result(
                     "cancelled", error=RunCancelled("the task running the run was cancelled")
                 )
+                if binding is not None:
+                    with contextlib.suppress(Exception):
+                        await binding.finish(result)
                 raise
         finally:
             unregister_run(run_id, handle)
         if self.agent.hooks and state.result is not None:
             await call_hooks(self.agent.hooks, "after_run", ctx, state.result)
 
+    async def _persist(self, binding: SessionBinding, event: ev.RunEvent) -> ev.RunEvent:
+        """Write the run before its final event goes out; a state the storage refuses turns
+        the outcome into a failure (and the event with it)."""
+        result = self.state.result
+        assert result is not None
+        await binding.finish(result)
+        if result.status == "failed" and type(event) is not ev.RunFailed:
+            assert result.error is not None
+            event = ev.RunFailed(event.run_id, event.seq, "failed", result.error.to_dict())
+        return event
+
     # -- body ----------------------------------------------------------------------------------
 
-    async def _body(self, paused: PausedRun | None) -> AsyncIterator[ev.RunEvent]:
-        agent, opts, state = self.agent, self.opts, self.state
+    async def _body(
+        self, paused: PausedRun | None, user_msg: Message | None
+    ) -> AsyncIterator[ev.RunEvent]:
+        agent, state = self.agent, self.state
         ctx = state.ctx
         try:
             self._resolve()
             if paused is None:
-                user_msg = input_to_message(opts.input)
+                assert user_msg is not None
                 if agent.hooks:
                     replaced = await call_hooks(agent.hooks, "before_run", ctx, user_msg)
                     if replaced is not None:

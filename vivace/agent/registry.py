@@ -89,10 +89,14 @@ def remember_paused(paused: PausedRun) -> None:
             _PAUSED.popitem(last=False)
 
 
-async def find_paused(agent: Any, run_id: str) -> PausedRun:
+async def find_paused(agent: Any, run_id: str, user_id: str | None = None) -> PausedRun:
     """The paused state of ``run_id``: from the agent's storage, else from this process."""
     from ..errors import RunNotFound
 
+    if agent.storage is not None:
+        from .session import load_paused
+
+        return await load_paused(agent, run_id, user_id)
     with _LOCK:
         paused = _PAUSED.get(run_id)
     if paused is not None:

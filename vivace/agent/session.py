@@ -1,0 +1,163 @@
+"""Where a run meets storage: load the session before the loop, persist the run after it.
+
+Two storage round trips per run: ``begin_run`` (session upsert, ownership check, windowed
+history, state, run marked ``running`` with a lease - one transaction) and ``finish_run``
+(the run record and the session-state keys this run changed - one transaction). The final
+event of a run is emitted only after the run is persisted, so whoever sees ``run_completed``
+can continue the session on any worker.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RunNotFound, VivaceError
+
+if TYPE_CHECKING:
+    from ..storage import RunRecord, SessionContext, Storage
+    from .agent import Agent
+    from .result import PausedRun, RunResult
+
+__all__ = ["SessionBinding", "claim_paused", "load_paused", "resolve_storage"]
+
+_BY_URL: dict[str, Any] = {}
+
+
+def resolve_storage(spec: Any) -> Storage:
+    """The agent's ``storage``: a Storage object, or a URL opened once per process
+    (``"sqlite:///.vivace/vivace.db"``, ``"postgresql://..."``, ``"memory://"``)."""
+    if not isinstance(spec, str):
+        return spec  # type: ignore[no-any-return]
+    storage = _BY_URL.get(spec)
+    if storage is None:
+        from ..storage import open_storage
+
+        storage = _BY_URL[spec] = open_storage(spec)
+    return storage  # type: ignore[no-any-return]
+
+
+class SessionBinding:
+    """The storage side of one run: its record and the session context it started from."""
+
+    __slots__ = ("context", "lease", "record", "storage")
+
+    def __init__(self, storage: Storage, record: RunRecord, context: SessionContext) -> None:
+        self.storage = storage
+        self.record = record
+        self.context = context
+        self.lease: Any = None
+
+    @classmethod
+    async def begin(
+        cls,
+        agent: Agent,
+        storage: Storage,
+        run_id: str,
+        session_id: str | None,
+        user_id: str | None,
+        input_message: dict[str, Any] | None,
+    ) -> SessionBinding:
+        """Start a new run in its session (created on first use)."""
+        from ..storage import HistoryWindow, RunRecord
+
+        now = time.time()
+        record = RunRecord(
+            run_id=run_id,
+            session_id=session_id or uuid.uuid4().hex,
+            agent_id=agent.id,
+            user_id=user_id,
+            status="running",
+            input=input_message,
+            created_at=now,
+            updated_at=now,
+        )
+        window = HistoryWindow(last_runs=agent.history_runs) if agent.history_runs else None
+        context = await storage.sessions.begin_run(record, history=window)
+        return cls(storage, record, context)
+
+    async def keep_alive(self) -> None:
+        """Start renewing the run's lease (stopped by :meth:`finish`)."""
+        from ..storage.lease import keep_alive
+
+        self.lease = keep_alive(self.storage.sessions, self.record.run_id)
+        await self.lease.__aenter__()
+
+    async def finish(self, result: RunResult) -> None:
+        """Persist ``result`` and its session-state changes in one transaction.
+
+        State that cannot be stored (not JSON, too large) fails the run instead - the run is
+        recorded as failed with that error and the session state is left as it was.
+        """
+        from ..storage import StateNotSerializableError, StateTooLargeError
+
+        try:
+            if self.lease is not None:
+                await self.lease.__aexit__(None, None, None)
+        finally:
+            self.lease = None
+        record = self.record
+        _fill(record, result)
+        changes, deletes = self.context.state_changes(result.session_state)
+        try:
+            result.session_state = await self.storage.sessions.finish_run(
+                record, state_changes=changes, state_deletes=deletes
+            )
+        except (StateNotSerializableError, StateTooLargeError) as exc:
+            result.status = "failed"
+            result.error = exc
+            result.paused = None
+            _fill(record, result)
+            await self.storage.sessions.finish_run(record)
+
+
+def _fill(record: RunRecord, result: RunResult) -> None:
+    from ..tools.tool import result_to_content
+
+    record.status = result.status
+    record.messages = result.messages
+    record.output = result_to_content(result._output) if result.status == "completed" else None
+    record.usage = result.usage
+    record.error = result.error.to_dict() if isinstance(result.error, VivaceError) else None
+    record.paused = result.paused.to_dict() if result.paused is not None else None
+    record.updated_at = time.time()
+
+
+async def load_paused(agent: Agent, run_id: str, user_id: str | None = None) -> PausedRun:
+    """The paused state of ``run_id`` from the agent's storage (no claim yet)."""
+    from .result import PausedRun
+
+    storage = resolve_storage(agent.storage)
+    record = await storage.sessions.get_run(run_id)
+    if record is None or record.paused is None or record.status != "paused":
+        status = record.status if record is not None else None
+        raise RunNotFound(
+            f"no paused run {run_id!r}" + (f" (its status is {status})" if status else ""),
+            run_id=run_id,
+        )
+    if user_id is not None and record.user_id not in (None, user_id):
+        raise RunNotFound(f"no paused run {run_id!r}", run_id=run_id)
+    return PausedRun.from_dict(record.paused)
+
+
+async def claim_paused(agent: Agent, paused: PausedRun) -> tuple[SessionBinding, PausedRun] | None:
+    """Claim a paused run in storage so exactly one worker resumes it.
+
+    Returns the binding for persisting the resumed run, and the paused state with the
+    session's *current* state (other runs may have changed it while this one waited).
+    Returns None when the run is not in storage (a paused state passed by value to an agent
+    whose storage never saw it).
+    """
+    from ..errors import NotFound
+
+    storage = resolve_storage(agent.storage)
+    try:
+        record = await storage.sessions.resume_run(paused.run_id, user_id=paused.user_id)
+    except NotFound:
+        return None
+    context = await storage.sessions.load_context(
+        record.session_id, user_id=record.user_id, agent_id=record.agent_id, history=None
+    )
+    paused.session_state = context.state
+    return SessionBinding(storage, record, context), paused
