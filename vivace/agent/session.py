@@ -29,13 +29,13 @@ def resolve_storage(spec: Any) -> Storage:
     """The agent's ``storage``: a Storage object, or a URL opened once per process
     (``"sqlite:///.vivace/vivace.db"``, ``"postgresql://..."``, ``"memory://"``)."""
     if not isinstance(spec, str):
-        return spec  # type: ignore[no-any-return]
+        return spec
     storage = _BY_URL.get(spec)
     if storage is None:
         from ..storage import open_storage
 
         storage = _BY_URL[spec] = open_storage(spec)
-    return storage  # type: ignore[no-any-return]
+    return storage
 
 
 class SessionBinding:
