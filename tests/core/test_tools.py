@@ -209,3 +209,44 @@ def test_decorator_options_and_toolkit():
     add = next(t for t in kit.get_tools() if t.name == "add")
     assert "self" not in add.parameters["properties"]
     assert add(5) == 15
+
+
+def test_direct_schema_matches_pydantic_for_simple_signatures():
+    from vivace.tools.schema import build_function_schema
+
+    def simple(
+        a: str,
+        b: int,
+        c: float,
+        d: bool,
+        e: Literal["x", "y"],
+        f: int | None,
+        g: list[str],
+        h: dict[str, float],
+        i: list[int] | None = None,
+        j: str = "dflt",
+        k: Literal[1, 2] = 1,
+    ) -> None:
+        """Simple.
+
+        Args:
+            a: First.
+            e: Choice.
+        """
+
+    fast = build_function_schema(simple, "simple")
+    slow = build_function_schema(simple, "simple", fast=False)
+    assert fast._validator is None  # no pydantic model until arguments are validated
+    assert fast.parameters == slow.parameters
+    assert fast.validator.model_validate(
+        {"a": "1", "b": 2, "c": 1.5, "d": True, "e": "x", "f": None, "g": [], "h": {}}
+    )
+
+
+def test_complex_signatures_use_pydantic_schema():
+    from vivace.tools.schema import build_function_schema
+
+    def nested(addr: Address, color: Color = Color.RED) -> None: ...
+
+    s = build_function_schema(nested, "nested")
+    assert "$defs" in s.parameters and s._validator is not None

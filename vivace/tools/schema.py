@@ -23,17 +23,59 @@ from .docstrings import parse_docstring
 __all__ = ["FunctionSchema", "build_function_schema", "inline_refs"]
 
 
-@dataclass(slots=True)
 class FunctionSchema:
-    """The model-facing view of a function: description, JSON Schema, validator."""
+    """The model-facing view of a function: description, JSON Schema, argument validator.
 
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    validator: type[pydantic.BaseModel]
-    ctx_param: str | None
-    is_async: bool
-    field_names: tuple[str, ...]
+    The validator (a pydantic model) is created on first use: a tool the model never calls
+    costs only its JSON Schema, which is written directly for simple signatures.
+    """
+
+    __slots__ = (
+        "_fields",
+        "_validator",
+        "ctx_param",
+        "description",
+        "field_names",
+        "is_async",
+        "name",
+        "parameters",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
+        fields: dict[str, Any],
+        ctx_param: str | None,
+        is_async: bool,
+        validator: type[pydantic.BaseModel] | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.parameters = parameters
+        self._fields = fields
+        self.ctx_param = ctx_param
+        self.is_async = is_async
+        self.field_names = tuple(fields)
+        self._validator = validator
+
+    @property
+    def validator(self) -> type[pydantic.BaseModel]:
+        """The pydantic model that validates the model's arguments."""
+        v = self._validator
+        if v is None:
+            v = self._validator = _create_validator(self.name, self._fields)
+        return v
+
+
+def _create_validator(name: str, fields: dict[str, Any]) -> type[pydantic.BaseModel]:
+    model_name = "".join(part.capitalize() for part in name.split("_")) + "Args"
+    return create_model(  # type: ignore[no-any-return]
+        model_name,
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+        **fields,
+    )
 
 
 def _is_run_context(annotation: Any) -> bool:
@@ -43,7 +85,7 @@ def _is_run_context(annotation: Any) -> bool:
 
 
 def build_function_schema(
-    func: Callable[..., Any], name: str, description: str | None = None
+    func: Callable[..., Any], name: str, description: str | None = None, *, fast: bool = True
 ) -> FunctionSchema:
     """Inspect ``func`` and build its :class:`FunctionSchema`.
 
@@ -81,13 +123,13 @@ def build_function_schema(
             Field(default, description=param_docs.get(pname)),
         )
 
-    model_name = "".join(part.capitalize() for part in name.split("_")) + "Args"
+    description = description if description is not None else doc_summary
+    is_async = inspect.iscoroutinefunction(func)
+    simple = _simple_parameters(fields) if fast else None
+    if simple is not None:
+        return FunctionSchema(name, description, simple, fields, ctx_param, is_async)
     try:
-        validator = create_model(
-            model_name,
-            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
-            **fields,
-        )
+        validator = _create_validator(name, fields)
         parameters = validator.model_json_schema()
     except Exception as exc:
         culprit = _find_culprit(fields)
@@ -100,15 +142,62 @@ def build_function_schema(
         ) from None
     _strip_titles(parameters)
     parameters.pop("title", None)
-    return FunctionSchema(
-        name=name,
-        description=description if description is not None else doc_summary,
-        parameters=parameters,
-        validator=validator,
-        ctx_param=ctx_param,
-        is_async=inspect.iscoroutinefunction(func),
-        field_names=tuple(fields),
-    )
+    return FunctionSchema(name, description, parameters, fields, ctx_param, is_async, validator)
+
+
+_PRIMITIVES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _simple_parameters(fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema pydantic would produce, written directly - for signatures made only of
+    scalars, ``Literal``s, ``Optional`` and lists/dicts of those; None for anything else."""
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for pname, (annotation, info) in fields.items():
+        prop = _simple_type(annotation)
+        if prop is None:
+            return None
+        if info.description:
+            prop["description"] = info.description
+        if info.is_required():
+            required.append(pname)
+        elif isinstance(info.default, _JSON_SCALARS):
+            prop["default"] = info.default
+        else:
+            return None
+        properties[pname] = prop
+    out: dict[str, Any] = {"additionalProperties": False, "properties": properties}
+    if required:
+        out["required"] = required
+    out["type"] = "object"
+    return out
+
+
+def _simple_type(tp: Any) -> dict[str, Any] | None:
+    json_type = _PRIMITIVES.get(tp)
+    if json_type is not None:
+        return {"type": json_type}
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        if len(args) > 1 and len(kinds) == 1:
+            kind = kinds.pop()
+            if kind in (str, int, bool):
+                return {"enum": list(args), "type": _PRIMITIVES[kind]}
+        return None
+    if origin is list and len(args) == 1:
+        item = _simple_type(args[0])
+        return None if item is None else {"items": item, "type": "array"}
+    if origin is dict and len(args) == 2 and args[0] is str:
+        value = _simple_type(args[1])
+        return None if value is None else {"additionalProperties": value, "type": "object"}
+    if (origin is typing.Union or type(tp).__name__ == "UnionType") and len(args) == 2:
+        if args[1] is type(None):
+            inner = _simple_type(args[0])
+            return None if inner is None else {"anyOf": [inner, {"type": "null"}]}
+    return None
 
 
 _TD_CACHE: dict[Any, Any] = {}
