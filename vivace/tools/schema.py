@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pydantic
@@ -71,7 +70,7 @@ class FunctionSchema:
 
 def _create_validator(name: str, fields: dict[str, Any]) -> type[pydantic.BaseModel]:
     model_name = "".join(part.capitalize() for part in name.split("_")) + "Args"
-    return create_model(  # type: ignore[no-any-return]
+    return create_model(
         model_name,
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
         **fields,
@@ -193,10 +192,10 @@ def _simple_type(tp: Any) -> dict[str, Any] | None:
     if origin is dict and len(args) == 2 and args[0] is str:
         value = _simple_type(args[1])
         return None if value is None else {"additionalProperties": value, "type": "object"}
-    if (origin is typing.Union or type(tp).__name__ == "UnionType") and len(args) == 2:
-        if args[1] is type(None):
-            inner = _simple_type(args[0])
-            return None if inner is None else {"anyOf": [inner, {"type": "null"}]}
+    is_union = origin is typing.Union or type(tp).__name__ == "UnionType"
+    if is_union and len(args) == 2 and args[1] is type(None):
+        inner = _simple_type(args[0])
+        return None if inner is None else {"anyOf": [inner, {"type": "null"}]}
     return None
 
 
