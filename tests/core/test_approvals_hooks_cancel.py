@@ -285,3 +285,16 @@ async def test_paused_run_round_trips_through_dataclass():
     again = PausedRun.from_dict(json.loads(json.dumps(result.paused.to_dict())))
     assert again.to_dict() == result.paused.to_dict()
     assert again.session_id == "s" and again.user_id == "u"
+
+
+async def test_resumed_run_continues_one_gap_free_event_stream():
+    agent = Agent(model=ScriptedModel([call("send_email", {"to": "a", "body": "b"}, id="c1"), "ok"]), tools=[send_email])
+    first = agent.astream("x")
+    events = [e async for e in first]
+    stream = await agent.aresume_stream(first.result.paused.to_dict(), {"c1": Reject("no")})
+    events += [e async for e in stream]
+    assert [e.seq for e in events] == list(range(len(events)))
+    types = [e.type for e in events]
+    assert types[types.index("run_paused") + 1] == "run_resumed"
+    assert events[types.index("run_resumed")].decisions == {"c1": "rejected"}
+    assert types[-1] == "run_completed"

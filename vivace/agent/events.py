@@ -8,6 +8,7 @@ are all fed from this stream. ``event.to_dict()`` gives the JSON form.
 type                          fields
 ============================  =========================================================
 ``run_started``               agent, session_id, user_id, input (message dict)
+``run_resumed``               decisions ({call_id: "approved" | "rejected"})
 ``model_request_started``     step, model
 ``reasoning_delta``           text
 ``text_delta``                text
@@ -36,6 +37,7 @@ __all__ = [
     "RunEvent",
     "RunFailed",
     "RunPaused",
+    "RunResumed",
     "RunStarted",
     "TextDelta",
     "ToolCallCompleted",
@@ -66,6 +68,12 @@ class RunStarted(RunEvent):
     user_id: str | None = None
     input: dict[str, Any] | None = None
     type: ClassVar[str] = "run_started"
+
+
+@dataclass(slots=True)
+class RunResumed(RunEvent):
+    decisions: dict[str, str] = field(default_factory=dict)
+    type: ClassVar[str] = "run_resumed"
 
 
 @dataclass(slots=True)
@@ -143,6 +151,7 @@ EVENT_TYPES: dict[str, type[RunEvent]] = {
     cls.type: cls
     for cls in (
         RunStarted,
+        RunResumed,
         ModelRequestStarted,
         ModelRequestCompleted,
         TextDelta,

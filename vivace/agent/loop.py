@@ -286,6 +286,7 @@ class Runner:
             state.step = paused.step
             state.tool_failures = dict(paused.tool_failures)
             state.retries = paused.retries
+            state.seq = paused.seq
         else:
             history = list(history)
             state = self.state = RunState(ctx, history, len(history))
@@ -356,9 +357,11 @@ class Runner:
                     user_msg.to_dict(),
                 )
             else:
-                yield ev.RunStarted(
-                    ctx.run_id, state.next_seq(), agent.name, ctx.session_id, ctx.user_id, None
-                )
+                decisions = {
+                    call_id: "rejected" if d is False or isinstance(d, Reject) else "approved"
+                    for call_id, d in (self.opts.approvals or {}).items()
+                }
+                yield ev.RunResumed(ctx.run_id, state.next_seq(), decisions)
                 async for e in self._resume(paused):
                     yield e
             instructions = await _instructions(agent, ctx, self.setup.notes)
@@ -414,6 +417,7 @@ class Runner:
             return ev.RunCancelled(run_id, seq, error.message if error else "cancelled")
         if status == "paused":
             assert result.paused is not None
+            result.paused.seq = seq + 1
             if self.agent.storage is None:
                 remember_paused(result.paused)
             return ev.RunPaused(

@@ -38,7 +38,8 @@ class PausedRun:
     """Everything needed to resume a paused run, in any process. JSON via ``to_dict``.
 
     ``messages`` is the model context so far (history + this run); ``new_from`` is where this
-    run's own messages start. ``pending`` are the calls waiting for a decision; ``results`` the
+    run's own messages start; ``seq`` is the next event sequence number, so the resumed run's
+    events continue the same gap-free stream. ``pending`` are the calls waiting for a decision; ``results`` the
     results already computed for the other calls of the same model turn.
     """
 
@@ -55,6 +56,7 @@ class PausedRun:
     session_state: dict[str, Any] = field(default_factory=dict)
     tool_failures: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    seq: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class PausedRun:
             "session_state": self.session_state,
             "tool_failures": self.tool_failures,
             "retries": self.retries,
+            "seq": self.seq,
         }
 
     @classmethod
@@ -89,6 +92,7 @@ class PausedRun:
             session_state=dict(d.get("session_state") or {}),
             tool_failures=dict(d.get("tool_failures") or {}),
             retries=int(d.get("retries", 0)),
+            seq=int(d.get("seq", 0)),
         )
 
 

@@ -1,0 +1,91 @@
+"""``vivace serve``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from ._load import TARGET_ENV, TargetError, as_asgi, load
+
+__all__ = ["serve"]
+
+DEFAULT_STORAGE = "sqlite:///.vivace/vivace.db"
+
+
+def serve(args: Any) -> int:
+    try:
+        import uvicorn
+    except ImportError:
+        print("vivace serve needs the server extra: pip install 'vivace[server]'", file=sys.stderr)
+        return 1
+    target = args.target or "vivace.examples.app:app"
+    storage = args.storage or os.environ.get("VIVACE_STORAGE_URL") or DEFAULT_STORAGE
+    os.environ["VIVACE_STORAGE_URL"] = storage
+    os.environ[TARGET_ENV] = target
+    cwd = os.getcwd()
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
+    try:
+        app = as_asgi(load(target))  # import once here: fail fast with a clear message
+    except TargetError as exc:
+        print(f"vivace serve: {exc}", file=sys.stderr)
+        return 2
+    if storage.startswith("sqlite:///") and not storage.startswith("sqlite:///:memory:"):
+        path = storage[len("sqlite:///") :]
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+    _banner(app, target, args, storage)
+    uvicorn.run(
+        "vivace.cli._load:factory",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers if not args.reload else None,
+        reload=args.reload,
+        log_level=args.log_level,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def _banner(app: Any, target: str, args: Any, storage: str) -> None:
+    from ..server import VivaceApp
+
+    url = f"http://{'[' + args.host + ']' if ':' in args.host else args.host}:{args.port}"
+    lines = [f"Vivace serving {target} on {url}  (workers: {args.workers})"]
+    if isinstance(app, VivaceApp):
+        for agent_id, agent in app.agents.items():
+            model = agent.model
+            label = model if isinstance(model, str) else getattr(model, "id", type(model).__name__)
+            lines.append(f"  agent {agent_id!r}: model {label}")
+        if app.storage is not None:
+            lines.append(f"  storage: {_redact(storage)}")
+        else:
+            lines.append("  storage: none (sessions are not kept)")
+    if target.startswith("vivace.examples"):
+        from ..examples.app import MODEL_NOTE
+
+        lines.append(f"  example app model: {MODEL_NOTE}")
+        if "demo" in MODEL_NOTE:
+            from ..examples.demo_model import HOW_TO_CONFIGURE
+
+            lines.append(f"  {HOW_TO_CONFIGURE}")
+    auth_env = any(
+        os.environ.get(k) for k in ("VIVACE_API_KEY", "VIVACE_JWT_SECRET", "VIVACE_JWT_PUBLIC_KEY")
+    )
+    if not auth_env and args.host not in ("127.0.0.1", "localhost", "::1"):
+        lines.append(
+            "  warning: no VIVACE_API_KEY set; without auth only loopback clients are accepted"
+        )
+    lines.append(
+        f"  try: curl -N {url}/agents/<id>/runs -H 'content-type: application/json' "
+        '-d \'{"input": "hello", "stream": true}\''
+    )
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,1 @@
+"""Bundled examples. ``vivace serve`` with no argument serves :mod:`vivace.examples.app`."""

@@ -1,0 +1,145 @@
+"""HTTP errors: every failure becomes a small JSON body, never a stack trace.
+
+The body has the OpenAI error shape, so OpenAI clients understand it too::
+
+    {"error": {"type": "not_found", "code": "agent_not_found", "message": "...", "param": null}}
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+__all__ = ["HTTPError", "dumps", "error_response", "from_vivace_error", "install_handlers"]
+
+logger = logging.getLogger("vivace.server")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+}
+
+
+class HTTPError(Exception):
+    """Raise in a route to answer ``status`` with a JSON error body."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.details = details
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {
+            "type": _TYPES.get(self.status, "error"),
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+        }
+        if self.details is not None:
+            err["details"] = self.details
+        return {"error": err}
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, bytes | bytearray):
+        return base64.b64encode(o).decode("ascii")
+    if hasattr(o, "model_dump"):
+        return o.model_dump(mode="json")
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    return str(o)
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON (bytes as base64, unknown objects as strings)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_default).encode()
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    from starlette.responses import Response
+
+    return Response(dumps(obj), status, headers=headers, media_type="application/json")
+
+
+def error_response(err: HTTPError) -> Response:
+    return json_response(err.body(), err.status, err.headers)
+
+
+def from_vivace_error(exc: Exception) -> HTTPError:
+    """Map a :class:`~vivace.errors.VivaceError` raised before a run starts to an HTTP error."""
+    from ..errors import NotFound, RunNotFound, StorageError, UserError, VivaceError
+
+    if isinstance(exc, RunNotFound | NotFound):
+        return HTTPError(404, getattr(exc, "code", "not_found"), _msg(exc))
+    if isinstance(exc, StorageError):
+        logger.error("storage error: %s", exc)
+        return HTTPError(503, "storage_unavailable", "the storage backend is unavailable")
+    if isinstance(exc, UserError):
+        return HTTPError(400, exc.code, _msg(exc))
+    if isinstance(exc, VivaceError):
+        return HTTPError(400, exc.code, _msg(exc))
+    return HTTPError(500, "internal_error", "internal server error")
+
+
+def _msg(exc: Exception) -> str:
+    return getattr(exc, "message", None) or type(exc).__name__
+
+
+def install_handlers(app: Any) -> None:
+    """Register JSON handlers for HTTPError, Starlette's HTTPException and anything else."""
+    from starlette.exceptions import HTTPException
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPError)
+        return error_response(exc)
+
+    async def on_starlette(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        code = {404: "route_not_found", 405: "method_not_allowed"}.get(status, "http_error")
+        message = {404: "no such route", 405: "method not allowed"}.get(
+            status, str(exc.detail) if exc.detail else "error"
+        )
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(HTTPError(status, code, message, headers=headers))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(HTTPError(500, "internal_error", "internal server error"))
+
+    app.add_exception_handler(HTTPError, on_http_error)
+    app.add_exception_handler(HTTPException, on_starlette)
+    app.add_exception_handler(Exception, on_unexpected)

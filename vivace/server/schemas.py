@@ -1,0 +1,244 @@
+"""Request and response bodies (pydantic), the single source of validation and of the
+OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AgentInfo",
+    "AgentList",
+    "ApprovalIn",
+    "CancelOut",
+    "ChatCompletionRequest",
+    "ErrorBody",
+    "Health",
+    "MediaIn",
+    "MemoryList",
+    "ResponsesRequest",
+    "ResumeRequest",
+    "RunOut",
+    "RunRequest",
+    "SessionList",
+    "SessionOut",
+    "SessionPatch",
+    "TextIn",
+    "UserMemoryIn",
+    "UserMemoryOut",
+    "UserMemoryPatch",
+    "WorkingMemory",
+]
+
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+class TextIn(_Strict):
+    """A text part."""
+
+    kind: Literal["text"]
+    text: str
+
+
+class MediaIn(_Strict):
+    """An image, audio, video or file part: base64 ``data`` or a ``url`` (https or data:)."""
+
+    kind: Literal["image", "audio", "video", "file"]
+    data: str | None = Field(None, description="base64-encoded content")
+    url: str | None = Field(None, description="an http(s) or data: URL")
+    media_type: str | None = Field(None, max_length=255, description="e.g. image/png")
+    name: str | None = Field(None, max_length=255)
+
+
+InputPart = Annotated[TextIn | MediaIn, Field(discriminator="kind")]
+RunInput = str | Annotated[list[InputPart], Field(min_length=1, max_length=256)]
+
+
+class RunRequest(_Strict):
+    """Start a run. ``input`` is text or a list of content parts."""
+
+    input: RunInput
+    session_id: Id | None = None
+    user_id: Id | None = None
+    stream: bool = False
+    session_state: dict[str, Any] | None = None
+    model_settings: dict[str, Any] | None = Field(
+        None, description="temperature, max_tokens, top_p, seed... for this run"
+    )
+    max_steps: int | None = Field(None, ge=1, le=1000)
+
+
+class ApprovalIn(_Strict):
+    """A decision for one pending tool call."""
+
+    approve: bool
+    arguments: dict[str, Any] | None = Field(None, description="edited arguments (approve only)")
+    reason: str | None = Field(None, description="why it was rejected (sent to the model)")
+
+
+class ResumeRequest(_Strict):
+    """Resume a paused run: a decision for every pending call (``true``/``false`` or an object)."""
+
+    approvals: dict[str, bool | ApprovalIn]
+    stream: bool = False
+
+
+class SessionPatch(_Strict):
+    """Rename a session and/or change session state keys."""
+
+    name: str | None = Field(None, max_length=512)
+    state: dict[str, Any] | None = Field(None, description="keys to set")
+    delete_state: list[str] | None = Field(None, description="keys to delete")
+
+
+class WorkingMemory(_Strict):
+    content: str | None = Field(None, description="the working memory text (null when empty)")
+
+
+class UserMemoryIn(_Strict):
+    content: str = Field(min_length=1, max_length=100_000)
+    topics: list[str] = Field(default_factory=list, max_length=64)
+    agent_id: str | None = None
+
+
+class UserMemoryPatch(_Strict):
+    content: str | None = Field(None, min_length=1, max_length=100_000)
+    topics: list[str] | None = Field(None, max_length=64)
+
+
+# -- outputs ------------------------------------------------------------------------------------
+
+
+class ErrorDetail(_Open):
+    type: str
+    code: str
+    message: str
+    param: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class ToolInfo(BaseModel):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    requires_approval: bool
+
+
+class AgentInfo(BaseModel):
+    id: str
+    name: str | None
+    description: str | None
+    model: str | list[str] | None
+    tools: list[ToolInfo]
+
+
+class AgentList(BaseModel):
+    agents: list[AgentInfo]
+
+
+class RunOut(_Open):
+    """A run result (``status``: completed, paused, failed, cancelled or blocked)."""
+
+    run_id: str
+    session_id: str | None
+    user_id: str | None
+    status: str
+    output: Any = None
+    messages: list[dict[str, Any]]
+    usage: dict[str, int]
+    error: dict[str, Any] | None
+    paused: dict[str, Any] | None
+
+
+class CancelOut(BaseModel):
+    run_id: str
+    cancelled: bool
+
+
+class SessionOut(_Open):
+    session_id: str
+    agent_id: str | None
+    user_id: str | None
+    name: str | None
+    state: dict[str, Any]
+    created_at: float
+    updated_at: float
+    metadata: dict[str, Any]
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionOut]
+    limit: int
+    offset: int
+
+
+class UserMemoryOut(_Open):
+    memory_id: str
+    user_id: str
+    content: str
+    agent_id: str | None = None
+    topics: list[str]
+
+
+class MemoryList(BaseModel):
+    memories: list[UserMemoryOut]
+
+
+class Deleted(BaseModel):
+    deleted: bool
+
+
+# -- OpenAI-compatible --------------------------------------------------------------------------
+
+
+class ChatMessageIn(_Open):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(_Open):
+    """OpenAI ``/v1/chat/completions`` (``model`` is the agent id; extra fields are ignored)."""
+
+    model: Id
+    messages: Annotated[list[ChatMessageIn], Field(min_length=1)]
+    stream: bool | None = False
+    stream_options: dict[str, Any] | None = None
+    user: str | None = Field(None, max_length=256)
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    seed: int | None = None
+
+
+class ResponsesRequest(_Open):
+    """OpenAI ``/v1/responses`` (``model`` is the agent id; extra fields are ignored)."""
+
+    model: Id
+    input: str | Annotated[list[dict[str, Any]], Field(min_length=1)]
+    stream: bool | None = False
+    user: str | None = Field(None, max_length=256)
+    instructions: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
