@@ -41,7 +41,11 @@ class Agent:
         tool_retries: Failed calls allowed per tool before the run fails.
         output_retries: Retries for invalid output, unknown tools or empty answers.
         tool_concurrency: How many tool calls of one model turn run at once.
-        storage: Where sessions and runs live (see :mod:`vivace.storage`).
+        storage: Where sessions and runs live: a :class:`~vivace.storage.Storage` or a URL
+            (``"sqlite:///.vivace/vivace.db"``, ``"postgresql://..."``).
+        memory: A :class:`~vivace.memory.Memory` (working memory, user memories, recall); its
+            tools and notes are added to every run.
+        history_runs: How many earlier runs of the session the model sees (with storage).
         description: A short description (for the server and the Studio).
 
     One Agent serves any number of concurrent runs; it keeps no per-run state.
@@ -55,6 +59,7 @@ class Agent:
         "hooks",
         "instructions",
         "max_steps",
+        "memory",
         "model",
         "model_settings",
         "name",
@@ -84,6 +89,7 @@ class Agent:
         output_retries: int = 2,
         tool_concurrency: int = 8,
         storage: Any = None,
+        memory: Any = None,
         history_runs: int = 10,
         description: str | None = None,
     ) -> None:
@@ -101,6 +107,7 @@ class Agent:
         self.output_retries = output_retries
         self.tool_concurrency = tool_concurrency
         self.storage = storage
+        self.memory = memory
         self.history_runs = history_runs
         self.description = description
 

@@ -203,15 +203,36 @@ def _collect_tools(items: Any, tools: dict[str, Tool], notes: list[str]) -> None
             tools[t.name] = t
 
 
-async def _instructions(agent: Agent, ctx: RunContext[Any], notes: list[str]) -> str | None:
+async def _instructions(
+    agent: Agent, ctx: RunContext[Any], notes: list[str], user_msg: Message | None
+) -> str | None:
     ins = agent.instructions
     if callable(ins):
         ins = ins(ctx)
         if inspect.isawaitable(ins):
             ins = await ins
+    memory = agent.memory
+    if memory is not None:
+        notes = [*notes, *await _memory_notes(memory, ctx, user_msg)]
     if notes:
         ins = "\n\n".join([ins, *notes] if ins else notes)
     return ins
+
+
+async def _memory_notes(memory: Any, ctx: RunContext[Any], user_msg: Message | None) -> list[str]:
+    """Working memory, the user's memories and messages recalled for this input."""
+    notes = []
+    text = await memory.instructions(session_id=ctx.session_id, user_id=ctx.user_id)
+    if text:
+        notes.append(text)
+    if user_msg is not None and memory.recall is not None and user_msg.text:
+        recent = ctx.metadata.get("history_run_ids", ())
+        recalled = await memory.recall_messages(
+            user_msg.text, session_id=ctx.session_id, user_id=ctx.user_id, exclude_run_ids=recent
+        )
+        if recalled:
+            notes.append(memory.recall.format(recalled))
+    return notes
 
 
 def _error_text(exc: BaseException) -> str:
@@ -249,8 +270,11 @@ class Runner:
         else:
             history = paused.messages
             session_state = paused.session_state
-        if agent.storage is not None:
-            storage = resolve_storage(agent.storage)
+        storage_spec = agent.storage
+        if storage_spec is None and agent.memory is not None:
+            storage_spec = agent.memory.storage
+        if storage_spec is not None:
+            storage = resolve_storage(storage_spec)
             # typed storage errors (ownership, database) surface here, before the run starts
             if paused is None:
                 binding = await SessionBinding.begin(
@@ -291,6 +315,8 @@ class Runner:
             history = list(history)
             state = self.state = RunState(ctx, history, len(history))
         ctx.messages = state.messages
+        if binding is not None and binding.context.history_run_ids:
+            ctx.metadata["history_run_ids"] = binding.context.history_run_ids
         handle = state.handle = register_run(run_id)
         if binding is not None:
             await binding.keep_alive()
@@ -327,6 +353,9 @@ class Runner:
         result = self.state.result
         assert result is not None
         await binding.finish(result)
+        memory = self.agent.memory
+        if memory is not None:
+            await memory.after_run(binding.record)
         if result.status == "failed" and type(event) is not ev.RunFailed:
             assert result.error is not None
             event = ev.RunFailed(event.run_id, event.seq, "failed", result.error.to_dict())
@@ -364,7 +393,7 @@ class Runner:
                 yield ev.RunResumed(ctx.run_id, state.next_seq(), decisions)
                 async for e in self._resume(paused):
                     yield e
-            instructions = await _instructions(agent, ctx, self.setup.notes)
+            instructions = await _instructions(agent, ctx, self.setup.notes, user_msg)
             while True:
                 async for e in self._step(instructions):
                     yield e
@@ -381,6 +410,8 @@ class Runner:
 
         setup.model = resolve_model(opts.model if opts.model is not None else agent.model)
         _collect_tools(agent.tools, setup.tools, setup.notes)
+        if agent.memory is not None:
+            _collect_tools(agent.memory.tools(), setup.tools, setup.notes)
         setup.defs = [t.definition() for t in setup.tools.values()]
         if agent.output_type is not None and agent.output_type is not str:
             out = setup.output = output_schema(agent.output_type)

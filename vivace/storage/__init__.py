@@ -1,0 +1,130 @@
+"""Durable storage: sessions and runs, memory, workflow snapshots, traces and scores.
+
+Backends: :class:`InMemoryStorage`, :class:`SQLiteStorage` (the embedded default),
+:class:`PostgresStorage`, and :class:`CompositeStorage` routing each domain to a backend.
+:func:`open_storage` picks one from a URL. The SQL backends (and SQLAlchemy) load lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import (
+    MemoryStore,
+    MessageEmbedding,
+    ScoreStore,
+    SessionStore,
+    Storage,
+    TraceStore,
+    WorkflowStore,
+)
+from .errors import (
+    CorruptDatabaseError,
+    RunStateError,
+    SchemaMissingError,
+    SchemaVersionError,
+    SessionOwnershipError,
+    StateNotSerializableError,
+    StateTooLargeError,
+)
+from .records import (
+    HistoryWindow,
+    MessageHit,
+    RunRecord,
+    RunStatus,
+    ScoreRecord,
+    SessionContext,
+    SessionRecord,
+    SpanRecord,
+    UserMemory,
+    WorkflowSnapshot,
+)
+
+if TYPE_CHECKING:
+    from .composite import CompositeStorage
+    from .inmemory import InMemoryStorage
+    from .lease import keep_alive
+    from .sql import PostgresStorage, SQLiteStorage, SQLStorage
+
+__all__ = [
+    "CompositeStorage",
+    "CorruptDatabaseError",
+    "HistoryWindow",
+    "InMemoryStorage",
+    "MemoryStore",
+    "MessageEmbedding",
+    "MessageHit",
+    "PostgresStorage",
+    "RunRecord",
+    "RunStateError",
+    "RunStatus",
+    "SQLStorage",
+    "SQLiteStorage",
+    "SchemaMissingError",
+    "SchemaVersionError",
+    "ScoreRecord",
+    "ScoreStore",
+    "SessionContext",
+    "SessionOwnershipError",
+    "SessionRecord",
+    "SessionStore",
+    "SpanRecord",
+    "StateNotSerializableError",
+    "StateTooLargeError",
+    "Storage",
+    "TraceStore",
+    "UserMemory",
+    "WorkflowSnapshot",
+    "WorkflowStore",
+    "keep_alive",
+    "open_storage",
+]
+
+_LAZY = {
+    "CompositeStorage": ".composite",
+    "InMemoryStorage": ".inmemory",
+    "keep_alive": ".lease",
+    "PostgresStorage": ".sql",
+    "SQLiteStorage": ".sql",
+    "SQLStorage": ".sql",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'vivace.storage' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def open_storage(url: str, **options: Any) -> Storage:
+    """A storage from a URL: ``sqlite:///path.db`` (``sqlite:///:memory:``),
+    ``postgresql://user:pw@host/db`` (``?schema=name`` optional) or ``memory://``.
+
+    ``options`` go to the backend's constructor (e.g. ``create_tables=False``).
+    """
+    from ..errors import UserError
+
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        from .sql import SQLiteStorage
+
+        rest = url.split(":", 1)[1]
+        if not rest.startswith("///"):
+            raise UserError(f"SQLite URLs look like sqlite:///path.db, not {url!r}")
+        return SQLiteStorage(rest[3:] or ":memory:", **options)
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        from .sql import PostgresStorage
+
+        return PostgresStorage(url, **options)
+    if scheme in ("memory", "inmemory"):
+        from .inmemory import InMemoryStorage
+
+        return InMemoryStorage(**options)
+    raise UserError(
+        f"no storage backend for {url!r} (use sqlite:///..., postgresql://... or memory://)"
+    )

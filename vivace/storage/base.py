@@ -1,0 +1,418 @@
+"""The storage domains: small async interfaces every backend implements.
+
+One :class:`Storage` object serves all domains: ``storage.sessions``, ``storage.memory``,
+``storage.workflows``, ``storage.traces`` and ``storage.scores``. Backends:
+:class:`~vivace.storage.InMemoryStorage`, :class:`~vivace.storage.SQLiteStorage`,
+:class:`~vivace.storage.PostgresStorage`, and :class:`~vivace.storage.CompositeStorage`
+routing each domain to its own backend.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._logic import DEFAULT_LEASE
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ..messages import Message
+    from .records import (
+        HistoryWindow,
+        MessageHit,
+        RunRecord,
+        ScoreRecord,
+        SessionContext,
+        SessionRecord,
+        SpanRecord,
+        UserMemory,
+        WorkflowSnapshot,
+    )
+
+__all__ = [
+    "DOMAINS",
+    "MemoryStore",
+    "MessageEmbedding",
+    "ScoreStore",
+    "SessionStore",
+    "Storage",
+    "TraceStore",
+    "WorkflowStore",
+]
+
+DOMAINS = ("sessions", "memory", "workflows", "traces", "scores")
+PRUNE_KEYS = ("sessions", "runs", "memory", "workflows", "traces", "scores")
+Scope = Literal["session", "user"]
+
+
+@dataclass(slots=True)
+class MessageEmbedding:
+    """A message and its embedding, to index for semantic recall."""
+
+    session_id: str
+    message: Message
+    embedding: Sequence[float]
+    run_id: str | None = None
+    user_id: str | None = None
+
+
+class SessionStore(ABC):
+    """Sessions and their runs. Every method may raise :class:`~vivace.errors.StorageError`.
+
+    The run loop needs two calls per run: :meth:`begin_run` (or :meth:`load_context` then
+    :meth:`start_run`) and :meth:`finish_run`.
+    """
+
+    # -- the run loop's seam ------------------------------------------------------------------
+
+    @abstractmethod
+    async def load_context(
+        self,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        history: HistoryWindow | None = None,
+    ) -> SessionContext:
+        """Read a session, its windowed history and state in one transaction.
+
+        ``session`` is None when the session does not exist yet. A session owned by another
+        user raises :class:`~vivace.storage.SessionOwnershipError`. ``history=None`` reads no
+        history.
+        """
+
+    @abstractmethod
+    async def begin_run(
+        self,
+        record: RunRecord,
+        *,
+        history: HistoryWindow | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> SessionContext:
+        """:meth:`load_context` and :meth:`start_run` fused into one transaction (the fast path).
+
+        Creates the session on first use (race-free), checks ownership, marks the run
+        ``running`` with a lease, and returns the session context as it was before this run.
+        """
+
+    @abstractmethod
+    async def start_run(self, record: RunRecord, *, lease: float = DEFAULT_LEASE) -> None:
+        """Persist ``record`` as ``running`` (creating its session if new) with a lease of
+        ``lease`` seconds. Call :meth:`heartbeat` before it expires or the run reads back as
+        ``incomplete`` (how a killed process shows)."""
+
+    @abstractmethod
+    async def heartbeat(self, run_id: str, *, lease: float = DEFAULT_LEASE) -> bool:
+        """Extend a running run's lease; False when the run is not running any more."""
+
+    @abstractmethod
+    async def finish_run(
+        self,
+        record: RunRecord,
+        *,
+        state_changes: Mapping[str, Any] | None = None,
+        state_deletes: Collection[str] = (),
+    ) -> dict[str, Any]:
+        """Atomically write the run (any final status, incl. ``paused``) and apply its session
+        state changes, key by key, under a lock on the session row. Returns the new state.
+
+        Concurrent runs of one session lose nothing: only the keys a run set or deleted are
+        written. Oversized or non-JSON state raises (nothing is written).
+        """
+
+    @abstractmethod
+    async def resume_run(
+        self, run_id: str, *, user_id: str | None = None, lease: float = DEFAULT_LEASE
+    ) -> RunRecord:
+        """Claim a ``paused`` run to continue it (it becomes ``running`` with a lease).
+
+        Exactly one caller wins: a second claim raises :class:`~vivace.storage.RunStateError`.
+        Raises :class:`~vivace.errors.NotFound` for an unknown run.
+        """
+
+    # -- reading and managing -------------------------------------------------------------------
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """One run, or None."""
+
+    @abstractmethod
+    async def list_runs(
+        self,
+        session_id: str,
+        *,
+        statuses: Collection[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """A session's runs in the order they started (the last ``limit`` when given)."""
+
+    @abstractmethod
+    async def get_session(
+        self, session_id: str, *, user_id: str | None = None
+    ) -> SessionRecord | None:
+        """One session, or None. With ``user_id``, another user's session raises."""
+
+    @abstractmethod
+    async def create_session(self, record: SessionRecord) -> SessionRecord:
+        """Create a session; when it exists (same owner) return the stored one."""
+
+    @abstractmethod
+    async def list_sessions(
+        self,
+        *,
+        agent_id: str | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[SessionRecord]:
+        """Sessions, most recently updated first."""
+
+    @abstractmethod
+    async def rename_session(
+        self, session_id: str, name: str, *, user_id: str | None = None
+    ) -> SessionRecord:
+        """Set a session's name (raises NotFound)."""
+
+    @abstractmethod
+    async def update_state(
+        self,
+        session_id: str,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        deletes: Collection[str] = (),
+        user_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Change session state keys outside a run (raises NotFound). Returns the new state."""
+
+    @abstractmethod
+    async def delete_session(self, session_id: str, *, user_id: str | None = None) -> bool:
+        """Delete a session with its runs (and its memory on the same backend)."""
+
+    @abstractmethod
+    async def prune_runs(self, before: float) -> int:
+        """Delete finished runs last updated before ``before`` (epoch seconds)."""
+
+    @abstractmethod
+    async def prune_sessions(self, before: float) -> int:
+        """Delete sessions (with their runs) last updated before ``before``."""
+
+
+class MemoryStore(ABC):
+    """Working memory, long-term user memories and message embeddings."""
+
+    @abstractmethod
+    async def get_working_memory(self, scope: Scope, owner_id: str) -> str | None:
+        """The working memory text of a session or user (``owner_id``), or None."""
+
+    @abstractmethod
+    async def set_working_memory(self, scope: Scope, owner_id: str, content: str) -> None:
+        """Replace the working memory text."""
+
+    @abstractmethod
+    async def delete_working_memory(self, scope: Scope, owner_id: str) -> bool: ...
+
+    @abstractmethod
+    async def add_user_memory(
+        self, memory: UserMemory, *, embedding: Sequence[float] | None = None
+    ) -> UserMemory: ...
+
+    @abstractmethod
+    async def get_user_memory(self, memory_id: str, *, user_id: str) -> UserMemory | None: ...
+
+    @abstractmethod
+    async def list_user_memories(
+        self, user_id: str, *, agent_id: str | None = None, limit: int = 100
+    ) -> list[UserMemory]:
+        """A user's memories, newest first."""
+
+    @abstractmethod
+    async def search_user_memories(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        limit: int = 5,
+        embedding: Sequence[float] | None = None,
+    ) -> list[UserMemory]:
+        """Best matches first: cosine similarity with ``embedding`` when given (memories
+        stored with embeddings), otherwise keyword overlap with ``query``."""
+
+    @abstractmethod
+    async def update_user_memory(
+        self,
+        memory_id: str,
+        *,
+        user_id: str,
+        content: str | None = None,
+        topics: Sequence[str] | None = None,
+        embedding: Sequence[float] | None = None,
+    ) -> UserMemory:
+        """Change a memory (raises NotFound, also for another user's memory)."""
+
+    @abstractmethod
+    async def delete_user_memory(self, memory_id: str, *, user_id: str) -> bool: ...
+
+    @abstractmethod
+    async def add_message_embeddings(self, items: Sequence[MessageEmbedding]) -> None:
+        """Index messages for semantic recall (in order: order defines neighbours)."""
+
+    @abstractmethod
+    async def search_messages(
+        self,
+        embedding: Sequence[float],
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        top_k: int = 4,
+        threshold: float | None = None,
+        exclude_run_ids: Collection[str] = (),
+    ) -> list[MessageHit]:
+        """The ``top_k`` most similar messages (cosine), best first, within a session or a
+        user's sessions, at or above ``threshold``."""
+
+    @abstractmethod
+    async def message_neighbours(
+        self, hit: MessageHit, *, before: int, after: int
+    ) -> list[MessageHit]:
+        """Up to ``before``/``after`` indexed messages around ``hit`` in its session, in order."""
+
+    @abstractmethod
+    async def delete_session_data(self, session_id: str) -> None:
+        """Delete a session's working memory and message embeddings."""
+
+    @abstractmethod
+    async def prune(self, before: float) -> int:
+        """Delete message embeddings and user memories last updated before ``before``."""
+
+
+class WorkflowStore(ABC):
+    """Workflow run snapshots: a keyed JSON document per (workflow, run_id)."""
+
+    @abstractmethod
+    async def save_snapshot(self, snapshot: WorkflowSnapshot) -> None:
+        """Insert or replace."""
+
+    @abstractmethod
+    async def load_snapshot(self, workflow: str, run_id: str) -> WorkflowSnapshot | None: ...
+
+    @abstractmethod
+    async def list_snapshots(
+        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[WorkflowSnapshot]:
+        """Newest first."""
+
+    @abstractmethod
+    async def delete_snapshot(self, workflow: str, run_id: str) -> bool: ...
+
+    @abstractmethod
+    async def prune(self, before: float) -> int: ...
+
+
+class TraceStore(ABC):
+    """Tracing spans."""
+
+    @abstractmethod
+    async def write_spans(self, spans: Sequence[SpanRecord]) -> None:
+        """Insert or replace spans (an open span can be written again when it ends)."""
+
+    @abstractmethod
+    async def get_trace(self, trace_id: str) -> list[SpanRecord]:
+        """A trace's spans by start time."""
+
+    @abstractmethod
+    async def list_spans(
+        self,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 100,
+    ) -> list[SpanRecord]:
+        """Spans, newest first."""
+
+    @abstractmethod
+    async def prune(self, before: float) -> int: ...
+
+
+class ScoreStore(ABC):
+    """Evaluation scores."""
+
+    @abstractmethod
+    async def add_score(self, score: ScoreRecord) -> None: ...
+
+    @abstractmethod
+    async def list_scores(
+        self,
+        *,
+        run_id: str | None = None,
+        trace_id: str | None = None,
+        scorer: str | None = None,
+        limit: int = 100,
+    ) -> list[ScoreRecord]:
+        """Newest first."""
+
+    @abstractmethod
+    async def prune(self, before: float) -> int: ...
+
+
+class Storage(ABC):
+    """One object serving every storage domain. Use ``async with`` or call :meth:`close`."""
+
+    sessions: SessionStore
+    memory: MemoryStore
+    workflows: WorkflowStore
+    traces: TraceStore
+    scores: ScoreStore
+
+    async def setup(self) -> None:  # noqa: B027 - optional hook
+        """Create or upgrade tables now instead of on first use (no-op by default)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections (no-op by default)."""
+
+    async def prune(self, older_than: Mapping[str, timedelta | float]) -> dict[str, int]:
+        """Delete records older than a per-domain age; returns deleted counts per key.
+
+        Keys: ``sessions`` (with their runs and memory), ``runs``, ``memory`` (message
+        embeddings and user memories), ``workflows``, ``traces``, ``scores``. Ages are
+        ``timedelta`` or seconds.
+        """
+        unknown = set(older_than) - set(PRUNE_KEYS)
+        if unknown:
+            from ..errors import UserError
+
+            raise UserError(f"unknown prune keys: {sorted(unknown)} (known: {list(PRUNE_KEYS)})")
+        now = time.time()
+        out: dict[str, int] = {}
+        for key, age in older_than.items():
+            seconds = age.total_seconds() if isinstance(age, timedelta) else float(age)
+            before = now - seconds
+            if key == "sessions":
+                out[key] = await self.sessions.prune_sessions(before)
+            elif key == "runs":
+                out[key] = await self.sessions.prune_runs(before)
+            elif key == "memory":
+                out[key] = await self.memory.prune(before)
+            elif key == "workflows":
+                out[key] = await self.workflows.prune(before)
+            elif key == "traces":
+                out[key] = await self.traces.prune(before)
+            else:
+                out[key] = await self.scores.prune(before)
+        return out
+
+    async def __aenter__(self) -> Storage:
+        await self.setup()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

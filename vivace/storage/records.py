@@ -1,0 +1,446 @@
+"""Plain records the storage layer reads and writes.
+
+Every record is a slotted dataclass with ``to_dict``/``from_dict`` (JSON-safe). Timestamps
+are Unix epoch seconds (floats). Nothing here imports a database driver.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..messages import Message
+
+if TYPE_CHECKING:
+    from ..models.base import Usage
+
+__all__ = [
+    "RUN_STATUSES",
+    "HistoryWindow",
+    "MessageHit",
+    "RunRecord",
+    "RunStatus",
+    "ScoreRecord",
+    "SessionContext",
+    "SessionRecord",
+    "SpanRecord",
+    "UserMemory",
+    "WorkflowSnapshot",
+]
+
+RunStatus = Literal[
+    "running", "completed", "paused", "failed", "cancelled", "blocked", "incomplete"
+]
+RUN_STATUSES: frozenset[str] = frozenset(
+    ("running", "completed", "paused", "failed", "cancelled", "blocked", "incomplete")
+)
+
+
+def _usage_from(d: Any) -> Usage:
+    from ..models.base import Usage
+
+    if d is None:
+        return Usage()
+    if isinstance(d, Usage):
+        return d
+    return Usage.from_dict(d)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One agent run as stored.
+
+    ``messages`` are the run's *new* messages in order (user input, assistant turns, tool
+    results). ``input`` is the run input as JSON (e.g. the user message dict). ``paused`` is
+    the paused-run state (opaque JSON to storage). ``lease_expires_at`` is set while the run is
+    ``running``: a running run whose lease has expired reads back as ``incomplete``.
+    """
+
+    run_id: str
+    session_id: str
+    agent_id: str | None = None
+    user_id: str | None = None
+    status: RunStatus = "running"
+    input: Any = None
+    messages: list[Message] = field(default_factory=list)
+    output: Any = None
+    usage: Usage | None = None
+    error: dict[str, Any] | None = None
+    paused: dict[str, Any] | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    lease_expires_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status: {self.status!r}")
+        if not self.created_at:
+            self.created_at = time.time()
+        if not self.updated_at:
+            self.updated_at = self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "agent_id": self.agent_id,
+            "user_id": self.user_id,
+            "status": self.status,
+            "input": self.input,
+            "messages": [m.to_dict() for m in self.messages],
+            "output": self.output,
+            "usage": self.usage.to_dict() if self.usage is not None else None,
+            "error": self.error,
+            "paused": self.paused,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "metadata": self.metadata,
+            "lease_expires_at": self.lease_expires_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
+        return cls(
+            run_id=d["run_id"],
+            session_id=d["session_id"],
+            agent_id=d.get("agent_id"),
+            user_id=d.get("user_id"),
+            status=d.get("status", "running"),
+            input=d.get("input"),
+            messages=[Message.from_dict(m) for m in d.get("messages") or ()],
+            output=d.get("output"),
+            usage=_usage_from(d.get("usage")),
+            error=d.get("error"),
+            paused=d.get("paused"),
+            created_at=d.get("created_at") or 0.0,
+            updated_at=d.get("updated_at") or 0.0,
+            metadata=dict(d.get("metadata") or {}),
+            lease_expires_at=d.get("lease_expires_at"),
+        )
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A conversation: its owner, name, ``state`` dict and metadata."""
+
+    session_id: str
+    agent_id: str | None = None
+    user_id: str | None = None
+    name: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.created_at:
+            self.created_at = time.time()
+        if not self.updated_at:
+            self.updated_at = self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "agent_id": self.agent_id,
+            "user_id": self.user_id,
+            "name": self.name,
+            "state": self.state,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SessionRecord:
+        return cls(
+            session_id=d["session_id"],
+            agent_id=d.get("agent_id"),
+            user_id=d.get("user_id"),
+            name=d.get("name"),
+            state=dict(d.get("state") or {}),
+            created_at=d.get("created_at") or 0.0,
+            updated_at=d.get("updated_at") or 0.0,
+            metadata=dict(d.get("metadata") or {}),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryWindow:
+    """Which past messages a run sees.
+
+    Limits combine (all that are set apply): the last ``last_runs`` runs, at most
+    ``last_messages`` messages, at most ``max_tokens`` estimated tokens (4 characters of JSON
+    per token). With none set, every past run is included. Only runs whose status is in
+    ``statuses`` count (completed runs by default). A window never starts with an orphan tool
+    result: it starts at a user message.
+    """
+
+    last_runs: int | None = None
+    last_messages: int | None = None
+    max_tokens: int | None = None
+    statuses: tuple[str, ...] = ("completed",)
+
+    def __post_init__(self) -> None:
+        for name in ("last_runs", "last_messages", "max_tokens"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"HistoryWindow.{name} must be a non-negative int or None")
+
+    def run_limit(self) -> int | None:
+        """How many of the latest runs to read at most (each run has at least one message)."""
+        limits = [v for v in (self.last_runs, self.last_messages) if v is not None]
+        return min(limits) if limits else None
+
+
+@dataclass(slots=True)
+class SessionContext:
+    """What a run needs from its session, read in one go.
+
+    ``session`` is None for a new session. ``history`` is the windowed past messages, oldest
+    first; ``history_run_ids`` names the runs they come from (e.g. to exclude them from
+    semantic recall). ``state`` is a fresh, mutable copy of the session state: hand it to the
+    run context, then pass :meth:`state_changes` to ``finish_run``.
+    """
+
+    session: SessionRecord | None
+    history: list[Message]
+    state: dict[str, Any]
+    history_run_ids: list[str] = field(default_factory=list)
+    _baseline: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        session: SessionRecord | None,
+        history: list[Message],
+        history_run_ids: list[str] | None = None,
+    ) -> SessionContext:
+        state = session.state if session is not None else {}
+        baseline = {k: _canon(v) for k, v in state.items()}
+        # the session keeps its own copy; the run mutates ``state``
+        copy = json.loads(json.dumps(state)) if state else {}
+        return cls(session, history, copy, history_run_ids or [], baseline)
+
+    def state_changes(
+        self, state: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The top-level keys the run set (with their new values) and the keys it deleted.
+
+        Compares ``state`` (default: :attr:`state`) with the state as loaded. Values that are
+        not JSON-serializable count as changed (``finish_run`` then rejects them).
+        """
+        current = self.state if state is None else state
+        base = self._baseline
+        changed: dict[str, Any] = {}
+        for k, v in current.items():
+            old = base.get(k)
+            if old is None:
+                changed[k] = v
+                continue
+            try:
+                if _canon(v) != old:
+                    changed[k] = v
+            except (TypeError, ValueError):
+                changed[k] = v
+        deleted = [k for k in base if k not in current]
+        return changed, deleted
+
+
+def _canon(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(slots=True)
+class UserMemory:
+    """A long-term fact about a user (``topics`` are free tags)."""
+
+    memory_id: str
+    user_id: str
+    content: str
+    agent_id: str | None = None
+    topics: list[str] = field(default_factory=list)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    score: float | None = None  # set by searches
+
+    def __post_init__(self) -> None:
+        if not self.created_at:
+            self.created_at = time.time()
+        if not self.updated_at:
+            self.updated_at = self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "memory_id": self.memory_id,
+            "user_id": self.user_id,
+            "content": self.content,
+            "agent_id": self.agent_id,
+            "topics": list(self.topics),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if self.score is not None:
+            out["score"] = self.score
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UserMemory:
+        return cls(
+            memory_id=d["memory_id"],
+            user_id=d["user_id"],
+            content=d["content"],
+            agent_id=d.get("agent_id"),
+            topics=list(d.get("topics") or ()),
+            created_at=d.get("created_at") or 0.0,
+            updated_at=d.get("updated_at") or 0.0,
+            score=d.get("score"),
+        )
+
+
+@dataclass(slots=True)
+class MessageHit:
+    """A message found by semantic search: its position and similarity."""
+
+    id: int
+    session_id: str
+    run_id: str | None
+    user_id: str | None
+    message: Message
+    score: float
+
+
+@dataclass(slots=True)
+class WorkflowSnapshot:
+    """A workflow run's persisted state (opaque JSON)."""
+
+    workflow: str
+    run_id: str
+    snapshot: Any
+    status: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.created_at:
+            self.created_at = time.time()
+        if not self.updated_at:
+            self.updated_at = self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "run_id": self.run_id,
+            "snapshot": self.snapshot,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WorkflowSnapshot:
+        return cls(
+            d["workflow"],
+            d["run_id"],
+            d.get("snapshot"),
+            d.get("status"),
+            d.get("created_at") or 0.0,
+            d.get("updated_at") or 0.0,
+        )
+
+
+@dataclass(slots=True)
+class SpanRecord:
+    """One tracing span. ``end_time`` is None while open; ``attributes`` is JSON."""
+
+    span_id: str
+    trace_id: str
+    name: str
+    parent_id: str | None = None
+    kind: str | None = None
+    start_time: float = 0.0
+    end_time: float | None = None
+    status: str | None = None
+    run_id: str | None = None
+    session_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.start_time:
+            self.start_time = time.time()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "span_id": self.span_id,
+            "trace_id": self.trace_id,
+            "name": self.name,
+            "parent_id": self.parent_id,
+            "kind": self.kind,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "status": self.status,
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "attributes": self.attributes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SpanRecord:
+        return cls(
+            span_id=d["span_id"],
+            trace_id=d["trace_id"],
+            name=d["name"],
+            parent_id=d.get("parent_id"),
+            kind=d.get("kind"),
+            start_time=d.get("start_time") or 0.0,
+            end_time=d.get("end_time"),
+            status=d.get("status"),
+            run_id=d.get("run_id"),
+            session_id=d.get("session_id"),
+            attributes=dict(d.get("attributes") or {}),
+        )
+
+
+@dataclass(slots=True)
+class ScoreRecord:
+    """An evaluation result (a scorer's ``score`` for a run or trace)."""
+
+    score_id: str
+    scorer: str
+    score: float
+    run_id: str | None = None
+    trace_id: str | None = None
+    reason: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.created_at:
+            self.created_at = time.time()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score_id": self.score_id,
+            "scorer": self.scorer,
+            "score": self.score,
+            "run_id": self.run_id,
+            "trace_id": self.trace_id,
+            "reason": self.reason,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreRecord:
+        return cls(
+            score_id=d["score_id"],
+            scorer=d["scorer"],
+            score=float(d["score"]),
+            run_id=d.get("run_id"),
+            trace_id=d.get("trace_id"),
+            reason=d.get("reason"),
+            metadata=dict(d.get("metadata") or {}),
+            created_at=d.get("created_at") or 0.0,
+        )
