@@ -462,3 +462,12 @@ async def test_threaded_option_forces_the_choice():
     )
     await Agent(model=model, tools=[always_thread, never_thread]).arun("x")
     assert seen == [False, False, True]
+
+
+async def test_test_provider_strings():
+    from vivace.errors import ModelNotFoundError
+
+    result = await Agent(model="test/echo").arun("hello there")
+    assert result.output == "echo: hello there"
+    result = await Agent(model="test/nope").arun("x")
+    assert isinstance(result.error, ModelNotFoundError) and "echo" in result.error.message

@@ -13,6 +13,14 @@ Fake provider HTTP servers (real wire protocols on 127.0.0.1) live in
 :mod:`vivace.testing.fake_providers`.
 """
 
-from .models import EchoModel, FunctionModel, ScriptedModel, Stream, call, reasoning
+from .models import EchoModel, FunctionModel, ScriptedModel, Stream, call, reasoning, test_model
 
-__all__ = ["EchoModel", "FunctionModel", "ScriptedModel", "Stream", "call", "reasoning"]
+__all__ = [
+    "EchoModel",
+    "FunctionModel",
+    "ScriptedModel",
+    "Stream",
+    "call",
+    "reasoning",
+    "test_model",
+]

@@ -30,6 +30,7 @@ from ..models.base import (
 
 __all__ = [
     "EchoModel",
+    "test_model",
     "FunctionModel",
     "ScriptedModel",
     "Stream",
@@ -270,3 +271,23 @@ def _echo(messages: list[Message], request: ModelRequest) -> str:
         if m.role == "user" and m.text:
             return f"echo: {m.text}"
     return "echo: (no text)"
+
+
+_NAMED: dict[str, Callable[[], Model]] = {"echo": EchoModel}
+
+
+def test_model(name: str) -> Model:
+    """The model behind ``"test/<name>"`` model strings (offline, deterministic).
+
+    ``"test/echo"`` answers with the last user text. Scripted and function models take
+    arguments, so they are passed as objects: ``Agent(model=ScriptedModel([...]))``.
+    """
+    factory = _NAMED.get(name)
+    if factory is None:
+        from ..errors import ModelNotFoundError
+
+        raise ModelNotFoundError(
+            f"unknown test model {name!r}; known: {', '.join(sorted(_NAMED))} "
+            "(pass ScriptedModel/FunctionModel objects for scripted answers)"
+        )
+    return factory()

@@ -1,0 +1,515 @@
+"""Vivace vs Agno: agent construction, memory, import, tool schemas and per-run overhead.
+
+Run from the repo root (creates/reuses ``.bench-venv/`` with agno 3.1.10 + openai)::
+
+    python benchmarks/bench_agent.py            # 3 alternating rounds, about 1.5 minutes
+    python benchmarks/bench_agent.py --quick    # 1 shorter round, about 15 s, noisier
+    python benchmarks/bench_agent.py --markdown --json results.json
+
+Each runtime is measured in its own fresh worker process (``--worker vivace|agno``), so
+neither pays for the other's imports or heap; the parent prints both side by side.
+Ratios are "times better than Agno" (Agno / Vivace): on a noisy 2-core machine compare the
+ratios, not the absolute figures. See docs/benchmarks.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (
+    Row,
+    atime_per_call,
+    fresh_process_times,
+    kept_bytes_per_object,
+    machine_note,
+    peak_bytes_per_call,
+    print_table,
+    run_worker,
+    time_per_call,
+)
+from _venv import REPO_ROOT, in_venv, reexec_in_venv
+
+AGNO_REQUIREMENTS = ["agno==3.1.10", "openai"]
+PROMPT = "What is the weather in Paris?"
+ANSWER = "It is sunny in Paris."
+
+TOOL_CALLS = 0
+
+
+def get_weather(city: str) -> str:
+    """Get the current weather for a city.
+
+    Args:
+        city: The name of the city.
+    """
+    global TOOL_CALLS
+    TOOL_CALLS += 1
+    return f"Sunny in {city}."
+
+
+async def _get_weather_async(city: str) -> str:
+    """Get the current weather for a city.
+
+    Args:
+        city: The name of the city.
+    """
+    global TOOL_CALLS
+    TOOL_CALLS += 1
+    return f"Sunny in {city}."
+
+
+_get_weather_async.__name__ = "get_weather"  # the same tool, as a coroutine function
+
+
+def fresh_copy(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A new function object with the same code, doc and annotations (defeats per-function
+    caches on both sides, so the "first build" is really a first build)."""
+    f = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
+    f.__kwdefaults__ = fn.__kwdefaults__
+    f.__doc__ = fn.__doc__
+    f.__annotations__ = dict(fn.__annotations__)
+    f.__qualname__ = fn.__qualname__
+    f.__module__ = fn.__module__
+    return f
+
+
+class Sizes:
+    """Iteration counts for a full or a --quick run."""
+
+    def __init__(self, quick: bool) -> None:
+        q = quick
+        self.construct_number = 500 if q else 2000
+        self.construct_repeat = 9 if q else 31
+        self.kept_n = 500 if q else 2000
+        self.peak_samples = 10 if q else 30
+        self.schema_first = 30 if q else 100
+        self.schema_first_repeat = 3 if q else 7
+        self.schema_cached_number = 500 if q else 2000
+        self.schema_cached_repeat = 5 if q else 15
+        self.run_warmup = 20 if q else 50
+        self.run_number = 20 if q else 50
+        self.run_repeat = 7 if q else 21
+        self.import_runs = 3 if q else 9
+
+
+def _first_build(build: Callable[[Callable[..., Any]], Any], s: Sizes) -> float:
+    samples = []
+    for _ in range(s.schema_first_repeat):
+        fns = [fresh_copy(get_weather) for _ in range(s.schema_first)]
+        gc.collect()
+        t0 = time.perf_counter()
+        for f in fns:
+            build(f)
+        samples.append((time.perf_counter() - t0) / len(fns))
+    return statistics.median(samples)
+
+
+def _runs(
+    arun: Callable[[], Any],
+    run: Callable[[], Any],
+    fresh: Callable[[], Any],
+    arun_async_tool: Callable[[], Any],
+    s: Sizes,
+) -> dict[str, float]:
+    """Median seconds per two-step run: ``arun`` (same agent), ``fresh`` (a new agent per
+    run, the server shape), ``arun_async_tool`` (the tool as ``async def``), then the sync
+    ``run``; checks the tool ran every time."""
+    global TOOL_CALLS
+    TOOL_CALLS = 0
+    out: dict[str, float] = {}
+
+    async def async_part() -> None:
+        out["arun"] = (
+            await atime_per_call(
+                arun, number=s.run_number, repeat=s.run_repeat, warmup=s.run_warmup
+            )
+        )[0]
+
+        out["arun_fresh_agent"] = (
+            await atime_per_call(fresh, number=s.run_number, repeat=s.run_repeat, warmup=5)
+        )[0]
+        out["arun_async_tool"] = (
+            await atime_per_call(
+                arun_async_tool, number=s.run_number, repeat=s.run_repeat, warmup=s.run_warmup
+            )
+        )[0]
+
+    asyncio.run(async_part())
+    out["run"] = time_per_call(run, number=s.run_number, repeat=s.run_repeat, warmup=s.run_warmup)[
+        0
+    ]
+    expected = 3 * (s.run_warmup + s.run_number * s.run_repeat) + 5 + s.run_number * s.run_repeat
+    if expected != TOOL_CALLS:
+        raise SystemExit(f"the tool ran {TOOL_CALLS} times, expected {expected}")
+    return out
+
+
+# -- Vivace ------------------------------------------------------------------------------------
+
+
+def worker_vivace(s: Sizes) -> dict[str, Any]:
+    """All in-process measurements for Vivace."""
+    from vivace import Agent
+    from vivace.testing import FunctionModel, call
+    from vivace.tools.tool import as_tool
+
+    res: dict[str, Any] = {}
+
+    def make_tools() -> Any:
+        return Agent(model="openai/gpt-4o", tools=[get_weather])
+
+    def make_bare() -> Any:
+        return Agent()
+
+    for key, make in (("tools", make_tools), ("bare", make_bare)):
+        res[f"construct_{key}"] = time_per_call(
+            make, number=s.construct_number, repeat=s.construct_repeat, warmup=1000
+        )[0]
+        res[f"kept_{key}"] = kept_bytes_per_object(make, s.kept_n)
+        res[f"peak_{key}"] = peak_bytes_per_call(make, samples=s.peak_samples)
+
+    res["schema_first"] = _first_build(lambda f: as_tool(f).definition(), s)
+    res["schema_cached"] = time_per_call(
+        lambda: as_tool(get_weather).definition(),
+        number=s.schema_cached_number,
+        repeat=s.schema_cached_repeat,
+        warmup=10,
+    )[0]
+
+    def script(messages: list[Any], request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return ANSWER
+        return call("get_weather", {"city": "Paris"}, id="call_1")
+
+    model = FunctionModel(script)
+    agent = Agent(model=model, tools=[get_weather])
+    first = agent.run(PROMPT)
+    if first.output != ANSWER or first.usage.tool_calls != 1:
+        raise SystemExit(f"unexpected Vivace result: {first!r}")
+
+    async def arun() -> Any:
+        return await agent.arun(PROMPT)
+
+    def run() -> Any:
+        return agent.run(PROMPT)
+
+    async def fresh() -> Any:
+        return await Agent(model=model, tools=[get_weather]).arun(PROMPT)
+
+    async_agent = Agent(model=model, tools=[_get_weather_async])
+
+    async def arun_async_tool() -> Any:
+        return await async_agent.arun(PROMPT)
+
+    res.update(_runs(arun, run, fresh, arun_async_tool, s))
+    import vivace
+
+    res["version"] = vivace.__version__
+    return res
+
+
+# -- Agno --------------------------------------------------------------------------------------
+
+
+def _agno_scripted_model() -> Any:
+    """An in-process Agno Model: a tool call, then the answer once the tool result is in.
+
+    It fills Agno's ModelResponse the way Agno's OpenAI adapter does after parsing
+    (role, content or OpenAI-shaped tool_calls, usage metrics) and does no other work.
+    """
+    from dataclasses import dataclass
+
+    from agno.metrics import MessageMetrics
+    from agno.models.base import Model
+    from agno.models.response import ModelResponse
+
+    @dataclass
+    class ScriptedAgnoModel(Model):
+        id: str = "scripted"
+        name: str = "Scripted"
+        provider: str = "test"
+
+        def _answer(self, messages: list[Any]) -> ModelResponse:
+            r = ModelResponse(role="assistant")
+            if messages[-1].role == "tool":
+                r.content = ANSWER
+            else:
+                r.tool_calls = [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ]
+            r.response_usage = MessageMetrics(input_tokens=10, output_tokens=5, total_tokens=15)
+            return r
+
+        def invoke(self, messages: list[Any], assistant_message: Any, **kw: Any) -> Any:
+            return self._answer(messages)
+
+        async def ainvoke(self, messages: list[Any], assistant_message: Any, **kw: Any) -> Any:
+            return self._answer(messages)
+
+        def invoke_stream(self, messages: list[Any], assistant_message: Any, **kw: Any) -> Any:
+            yield self._answer(messages)
+
+        async def ainvoke_stream(
+            self, messages: list[Any], assistant_message: Any, **kw: Any
+        ) -> Any:
+            yield self._answer(messages)
+
+        def _parse_provider_response(self, response: Any, **kw: Any) -> Any:
+            return response
+
+        def _parse_provider_response_delta(self, response: Any) -> Any:
+            return response
+
+    return ScriptedAgnoModel()
+
+
+def worker_agno(s: Sizes) -> dict[str, Any]:
+    """All in-process measurements for Agno (same shapes as :func:`worker_vivace`)."""
+    os.environ["AGNO_TELEMETRY"] = "false"  # no network calls from the runs
+    import agno
+    from agno.agent import Agent
+    from agno.models.openai import OpenAIChat
+    from agno.tools.function import Function
+
+    res: dict[str, Any] = {}
+
+    def make_tools() -> Any:
+        return Agent(model=OpenAIChat(id="gpt-4o"), tools=[get_weather])
+
+    def make_bare() -> Any:
+        return Agent()
+
+    for key, make in (("tools", make_tools), ("bare", make_bare)):
+        res[f"construct_{key}"] = time_per_call(
+            make, number=s.construct_number // 4, repeat=s.construct_repeat, warmup=200
+        )[0]
+        res[f"kept_{key}"] = kept_bytes_per_object(make, s.kept_n)
+        res[f"peak_{key}"] = peak_bytes_per_call(make, samples=s.peak_samples)
+
+    # What Agno's run does per plain-function tool (agno/agent/_tools.py): from_callable,
+    # which derives the schema once per function object and returns a per-run copy.
+    res["schema_first"] = _first_build(lambda f: Function.from_callable(f), s)
+    res["schema_cached"] = time_per_call(
+        lambda: Function.from_callable(get_weather),
+        number=s.schema_cached_number // 10,
+        repeat=s.schema_cached_repeat,
+        warmup=10,
+    )[0]
+
+    model = _agno_scripted_model()
+    agent = Agent(model=model, tools=[get_weather], telemetry=False)
+    first = agent.run(PROMPT)
+    if first.content != ANSWER or len(first.tools or []) != 1:
+        raise SystemExit(f"unexpected Agno result: {first!r}")
+
+    async def arun() -> Any:
+        return await agent.arun(PROMPT)
+
+    def run() -> Any:
+        return agent.run(PROMPT)
+
+    async def fresh() -> Any:
+        return await Agent(model=model, tools=[get_weather], telemetry=False).arun(PROMPT)
+
+    async_agent = Agent(model=model, tools=[_get_weather_async], telemetry=False)
+
+    async def arun_async_tool() -> Any:
+        return await async_agent.arun(PROMPT)
+
+    res.update(_runs(arun, run, fresh, arun_async_tool, s))
+    res["version"] = agno.__version__ if hasattr(agno, "__version__") else _dist_version("agno")
+    return res
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
+# -- import time (fresh processes) ----------------------------------------------------------
+
+
+def _importtime_top(stmt: str, top: int = 8) -> list[tuple[str, int, int]]:
+    """``-X importtime`` of ``stmt``: the ``top`` modules by cumulative microseconds, as
+    ``(name, self_us, cumulative_us)`` (nested imports are included in their parent)."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", stmt],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr
+    rows = []
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cum_us, name = line.removeprefix("import time:").split("|")
+        rows.append((name.rstrip(), int(self_us), int(cum_us)))
+    rows.sort(key=lambda r: -r[2])
+    return rows[:top]
+
+
+def measure_imports(s: Sizes) -> dict[str, Any]:
+    env_agno = "import os; os.environ['AGNO_TELEMETRY'] = 'false'\n"
+    out: dict[str, Any] = {}
+    for key, code in (
+        ("vivace_import", "import vivace"),
+        ("vivace_from_import", "from vivace import Agent"),
+        ("agno_import", env_agno + "from agno.agent import Agent"),
+    ):
+        inner, outer = fresh_process_times(code, runs=s.import_runs)
+        out[key] = statistics.median(inner)
+        out[key + "_process"] = statistics.median(outer)
+    for key, code in (
+        ("vivace_modules", "from vivace import Agent"),
+        ("agno_modules", "from agno.agent import Agent"),
+    ):
+        out[key] = int(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    f"import sys; n = len(sys.modules); {code}; print(len(sys.modules) - n)",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+    out["vivace_importtime"] = _importtime_top("from vivace import Agent")
+    return out
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each numeric figure over the rounds (other values from the first round)."""
+    out = dict(results[0])
+    for key, value in out.items():
+        if isinstance(value, float | int):
+            out[key] = statistics.median(r[key] for r in results)
+    return out
+
+
+def build_rows(v: dict[str, Any], a: dict[str, Any], imp: dict[str, Any]) -> list[Row]:
+    return [
+        Row("(a) construct Agent(model, tools=[get_weather])", v["construct_tools"], a["construct_tools"], "time", 10),
+        Row("(a) construct bare Agent()", v["construct_bare"], a["construct_bare"], "time", 10),
+        Row("(a) memory kept per agent, with tool", v["kept_tools"], a["kept_tools"], "bytes", 10),
+        Row("(a) memory kept per agent, bare", v["kept_bare"], a["kept_bare"], "bytes", 10),
+        Row("(a) peak per construction (Agno method), with tool", v["peak_tools"], a["peak_tools"], "bytes"),
+        Row("(a) peak per construction (Agno method), bare", v["peak_bare"], a["peak_bare"], "bytes"),
+        Row("(b) from vivace import Agent / from agno.agent import Agent", imp["vivace_from_import"], imp["agno_import"], "time", 8),
+        Row("(b) import vivace / from agno.agent import Agent", imp["vivace_import"], imp["agno_import"], "time"),
+        Row("(b) same, whole fresh process (incl. interpreter start)", imp["vivace_from_import_process"], imp["agno_import_process"], "time"),
+        Row("(c) tool schema, first build (new function)", v["schema_first"], a["schema_first"], "time"),
+        Row("(c) tool schema, cached (same function)", v["schema_cached"], a["schema_cached"], "time"),
+        Row("(d) two-step run: await agent.arun()", v["arun"], a["arun"], "time", 5),
+        Row("(d) two-step run: agent.run() (sync)", v["run"], a["run"], "time", 5),
+        Row("(d) fresh agent per request + arun()", v["arun_fresh_agent"], a["arun_fresh_agent"], "time"),
+        Row("(d) arun() with the tool as async def (no thread hop)", v["arun_async_tool"], a["arun_async_tool"], "time"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="alternating Vivace/Agno worker rounds; each figure is the median over rounds "
+        "(default 3, 1 with --quick)",
+    )
+    p.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
+    p.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    p.add_argument(
+        "--no-venv",
+        action="store_true",
+        help="run in this interpreter (agno must be installed) instead of .bench-venv",
+    )
+    p.add_argument("--worker", choices=["vivace", "agno"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    s = Sizes(args.quick)
+
+    if args.worker:
+        sys.path.insert(0, str(REPO_ROOT))
+        fn = worker_vivace if args.worker == "vivace" else worker_agno
+        print(json.dumps(fn(s)))
+        return
+
+    if not args.no_venv:
+        reexec_in_venv(AGNO_REQUIREMENTS)
+    if not in_venv():  # --no-venv: make the repo importable in the child processes too
+        path = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)
+    print(f"bench_agent: {machine_note()}; venv={'.bench-venv' if in_venv() else sys.prefix}")
+    print("measuring imports in fresh processes...", flush=True)
+    imp = measure_imports(s)
+    extra = ["--quick"] if args.quick else []
+    rounds = args.rounds or (1 if args.quick else 3)
+    vs: list[dict[str, Any]] = []
+    as_: list[dict[str, Any]] = []
+    for i in range(rounds):
+        print(f"round {i + 1}/{rounds}: Vivace, then Agno (each in its own process)...", flush=True)
+        vs.append(run_worker(__file__, "vivace", extra))
+        as_.append(run_worker(__file__, "agno", extra))
+    v, a = _merge(vs), _merge(as_)
+
+    print(f"\nVivace {v['version']} vs Agno {a['version']}  (ratio = Agno / Vivace)\n")
+    rows = build_rows(v, a, imp)
+    print_table(rows, "Agno")
+    modules = f"{imp['vivace_modules']} vs {imp['agno_modules']}"
+    print(f"\nmodules loaded by the import (Vivace vs Agno): {modules}")
+    print("-X importtime, `from vivace import Agent`, top by cumulative us (self, cumulative):")
+    for name, self_us, cum_us in imp["vivace_importtime"]:
+        print(f"  {cum_us:>7} {self_us:>7}  {name}")
+    targets = [r for r in rows if r.target is not None]
+    missed = [r for r in targets if r.status == "MISS"]
+    print(f"\ntargets: {len(targets) - len(missed)}/{len(targets)} PASS")
+    for r in missed:
+        print(f"  MISS: {r.label}: {r.ratio:.1f}x (target {r.target:g}x)")
+    if args.markdown:
+        print()
+        print_table(rows, f"Agno {a['version']}", markdown=True)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": machine_note(),
+                    "quick": args.quick,
+                    "rounds": rounds,
+                    "vivace": v,
+                    "agno": a,
+                    "vivace_rounds": vs,
+                    "agno_rounds": as_,
+                    "imports": imp,
+                    "rows": [r.to_dict() for r in rows],
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
