@@ -30,12 +30,12 @@ from ..models.base import (
 
 __all__ = [
     "EchoModel",
-    "test_model",
     "FunctionModel",
     "ScriptedModel",
     "Stream",
     "call",
     "reasoning",
+    "test_model",
 ]
 
 _ids = itertools.count(1)

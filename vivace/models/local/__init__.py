@@ -1,0 +1,1 @@
+"""In-process local models (optional extras): ``llamacpp/<path-to.gguf>``."""
