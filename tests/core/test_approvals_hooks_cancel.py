@@ -288,7 +288,10 @@ async def test_paused_run_round_trips_through_dataclass():
 
 
 async def test_resumed_run_continues_one_gap_free_event_stream():
-    agent = Agent(model=ScriptedModel([call("send_email", {"to": "a", "body": "b"}, id="c1"), "ok"]), tools=[send_email])
+    agent = Agent(
+        model=ScriptedModel([call("send_email", {"to": "a", "body": "b"}, id="c1"), "ok"]),
+        tools=[send_email],
+    )
     first = agent.astream("x")
     events = [e async for e in first]
     stream = await agent.aresume_stream(first.result.paused.to_dict(), {"c1": Reject("no")})
