@@ -144,14 +144,14 @@ def window_messages(
         start += 1
     if start:
         msgs = msgs[start:]
-    # count the runs (newest first) that still have a message in the window
-    skipped, n_runs = total - len(msgs), 0
-    for r in runs:
-        if skipped >= len(r):
-            skipped -= len(r)
-            continue
-        n_runs += 1
-    return msgs, n_runs
+    # the window reaches back to the oldest run that still has a message in it: count the
+    # runs from there to the newest (a run without messages inside that range counts too)
+    skipped = total - len(msgs)
+    for i, r in enumerate(runs):  # oldest first
+        if skipped < len(r):
+            return msgs, len(runs) - i
+        skipped -= len(r)
+    return msgs, 0
 
 
 def estimate_tokens(message: Message) -> int:

@@ -5,7 +5,9 @@ upsert dialect, how a write transaction takes its lock (``BEGIN IMMEDIATE`` on S
 ``SELECT ... FOR UPDATE`` on PostgreSQL), the driver (the standard library's sqlite3 with each
 write transaction run whole in a worker thread; asyncpg natively async) and vector search
 (pgvector on PostgreSQL when the extension is available, an exact cosine scan otherwise).
-The run loop's statements are built once with bind parameters. Every query is parameterized.
+The run loop's seam (``begin_run``/``start_run``/``finish_run``) runs as SQL text generated
+from the same schema on the driver connections (``_pgfast``: one statement per call on
+asyncpg; ``_sqlitefast``: one transaction per call on sqlite3). Every query is parameterized.
 """
 
 from __future__ import annotations
@@ -243,7 +245,10 @@ class SQLStorage(Storage):
 
     def _check_and_create(self, conn: sa.Connection) -> None:
         insp = sa.inspect(conn)
-        tables = set(insp.get_table_names())
+        # the named schema, not the dialect's default (fixed at the first connect, possibly
+        # before the schema existed: it would find another installation's tables in public)
+        where = getattr(self, "schema", None)
+        tables = set(insp.get_table_names(schema=where))
         ours = tables & S.VIVACE_TABLES
         if S.schema_version.name not in tables:
             if ours:
@@ -256,12 +261,14 @@ class SQLStorage(Storage):
                     f"{self._describe()} has no Vivace tables and create_tables is off",
                     url=self._describe(),
                 )
-            S.metadata.create_all(conn)
+            # none of our tables exist in this schema (a check by name would also see
+            # tables of another installation further along the search path)
+            S.metadata.create_all(conn, checkfirst=False)
             conn.execute(
                 S.schema_version.insert().values(version=S.SCHEMA_VERSION, applied_at=time.time())
             )
             return
-        cols = {c["name"] for c in insp.get_columns(S.schema_version.name)}
+        cols = {c["name"] for c in insp.get_columns(S.schema_version.name, schema=where)}
         if not {"version", "applied_at"} <= cols:
             raise CorruptDatabaseError(
                 f"{self._describe()}: {S.schema_version.name} is not Vivace's", url=self._describe()
@@ -330,6 +337,9 @@ class SQLiteStorage(SQLStorage):
             weakref.WeakKeyDictionary()
         )
         super().__init__(f"sqlite:///{self.path}", **kwargs)
+        from ._sqlitefast import LiteSessions
+
+        self.sessions = LiteSessions(self)
 
     def _make_engine(self) -> sa.Engine:
         from concurrent.futures import ThreadPoolExecutor
@@ -498,6 +508,9 @@ class PostgresStorage(SQLStorage):
             raise UserError(f"invalid PostgreSQL schema name: {schema!r}")
         self.schema = schema
         super().__init__(u.render_as_string(hide_password=False), **kwargs)
+        from ._pgfast import PgSessions
+
+        self.sessions = PgSessions(self)
 
     def _make_engine(self) -> Any:
         from sqlalchemy.ext.asyncio import create_async_engine
