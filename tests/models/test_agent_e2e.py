@@ -41,6 +41,7 @@ async def test_agent_tools_loop(case: Case, srv: FakeProviderServer, stream: boo
     assert second.system == "Be brief."
     assert "Sunny in Paris" in srv.requests[1].body.decode()
     assert result.usage.requests == 2
+    assert result.usage.tool_calls == 2  # executed calls, not also the model's own count
 
 
 @case_param

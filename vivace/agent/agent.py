@@ -131,12 +131,14 @@ class Agent:
         assert result is not None
         return result
 
-    def astream(self, input: UserInput, **options: Any) -> RunStream:
+    def astream(self, input: UserInput, *, stream_model: bool = True, **options: Any) -> RunStream:
         """Run and stream :mod:`~vivace.agent.events` (``async for event in agent.astream(...)``).
 
-        The :class:`RunStream` also exposes ``result`` once the stream is exhausted.
+        The :class:`RunStream` also exposes ``result`` once the stream is exhausted. With
+        ``stream_model=False`` the model answers each turn whole (one ``text_delta`` per turn):
+        cheaper when nobody watches the text arrive.
         """
-        return RunStream(self._runner(input, True, options))
+        return RunStream(self._runner(input, stream_model, options))
 
     async def aresume(
         self,

@@ -530,6 +530,7 @@ class Runner:
             response = await model.request(request)
         usage = response.usage
         usage.requests = 1
+        usage.tool_calls = 0  # counted when calls are executed, not when the model asks
         state.usage += usage
         yield ev.ModelRequestCompleted(
             run_id, state.next_seq(), state.step, usage.to_dict(), response.finish_reason

@@ -221,7 +221,8 @@ def operations(server: VivaceApp) -> list[Op]:
             options["model_settings"] = req.model_settings
         if req.max_steps is not None:
             options["max_steps"] = req.max_steps
-        stream = agent.astream(run_input, **options)
+        # a client that waits for JSON gets no deltas, so the model need not stream either
+        stream = agent.astream(run_input, stream_model=bool(req.stream), **options)
         task = server.runs.start(RunInfo(run_id, agent.id, user_id, req.session_id), stream)
         headers = {"x-vivace-run-id": run_id}
         if req.session_id is not None:

@@ -124,6 +124,7 @@ def operations(server: VivaceApp) -> list[Op]:
         parts: list[Part],
         history: list[Message],
         settings: dict[str, Any],
+        stream: bool,
     ) -> tuple[str, asyncio.Task[Any], str | None]:
         agent = server.agents.get(agent_id)
         if agent is None:
@@ -141,8 +142,8 @@ def operations(server: VivaceApp) -> list[Op]:
         settings = {k: v for k, v in settings.items() if v is not None}
         if settings:
             options["model_settings"] = settings
-        stream = agent.astream(parts, **options)
-        task = server.runs.start(RunInfo(run_id, agent.id, user_id, session_id), stream)
+        run = agent.astream(parts, stream_model=stream, **options)
+        task = server.runs.start(RunInfo(run_id, agent.id, user_id, session_id), run)
         return run_id, task, session_id
 
     def _fail(result: Any) -> HTTPError:
@@ -187,7 +188,7 @@ def operations(server: VivaceApp) -> list[Op]:
             "seed": req.seed,
         }
         run_id, task, session_id = _start(
-            request, principal, req.model, req.user, parts, history, settings
+            request, principal, req.model, req.user, parts, history, settings, bool(req.stream)
         )
         cid = f"chatcmpl-{run_id}"
         created = int(time.time())
@@ -314,7 +315,7 @@ def operations(server: VivaceApp) -> list[Op]:
             "max_tokens": req.max_output_tokens,
         }
         run_id, task, session_id = _start(
-            request, principal, req.model, req.user, parts, history, settings
+            request, principal, req.model, req.user, parts, history, settings, bool(req.stream)
         )
         rid, mid = f"resp_{run_id}", f"msg_{run_id}"
         created = int(time.time())
