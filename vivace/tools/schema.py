@@ -19,7 +19,7 @@ from ..errors import ToolDefinitionError
 from .context import RunContext
 from .docstrings import parse_docstring
 
-__all__ = ["FunctionSchema", "build_function_schema", "inline_refs"]
+__all__ = ["FunctionSchema", "build_function_schema"]
 
 
 class FunctionSchema:
@@ -271,28 +271,3 @@ def _strip_titles(schema: Any) -> None:
     elif isinstance(schema, list):
         for item in schema:
             _strip_titles(item)
-
-
-def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``schema`` with local ``$ref``s to ``$defs`` inlined.
-
-    For providers that reject ``$ref``. Recursive models cannot be inlined and raise
-    :class:`~vivace.errors.ToolDefinitionError`.
-    """
-    defs = schema.get("$defs", {})
-
-    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                key = ref[len("#/$defs/") :]
-                if key in seen:
-                    raise ToolDefinitionError(f"recursive schema {key!r} cannot be inlined")
-                merged = {**defs[key], **{k: v for k, v in node.items() if k != "$ref"}}
-                return resolve(merged, (*seen, key))
-            return {k: resolve(v, seen) for k, v in node.items() if k != "$defs"}
-        if isinstance(node, list):
-            return [resolve(v, seen) for v in node]
-        return node
-
-    return resolve(schema, ())

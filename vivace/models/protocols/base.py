@@ -276,3 +276,28 @@ def _strictify(node: Any) -> None:
         if key in node and isinstance(node[key], dict):
             for sub in node[key].values():
                 _strictify(sub)
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``schema`` with local ``$ref``s to ``$defs`` inlined.
+
+    For providers that reject ``$ref``. Recursive models cannot be inlined and raise
+    :class:`~vivace.errors.ModelConfigError`.
+    """
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                key = ref[len("#/$defs/") :]
+                if key in seen:
+                    raise ModelConfigError(f"recursive schema {key!r} cannot be inlined")
+                merged = {**defs[key], **{k: v for k, v in node.items() if k != "$ref"}}
+                return resolve(merged, (*seen, key))
+            return {k: resolve(v, seen) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [resolve(v, seen) for v in node]
+        return node
+
+    return resolve(schema, ())

@@ -24,7 +24,7 @@ echoed back only when they carry one; a signature on a plain text part is not ke
 
 Tools: ``tools: [{"functionDeclarations": [...]}]``; ``parameters`` is Gemini's OpenAPI
 subset, so schemas are adapted (:func:`gemini_schema`): local ``$ref`` inlined
-(:func:`vivace.tools.schema.inline_refs`), ``additionalProperties``, ``$schema``, ``$id``,
+(:func:`vivace.models.protocols.base.inline_refs`), ``additionalProperties``, ``$schema``, ``$id``,
 ``const`` (-> ``enum``), ``examples``, ``if``/``then``/``else``... removed, ``oneOf`` ->
 ``anyOf``, ``["string", "null"]`` -> ``type`` + ``nullable``. Native structured output
 (``supports_native_output`` is on): ``generationConfig.responseMimeType =
@@ -89,7 +89,7 @@ from ..base import (
 )
 from ..http import json_excerpt
 from ..registry import ProviderInfo
-from .base import HTTPModel, map_finish_reason, strict_json_schema
+from .base import HTTPModel, inline_refs, map_finish_reason, strict_json_schema
 
 __all__ = ["GeminiModel", "gemini_schema", "gemini_usage", "google_access_token"]
 
@@ -157,7 +157,6 @@ _DROP = frozenset(
 
 def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """``schema`` adapted to Gemini's OpenAPI subset (``parameters`` / ``responseSchema``)."""
-    from ...tools.schema import inline_refs
 
     node = dict(schema)
     if "$defs" in node or "definitions" in node:
