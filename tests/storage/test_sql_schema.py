@@ -97,7 +97,7 @@ async def test_a_version_1_database_is_upgraded(sql_factory: Any) -> None:
     assert ctx.session is not None and ctx.session.name == "Old"
     assert ctx.state == {"kept": True}
     assert [m.text for m in ctx.history] == ["hello from v1"]
-    assert await st.schema_version() == 2
+    assert await st.schema_version() == S.SCHEMA_VERSION
 
     # the v2 features work on the upgraded database
     rec = RunRecord("new-run", "old", user_id="u1")

@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="storage URL (default: $VIVACE_STORAGE_URL or sqlite:///.vivace/vivace.db)",
     )
+    s.add_argument(
+        "--event-log",
+        choices=["memory", "storage"],
+        default=None,
+        help="where run events live for SSE reconnects (default: memory with one worker, "
+        "storage with several, so a client can reconnect to any worker)",
+    )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
 
     r = sub.add_parser("run", help="stream one run of an agent to the terminal")

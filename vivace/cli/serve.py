@@ -11,6 +11,20 @@ from ._load import TARGET_ENV, TargetError, as_asgi, load
 __all__ = ["serve"]
 
 DEFAULT_STORAGE = "sqlite:///.vivace/vivace.db"
+EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
+
+
+def _event_log(args: Any) -> str | None:
+    """``--event-log``, else ``storage`` for several workers (a reconnect may land on any of
+    them), else whatever ``VIVACE_EVENT_LOG`` says (``None``: the app's default)."""
+    explicit = getattr(args, "event_log", None)
+    if explicit:
+        return str(explicit)
+    if os.environ.get(EVENT_LOG_ENV):
+        return None
+    if (args.workers or 1) > 1 and not args.reload:
+        return "storage"
+    return None
 
 
 def serve(args: Any) -> int:
@@ -23,6 +37,9 @@ def serve(args: Any) -> int:
     storage = args.storage or os.environ.get("VIVACE_STORAGE_URL") or DEFAULT_STORAGE
     os.environ["VIVACE_STORAGE_URL"] = storage
     os.environ[TARGET_ENV] = target
+    event_log = _event_log(args)
+    if event_log is not None:
+        os.environ[EVENT_LOG_ENV] = event_log
     cwd = os.getcwd()
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
     try:
@@ -60,6 +77,8 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             lines.append(f"  agent {agent_id!r}: model {label}")
         if app.storage is not None:
             lines.append(f"  storage: {_redact(storage)}")
+            kind = os.environ.get(EVENT_LOG_ENV) or "memory"
+            lines.append(f"  event log: {kind} (SSE reconnect {_RECONNECT.get(kind, '')})")
         else:
             lines.append("  storage: none (sessions are not kept)")
     if target.startswith("vivace.examples"):
@@ -82,6 +101,9 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
         '-d \'{"input": "hello", "stream": true}\''
     )
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+_RECONNECT = {"memory": "on the run's worker only", "storage": "on any worker"}
 
 
 def _redact(url: str) -> str:

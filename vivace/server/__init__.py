@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .app import VivaceApp
     from .auth import APIKeyAuth, Auth, JWTAuth, MultiAuth, OpenAuth, Principal
-    from .sse import EventLog, InMemoryEventLog
+    from .sse import EventLog, InMemoryEventLog, StorageEventLog
 
 __all__ = [
     "APIKeyAuth",
@@ -31,6 +31,7 @@ __all__ = [
     "MultiAuth",
     "OpenAuth",
     "Principal",
+    "StorageEventLog",
     "VivaceApp",
 ]
 
@@ -44,6 +45,7 @@ _LAZY = {
     "Principal": ".auth",
     "EventLog": ".sse",
     "InMemoryEventLog": ".sse",
+    "StorageEventLog": ".sse",
 }
 
 

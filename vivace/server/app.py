@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["VivaceApp"]
 
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
+EVENT_LOG_KINDS = ("memory", "storage")
+EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
 
 
 class VivaceApp:
@@ -37,7 +39,12 @@ class VivaceApp:
         cors: ``True`` (any origin), a list of origins, or a dict of
             ``starlette.middleware.cors.CORSMiddleware`` options.
         max_body_bytes: Largest request body accepted (413 above it).
-        event_log: Where run events are kept for SSE reconnects (default in-process).
+        event_log: Where run events are kept for SSE reconnects: ``"memory"`` (this process
+            only), ``"storage"`` (also persisted in ``storage.events``, so a client can
+            reconnect to any worker; :class:`~vivace.server.sse.StorageEventLog`) or an
+            :class:`~vivace.server.sse.EventLog`. ``None``: the ``VIVACE_EVENT_LOG``
+            environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
+            else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
 
     The object is itself an ASGI app (``uvicorn module:app``); ``.asgi`` is the Starlette app,
@@ -52,7 +59,7 @@ class VivaceApp:
         auth: Any = None,
         cors: bool | Sequence[str] | Mapping[str, Any] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY,
-        event_log: EventLog | None = None,
+        event_log: EventLog | str | None = None,
         allowed_media_types: Sequence[str] | None = None,
         title: str = "Vivace",
         docs: bool = True,
@@ -82,6 +89,10 @@ class VivaceApp:
         self.auth: Any = None
         self.cors = cors
         self.max_body_bytes = max_body_bytes
+        if isinstance(event_log, str) and event_log not in EVENT_LOG_KINDS:
+            from ..errors import UserError
+
+            raise UserError(f"event_log must be one of {EVENT_LOG_KINDS} or an EventLog")
         self._event_log = event_log
         self.allowed_media_types = tuple(allowed_media_types or DEFAULT_MEDIA_TYPES)
         self.title = title
@@ -121,6 +132,9 @@ class VivaceApp:
             yield
         finally:
             await self.runs.shutdown()
+            aclose = getattr(self.log, "aclose", None)
+            if aclose is not None:  # write the events still buffered
+                await aclose()
             close = getattr(self.storage, "close", None)
             if close is not None:
                 await close()
@@ -135,10 +149,9 @@ class VivaceApp:
         from .middleware import BodyLimit
         from .routes import all_operations
         from .runs import LiveRuns
-        from .sse import InMemoryEventLog
 
         self.auth = resolve_auth(self._auth_arg)
-        self.log: EventLog = self._event_log or InMemoryEventLog()
+        self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log)
         self.ops = all_operations(self)
         routes: list[Any] = []
@@ -168,6 +181,25 @@ class VivaceApp:
         app = Starlette(routes=routes, middleware=middleware, lifespan=self.lifespan)
         install_handlers(app)
         return app
+
+    def _make_event_log(self) -> EventLog:
+        from .sse import InMemoryEventLog, StorageEventLog
+
+        log = self._event_log
+        if log is not None and not isinstance(log, str):
+            return log
+        kind = log or os.environ.get(EVENT_LOG_ENV) or "memory"
+        if kind == "memory":
+            return InMemoryEventLog()
+        if kind != "storage":
+            from ..errors import UserError
+
+            raise UserError(f"{EVENT_LOG_ENV} must be one of {EVENT_LOG_KINDS}, not {kind!r}")
+        if self.storage is None or getattr(self.storage, "events", None) is None:
+            from ..errors import UserError
+
+            raise UserError('event_log="storage" needs a storage (VivaceApp(storage=...))')
+        return StorageEventLog(self.storage)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document (built once)."""
@@ -209,11 +241,18 @@ class VivaceApp:
 def _endpoint(server: VivaceApp, op: Op, check: Any) -> Any:
     handler = op.handler
     scope = op.scope
+    # reconnects may name a run of another worker: a storage-backed log looks it up first
+    prefetch = op.path.endswith("/runs/{run_id}/events")
 
     async def endpoint(request: Any) -> Any:
         if scope is None:
             return await handler(request, None)  # type: ignore[arg-type]
-        return await handler(request, check(server.auth, request, scope))
+        principal = check(server.auth, request, scope)
+        if prefetch:
+            learn = getattr(server.log, "prefetch", None)
+            if learn is not None:
+                await learn(request.path_params["run_id"])
+        return await handler(request, principal)
 
     endpoint.__name__ = handler.__name__
     return endpoint

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .sse import RunInfo
+from .sse import TERMINAL_TYPES, RunInfo
 
 if TYPE_CHECKING:
     from ..agent import RunResult, RunStream
@@ -23,12 +23,13 @@ logger = logging.getLogger("vivace.server")
 
 
 class _Live:
-    __slots__ = ("cancel_requested", "last_seq", "task")
+    __slots__ = ("cancel_requested", "ended", "last_seq", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[RunResult | None] | None = None
         self.last_seq = -1
         self.cancel_requested = False
+        self.ended = False  # a terminal event was logged
 
 
 class LiveRuns:
@@ -48,12 +49,22 @@ class LiveRuns:
 
     async def _drive(self, run_id: str, stream: RunStream, live: _Live) -> RunResult | None:
         log = self.log
+        # a log that persists events shows the terminal event only once it is stored
+        append_final = getattr(log, "append_final", None)
         try:
             async for event in stream:
                 live.last_seq = event.seq
-                log.append(run_id, event.to_dict())
+                if append_final is not None and event.type in TERMINAL_TYPES:
+                    live.ended = True
+                    await append_final(run_id, event.to_dict())
+                else:
+                    log.append(run_id, event.to_dict())
             return stream.result
         except asyncio.CancelledError:
+            if live.ended:  # cancelled after the end (while its events were being stored)
+                if live.cancel_requested:
+                    return stream.result
+                raise
             if live.cancel_requested:  # cancelled before the run registered itself
                 self._synthetic(live, run_id, "run_cancelled", reason="cancelled by request")
                 return None
@@ -61,6 +72,8 @@ class LiveRuns:
             raise
         except Exception:
             logger.exception("run %s failed unexpectedly", run_id)
+            if live.ended:
+                return None
             self._synthetic(
                 live,
                 run_id,

@@ -6,14 +6,19 @@ back with ``Last-Event-ID: N`` gets exactly the events with ``seq > N``: no gaps
 duplicates. The run itself keeps going when its client disconnects.
 
 :class:`InMemoryEventLog` keeps the live runs of this process plus recently finished ones
-(bounded count and age). A storage-backed log (so a client can reconnect to a *different*
-worker) implements the same :class:`EventLog` protocol and is passed as
-``VivaceApp(event_log=...)``.
+(bounded count and age). :class:`StorageEventLog` adds persistence to storage
+(``storage.events``) so a client can reconnect to a *different* worker: live subscribers on the
+run's own worker still read the in-process log; the events are also written in batches by a
+background task per run, and a worker that does not know a run serves a reconnect from
+storage, polling until the run's terminal event. Choose it with
+``VivaceApp(event_log="storage")`` (``vivace serve --workers N`` with N > 1 does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
@@ -22,7 +27,20 @@ from typing import Any, Protocol, runtime_checkable
 
 from .errors import dumps
 
-__all__ = ["EventLog", "EventsExpired", "InMemoryEventLog", "RunInfo", "frame"]
+__all__ = [
+    "TERMINAL_TYPES",
+    "EventLog",
+    "EventsExpired",
+    "InMemoryEventLog",
+    "RunInfo",
+    "StorageEventLog",
+    "frame",
+]
+
+TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_paused"})
+"""Event types that end a run's stream (or a segment of it, for ``run_paused``)."""
+
+logger = logging.getLogger("vivace.server")
 
 
 def frame(data: Any, event: str | None = None, id: int | str | None = None) -> bytes:
@@ -123,12 +141,21 @@ class InMemoryEventLog:
         return log
 
     def open(self, info: RunInfo) -> None:
-        self._live[info.run_id] = _Log(info)
+        log = _Log(info)
+        prev = self._finished.pop(info.run_id, None)
+        if prev is not None:  # a resumed run: its events continue the earlier ones
+            log.events, log.first_seq = prev.events, prev.first_seq
+        self._live[info.run_id] = log
 
     def append(self, run_id: str, event: dict[str, Any]) -> None:
         log = self._live.get(run_id)
         if log is None:
             return
+        seq = event.get("seq")
+        if isinstance(seq, int) and seq != log.first_seq + len(log.events):
+            # numbering restarted (a new segment): drop what came before
+            log.events.clear()
+            log.first_seq = seq
         log.events.append(event)
         if len(log.events) > self.max_events:
             log.events.popleft()
@@ -164,6 +191,10 @@ class InMemoryEventLog:
     def is_live(self, run_id: str) -> bool:
         return run_id in self._live
 
+    def discard(self, run_id: str) -> None:
+        """Forget a finished run (its events are served from elsewhere now)."""
+        self._finished.pop(run_id, None)
+
     async def subscribe(self, run_id: str, after: int = -1) -> AsyncIterator[dict[str, Any]]:
         log = self._get(run_id)
         if log is None:
@@ -182,3 +213,306 @@ class InMemoryEventLog:
 
     def __len__(self) -> int:
         return len(self._live) + len(self._finished)
+
+
+class _Writer:
+    __slots__ = (
+        "broken",
+        "buffer",
+        "done",
+        "first",
+        "progress",
+        "stored_seq",
+        "task",
+        "urgent",
+        "wake",
+    )
+
+    def __init__(self) -> None:
+        self.buffer: list[dict[str, Any]] = []
+        self.wake = asyncio.Event()
+        self.progress = asyncio.Event()  # replaced after every write attempt
+        self.stored_seq = -1
+        self.first = True
+        self.urgent = asyncio.Event()  # write now, without waiting for a batch
+        self.done = False
+        self.broken = False
+        self.task: asyncio.Task[None] | None = None
+
+
+class StorageEventLog:
+    """The in-process log plus persistence in ``storage.events``: reconnect on any worker.
+
+    Live subscribers on the run's worker read the in-process log (no extra latency). Each run
+    gets a background task that writes its events in batches (every ``flush_interval``
+    seconds); the run itself never waits for those writes, and a failed write is logged, never
+    raised into the run. The terminal event is written *before* it becomes visible here, so
+    once a client (or a JSON response) has seen the end, storage holds every event before it.
+
+    A worker that does not know a run (``prefetch`` reads its record from
+    ``storage.sessions``) serves reconnects from storage: the stored events after the client's
+    position, then polling every ``poll_interval`` seconds until the terminal event, or until
+    the run is no longer ``running`` in storage (``incomplete`` after a crash) and
+    ``settle_seconds`` have passed without it.
+
+    Args:
+        storage: A :class:`~vivace.storage.Storage` shared by all workers.
+        local: The in-process log (default a new :class:`InMemoryEventLog`).
+        flush_interval: Seconds between batched writes of a live run's events.
+        poll_interval: Seconds between storage reads of a reconnect served from storage.
+        settle_seconds: How long a reader waits for a finished run's last events.
+        final_timeout: Longest wait for the terminal event's write before showing it anyway.
+        retain_seconds: Stored events older than this are pruned (at most every
+            ``retain_seconds / 10`` s, when a run starts); ``None`` leaves pruning to you
+            (``storage.prune({"events": timedelta(...)})``).
+    """
+
+    def __init__(
+        self,
+        storage: Any,
+        *,
+        local: InMemoryEventLog | None = None,
+        flush_interval: float = 0.05,
+        poll_interval: float = 0.15,
+        settle_seconds: float = 2.0,
+        final_timeout: float = 5.0,
+        retain_seconds: float | None = 3600.0,
+    ) -> None:
+        self.storage = storage
+        self.local = local if local is not None else InMemoryEventLog()
+        self.flush_interval = flush_interval
+        self.poll_interval = poll_interval
+        self.settle_seconds = settle_seconds
+        self.final_timeout = final_timeout
+        self.retain_seconds = retain_seconds
+        self._writers: dict[str, _Writer] = {}
+        self._remote: OrderedDict[str, tuple[RunInfo, int, float]] = OrderedDict()
+        self._last_prune = time.monotonic()
+        self._prune_task: asyncio.Task[None] | None = None
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def open(self, info: RunInfo) -> None:
+        self.local.open(info)
+        self._remote.pop(info.run_id, None)
+        w = _Writer()
+        self._writers[info.run_id] = w
+        w.task = asyncio.get_running_loop().create_task(self._write_loop(info.run_id, w))
+        self._maybe_prune()
+
+    def append(self, run_id: str, event: dict[str, Any]) -> None:
+        self.local.append(run_id, event)
+        w = self._writers.get(run_id)
+        if w is not None and not w.broken:
+            w.buffer.append(event)
+            w.wake.set()
+
+    async def append_final(self, run_id: str, event: dict[str, Any]) -> None:
+        """Append the terminal event once it (and everything before it) is in storage."""
+        w = self._writers.get(run_id)
+        try:
+            if w is None or w.broken or w.task is None:
+                return
+            w.buffer.append(event)
+            w.urgent.set()
+            w.wake.set()
+            seq = event["seq"]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.final_timeout
+            while w.stored_seq < seq and not w.broken and not w.task.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    logger.warning("run %s: events not persisted in time; showing the end", run_id)
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(w.progress.wait(), remaining)
+        finally:
+            self.local.append(run_id, event)
+
+    def finish(self, run_id: str) -> None:
+        self.local.finish(run_id)
+        w = self._writers.get(run_id)
+        if w is not None:
+            w.done = True
+            w.wake.set()
+            w.urgent.set()
+
+    async def _write_loop(self, run_id: str, w: _Writer) -> None:
+        try:
+            while True:
+                await w.wake.wait()
+                if not w.done and not w.urgent.is_set():  # gather a batch
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(w.urgent.wait(), self.flush_interval)
+                w.wake.clear()
+                w.urgent.clear()
+                batch, w.buffer = w.buffer, []
+                if batch and not w.broken:
+                    await self._write(run_id, batch, w)
+                progress, w.progress = w.progress, asyncio.Event()
+                progress.set()
+                if w.done and not w.buffer:
+                    return
+        except Exception:  # never let a logging problem surface anywhere
+            logger.exception("run %s: event writer failed", run_id)
+            w.broken = True
+        finally:
+            w.progress.set()
+            if self._writers.get(run_id) is w:
+                del self._writers[run_id]
+
+    async def _write(self, run_id: str, batch: list[dict[str, Any]], w: _Writer) -> None:
+        # a segment numbered from 0 again (not a run's start) replaces the stored one
+        replace = w.first and batch[0].get("seq") == 0 and batch[0].get("type") != "run_started"
+        w.first = False
+        for attempt in range(3):
+            try:
+                await self.storage.events.append(run_id, batch, replace=replace)
+                w.stored_seq = batch[-1]["seq"]
+                return
+            except Exception:
+                if attempt == 2:
+                    # stop persisting this run: later batches would leave a gap in storage
+                    logger.exception("run %s: cannot persist its events; giving up", run_id)
+                    w.broken = True
+                    return
+                await asyncio.sleep(0.05 * (attempt + 1))
+
+    def _maybe_prune(self) -> None:
+        retain = self.retain_seconds
+        if retain is None:
+            return
+        now = time.monotonic()
+        if now - self._last_prune < max(retain / 10, 1.0):
+            return
+        if self._prune_task is not None and not self._prune_task.done():
+            return
+        self._last_prune = now
+        self._prune_task = asyncio.get_running_loop().create_task(self._prune(retain))
+
+    async def _prune(self, retain: float) -> None:
+        try:
+            await self.storage.events.prune(time.time() - retain)
+        except Exception:
+            logger.exception("pruning stored run events failed")
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Write what is still buffered (server shutdown)."""
+        tasks = [w.task for w in self._writers.values() if w.task is not None]
+        for w in self._writers.values():
+            w.done = True
+            w.wake.set()
+            w.urgent.set()
+        if self._prune_task is not None:
+            tasks.append(self._prune_task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    async def prefetch(self, run_id: str) -> None:
+        """Learn about a run this worker does not know from storage (before :meth:`info`)."""
+        if self.local.is_live(run_id):
+            return
+        try:
+            record = await self.storage.sessions.get_run(run_id)
+        except Exception:
+            logger.exception("run %s: cannot read its record", run_id)
+            return
+        if record is None:
+            return
+        if self.local.info(run_id) is not None:
+            if record.status != "running":
+                return  # finished here: the in-process log has it all
+            self.local.discard(run_id)  # resumed on another worker since
+        oldest = 0
+        if record.status != "running":
+            try:
+                first = await self.storage.events.read(run_id, limit=1)
+            except Exception:
+                logger.exception("run %s: cannot read its events", run_id)
+                return
+            if first:
+                oldest = int(first[0]["seq"])
+            elif time.time() - record.updated_at > self.settle_seconds:
+                return  # finished and its events are not stored (pruned, or never logged)
+        info = RunInfo(run_id, record.agent_id or "", record.user_id, record.session_id)
+        self._remote[run_id] = (info, oldest, time.monotonic())
+        self._remote.move_to_end(run_id)
+        while len(self._remote) > 1024:
+            self._remote.popitem(last=False)
+
+    def _remote_entry(self, run_id: str) -> tuple[RunInfo, int, float] | None:
+        entry = self._remote.get(run_id)
+        if entry is not None and time.monotonic() - entry[2] > 60.0:
+            del self._remote[run_id]
+            return None
+        return entry
+
+    def info(self, run_id: str) -> RunInfo | None:
+        info = self.local.info(run_id)
+        if info is not None:
+            return info
+        entry = self._remote_entry(run_id)
+        return entry[0] if entry is not None else None
+
+    def oldest_seq(self, run_id: str) -> int:
+        if self.local.info(run_id) is not None:
+            return self.local.oldest_seq(run_id)
+        entry = self._remote_entry(run_id)
+        return entry[1] if entry is not None else 0
+
+    def is_live(self, run_id: str) -> bool:
+        return self.local.is_live(run_id)
+
+    def subscribe(self, run_id: str, after: int = -1) -> AsyncIterator[dict[str, Any]]:
+        if self.local.info(run_id) is not None:
+            return self.local.subscribe(run_id, after)
+        return self._from_storage(run_id, after)
+
+    async def _from_storage(self, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        events_store = self.storage.events
+        nxt = after + 1
+        next_status_check = 0.0
+        settle_until: float | None = None
+        last_type: Any = None
+        while True:
+            batch = await events_store.read(run_id, after=nxt - 1, limit=500)
+            for event in batch:
+                seq = event.get("seq")
+                if not isinstance(seq, int) or seq < nxt:
+                    continue
+                if seq > nxt:  # events missing (pruned, or their write failed): stop here
+                    logger.warning("run %s: stored events jump from %d to %d", run_id, nxt, seq)
+                    return
+                yield event
+                nxt = seq + 1
+                last_type = event.get("type")
+            if len(batch) == 500:
+                continue
+            if last_type in TERMINAL_TYPES:  # the last event so far ends the run
+                if last_type != "run_paused":
+                    return
+                # a paused run ends its stream unless it has been resumed since
+                record = await self.storage.sessions.get_run(run_id)
+                if record is None or record.status != "running":
+                    return
+            now = loop.time()
+            if settle_until is not None:
+                if now >= settle_until:
+                    return
+            elif not batch and now >= next_status_check:
+                next_status_check = now + 1.0
+                record = await self.storage.sessions.get_run(run_id)
+                status = record.status if record is not None else None
+                if status == "incomplete" or status is None:
+                    settle_until = now  # the run died (or vanished): one last read
+                elif status != "running":
+                    settle_until = now + self.settle_seconds
+                if settle_until is not None:
+                    continue
+            await asyncio.sleep(self.poll_interval)
+
+    def __len__(self) -> int:
+        return len(self.local)

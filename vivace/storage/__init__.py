@@ -1,4 +1,5 @@
-"""Durable storage: sessions and runs, memory, workflow snapshots, traces and scores.
+"""Durable storage: sessions and runs, memory, workflow snapshots, traces, scores and the
+server's run events.
 
 Backends: :class:`InMemoryStorage`, :class:`SQLiteStorage` (the embedded default),
 :class:`PostgresStorage`, and :class:`CompositeStorage` routing each domain to a backend.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import (
+    EventStore,
     MemoryStore,
     MessageEmbedding,
     ScoreStore,
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompositeStorage",
     "CorruptDatabaseError",
+    "EventStore",
     "HistoryWindow",
     "InMemoryStorage",
     "MemoryStore",

@@ -205,3 +205,20 @@ def run_from_row(row: Any, now: float | None = None) -> RunRecord:
 
 def parse_messages(text: str | None) -> list[Message]:
     return [Message.from_dict(m) for m in json.loads(text or "[]")]
+
+
+def event_rows(
+    run_id: str, events: Iterable[Mapping[str, Any]], now: float
+) -> list[dict[str, Any]]:
+    """Rows of ``vivace_run_events`` for ``events`` (each needs an integer ``seq``)."""
+    rows = []
+    for e in events:
+        seq = e.get("seq")
+        if type(seq) is not int or seq < 0:
+            from ..errors import UserError
+
+            raise UserError(f"a run event needs an integer seq >= 0, got {seq!r}")
+        rows.append(
+            {"run_id": run_id, "seq": seq, "event": dumps(e, "run event"), "created_at": now}
+        )
+    return rows

@@ -1,7 +1,7 @@
 """The storage domains: small async interfaces every backend implements.
 
 One :class:`Storage` object serves all domains: ``storage.sessions``, ``storage.memory``,
-``storage.workflows``, ``storage.traces`` and ``storage.scores``. Backends:
+``storage.workflows``, ``storage.traces``, ``storage.scores`` and ``storage.events``. Backends:
 :class:`~vivace.storage.InMemoryStorage`, :class:`~vivace.storage.SQLiteStorage`,
 :class:`~vivace.storage.PostgresStorage`, and :class:`~vivace.storage.CompositeStorage`
 routing each domain to its own backend.
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOMAINS",
+    "EventStore",
     "MemoryStore",
     "MessageEmbedding",
     "ScoreStore",
@@ -45,8 +46,8 @@ __all__ = [
     "WorkflowStore",
 ]
 
-DOMAINS = ("sessions", "memory", "workflows", "traces", "scores")
-PRUNE_KEYS = ("sessions", "runs", "memory", "workflows", "traces", "scores")
+DOMAINS = ("sessions", "memory", "workflows", "traces", "scores", "events")
+PRUNE_KEYS = ("sessions", "runs", "memory", "workflows", "traces", "scores", "events")
 Scope = Literal["session", "user"]
 
 
@@ -359,6 +360,37 @@ class ScoreStore(ABC):
     async def prune(self, before: float) -> int: ...
 
 
+class EventStore(ABC):
+    """A run's event stream as the server logged it (for SSE reconnects on any worker).
+
+    Events are JSON objects with an integer ``seq`` (0, 1, 2... per run); ``(run_id, seq)`` is
+    unique, so writing an event twice stores it once.
+    """
+
+    @abstractmethod
+    async def append(
+        self, run_id: str, events: Sequence[Mapping[str, Any]], *, replace: bool = False
+    ) -> int:
+        """Store ``events`` (one transaction). Events whose ``(run_id, seq)`` is already
+        stored are skipped (a retried write is harmless). ``replace=True`` first drops the
+        run's stored events (a new segment: a resumed run numbers its events from 0 again).
+        Returns how many events were inserted."""
+
+    @abstractmethod
+    async def read(
+        self, run_id: str, *, after: int = -1, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` events with ``seq > after``, in ``seq`` order."""
+
+    @abstractmethod
+    async def delete(self, run_id: str) -> int:
+        """Drop a run's events; returns how many."""
+
+    @abstractmethod
+    async def prune(self, before: float) -> int:
+        """Delete events written before ``before`` (epoch seconds)."""
+
+
 class Storage(ABC):
     """One object serving every storage domain. Use ``async with`` or call :meth:`close`."""
 
@@ -367,6 +399,7 @@ class Storage(ABC):
     workflows: WorkflowStore
     traces: TraceStore
     scores: ScoreStore
+    events: EventStore
 
     async def setup(self) -> None:  # noqa: B027 - optional hook
         """Create or upgrade tables now instead of on first use (no-op by default)."""
@@ -378,8 +411,8 @@ class Storage(ABC):
         """Delete records older than a per-domain age; returns deleted counts per key.
 
         Keys: ``sessions`` (with their runs and memory), ``runs``, ``memory`` (message
-        embeddings and user memories), ``workflows``, ``traces``, ``scores``. Ages are
-        ``timedelta`` or seconds.
+        embeddings and user memories), ``workflows``, ``traces``, ``scores``, ``events``
+        (the server's logged run events). Ages are ``timedelta`` or seconds.
         """
         unknown = set(older_than) - set(PRUNE_KEYS)
         if unknown:
@@ -401,6 +434,8 @@ class Storage(ABC):
                 out[key] = await self.workflows.prune(before)
             elif key == "traces":
                 out[key] = await self.traces.prune(before)
+            elif key == "events":
+                out[key] = await self.events.prune(before)
             else:
                 out[key] = await self.scores.prune(before)
         return out

@@ -136,6 +136,7 @@ class CompositeStorage(Storage):
         workflows: Storage | None = None,
         traces: Storage | None = None,
         scores: Storage | None = None,
+        events: Storage | None = None,
     ) -> None:
         self.default = default
         self._routes: dict[str, Storage] = {
@@ -144,12 +145,14 @@ class CompositeStorage(Storage):
             "workflows": workflows or default,
             "traces": traces or default,
             "scores": scores or default,
+            "events": events or default,
         }
         self.sessions = _CompositeSessions(self._routes["sessions"].sessions, self)
         self.memory = self._routes["memory"].memory
         self.workflows = self._routes["workflows"].workflows
         self.traces = self._routes["traces"].traces
         self.scores = self._routes["scores"].scores
+        self.events = self._routes["events"].events
 
     def _backend_of(self, domain: str) -> Storage:
         return self._routes[domain]

@@ -15,6 +15,7 @@ from ..errors import NotFound
 from . import _logic as L
 from ._vec import cosine, keyword_score, norm, words
 from .base import (
+    EventStore,
     MemoryStore,
     MessageEmbedding,
     Scope,
@@ -629,6 +630,51 @@ class _Scores(ScoreStore):
         return len(old)
 
 
+class _Events(EventStore):
+    def __init__(self) -> None:
+        # run_id -> {seq: (json text, created_at)}
+        self._runs: dict[str, dict[int, tuple[str, float]]] = {}
+
+    async def append(
+        self, run_id: str, events: Sequence[Mapping[str, Any]], *, replace: bool = False
+    ) -> int:
+        rows = L.event_rows(run_id, events, time.time())  # validate before changing anything
+        if replace:
+            self._runs.pop(run_id, None)
+        stored = self._runs.setdefault(run_id, {})
+        n = 0
+        for r in rows:
+            if r["seq"] not in stored:
+                stored[r["seq"]] = (r["event"], r["created_at"])
+                n += 1
+        return n
+
+    async def read(
+        self, run_id: str, *, after: int = -1, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        stored = self._runs.get(run_id)
+        if not stored:
+            return []
+        seqs = sorted(s for s in stored if s > after)[: max(limit, 0)]
+        return [json.loads(stored[s][0]) for s in seqs]
+
+    async def delete(self, run_id: str) -> int:
+        stored = self._runs.pop(run_id, None)
+        return len(stored) if stored else 0
+
+    async def prune(self, before: float) -> int:
+        n = 0
+        for run_id in list(self._runs):
+            stored = self._runs[run_id]
+            old = [s for s, (_, at) in stored.items() if at < before]
+            for s in old:
+                del stored[s]
+            n += len(old)
+            if not stored:
+                del self._runs[run_id]
+        return n
+
+
 class InMemoryStorage(Storage):
     """Every domain in this process's memory. Not shared between processes; lost on exit."""
 
@@ -639,6 +685,7 @@ class InMemoryStorage(Storage):
         self.workflows = _Workflows()
         self.traces = _Traces()
         self.scores = _Scores()
+        self.events = _Events()
 
     def __repr__(self) -> str:
         return "InMemoryStorage()"

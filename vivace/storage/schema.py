@@ -9,6 +9,7 @@ Version history:
 1. sessions, runs, working memory, user memories, workflow snapshots, spans, scores.
 2. runs get ``lease_expires_at`` (crash detection); ``vivace_message_embeddings`` (semantic
    recall) is added.
+3. ``vivace_run_events``: the server's persisted run events (SSE reconnect from any worker).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "create_v1_schema", "metadata"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "create_v1_schema", "create_v2_schema", "metadata"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -158,23 +159,40 @@ scores = sa.Table(
     sa.Index("ix_vivace_scores_created", "created_at"),
 )
 
+run_events = sa.Table(  # v3
+    "vivace_run_events",
+    metadata,
+    sa.Column("run_id", _ID, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("created_at", _Time, nullable=False),
+    sa.Index("ix_vivace_run_events_created", "created_at"),
+)
+
 VIVACE_TABLES = frozenset(t.name for t in metadata.sorted_tables)
 
 
 # -- migrations -------------------------------------------------------------------------------
 
 
-def _v1_metadata() -> sa.MetaData:
-    """The tables exactly as schema version 1 defined them (frozen; used to build and test
-    upgrades from v1)."""
+_ADDED_IN: dict[int, frozenset[str]] = {
+    2: frozenset({"vivace_message_embeddings"}),
+    3: frozenset({"vivace_run_events"}),
+}
+
+
+def _old_metadata(version: int) -> sa.MetaData:
+    """The tables exactly as schema ``version`` (1 or 2) defined them (frozen; used to build
+    and test upgrades)."""
+    skip = frozenset().union(*(t for v, t in _ADDED_IN.items() if v > version))
     md = sa.MetaData()
     for table in metadata.sorted_tables:
-        if table.name == "vivace_message_embeddings":
+        if table.name in skip:
             continue
         cols = [
             c._copy()
             for c in table.columns
-            if not (table.name == "vivace_runs" and c.name == "lease_expires_at")
+            if not (version < 2 and table.name == "vivace_runs" and c.name == "lease_expires_at")
         ]
         args: list[Any] = [*cols]
         for idx in table.indexes:
@@ -183,13 +201,27 @@ def _v1_metadata() -> sa.MetaData:
     return md
 
 
-def create_v1_schema(conn: sa.Connection) -> None:
-    """Create a version-1 database (what Vivace 0.1 wrote). For upgrade tests and tooling."""
+def _v1_metadata() -> sa.MetaData:
+    return _old_metadata(1)
+
+
+def _create_old_schema(conn: sa.Connection, version: int) -> None:
     import time
 
-    _v1_metadata().create_all(conn)
+    _old_metadata(version).create_all(conn)
     schema_version.create(conn, checkfirst=True)
-    conn.execute(schema_version.insert().values(version=1, applied_at=time.time()))
+    for v in range(1, version + 1):
+        conn.execute(schema_version.insert().values(version=v, applied_at=time.time()))
+
+
+def create_v1_schema(conn: sa.Connection) -> None:
+    """Create a version-1 database (what Vivace 0.1 wrote). For upgrade tests and tooling."""
+    _create_old_schema(conn, 1)
+
+
+def create_v2_schema(conn: sa.Connection) -> None:
+    """Create a version-2 database (before the run events table). For upgrade tests."""
+    _create_old_schema(conn, 2)
 
 
 def _migrate_1_to_2(conn: sa.Connection) -> None:
@@ -199,5 +231,9 @@ def _migrate_1_to_2(conn: sa.Connection) -> None:
     message_embeddings.create(conn)
 
 
-MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {2: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sa.Connection) -> None:
+    run_events.create(conn)
+
+
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {2: _migrate_1_to_2, 3: _migrate_2_to_3}
 """``MIGRATIONS[n]`` upgrades a version ``n-1`` database to version ``n``."""

@@ -29,6 +29,7 @@ from . import _logic as L
 from . import schema as S
 from ._vec import cosine, norm, pack, unpack, vector_literal
 from .base import (
+    EventStore,
     MemoryStore,
     MessageEmbedding,
     Scope,
@@ -140,6 +141,7 @@ class SQLStorage(Storage):
         self.workflows = _SQLWorkflows(self)
         self.traces = _SQLTraces(self)
         self.scores = _SQLScores(self)
+        self.events = _SQLEvents(self)
 
     # -- engine and transactions ---------------------------------------------------------------
 
@@ -1572,4 +1574,95 @@ class _SQLScores(ScoreStore):
     async def prune(self, before: float) -> int:
         async with self._o._tx(True) as conn:
             res = await conn.execute(sa.delete(_sc).where(_sc.c.created_at < before))
+        return int(res.rowcount or 0)
+
+
+# -- run events ----------------------------------------------------------------------------------
+
+_ev = S.run_events
+_EVENT_CHUNK = 500  # rows per INSERT (4 bound parameters each: well under SQLite's limit)
+_PG_EVENTS_INSERT = (
+    f"INSERT INTO {_ev.name} (run_id, seq, event, created_at) "
+    "SELECT $1, t.seq, t.event, $4 FROM unnest($2::integer[], $3::text[]) AS t(seq, event) "
+    "ON CONFLICT (run_id, seq) DO NOTHING"
+)
+_LITE_EVENTS_INSERT = (
+    f"INSERT INTO {_ev.name} (run_id, seq, event, created_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (run_id, seq) DO NOTHING"
+)
+
+
+class _SQLEvents(EventStore):
+    def __init__(self, owner: SQLStorage) -> None:
+        self._o = owner
+
+    async def append(
+        self, run_id: str, events: Sequence[Mapping[str, Any]], *, replace: bool = False
+    ) -> int:
+        rows = L.event_rows(run_id, events, time.time())
+        if not rows and not replace:
+            return 0
+        sessions = self._o.sessions
+        # fast paths on the driver connections the seam uses: one hop / one round trip
+        if self._o.dialect_name == "sqlite" and hasattr(sessions, "_hot_write"):
+            return await self._append_sqlite(sessions, run_id, rows, replace)
+        if self._o.dialect_name == "postgresql" and not replace and hasattr(sessions, "_driver"):
+            async with sessions._driver() as conn:
+                status = await conn.execute(
+                    _PG_EVENTS_INSERT,
+                    run_id,
+                    [r["seq"] for r in rows],
+                    [r["event"] for r in rows],
+                    rows[0]["created_at"],
+                )
+            return int(str(status).rsplit(" ", 1)[-1] or 0)
+        n = 0
+        async with self._o._tx(True) as conn:
+            if replace:
+                await conn.execute(sa.delete(_ev).where(_ev.c.run_id == run_id))
+            for i in range(0, len(rows), _EVENT_CHUNK):
+                stmt = (
+                    self._o._insert(_ev)
+                    .values(rows[i : i + _EVENT_CHUNK])
+                    .on_conflict_do_nothing(index_elements=[_ev.c.run_id, _ev.c.seq])
+                )
+                res = await conn.execute(stmt)
+                n += max(int(res.rowcount or 0), 0)
+        return n
+
+    @staticmethod
+    async def _append_sqlite(
+        sessions: Any, run_id: str, rows: list[dict[str, Any]], replace: bool
+    ) -> int:
+        params = [(r["run_id"], r["seq"], r["event"], r["created_at"]) for r in rows]
+
+        def body(db: Any) -> int:
+            if replace:
+                db.execute(f"DELETE FROM {_ev.name} WHERE run_id = ?", (run_id,))
+            cur = db.executemany(_LITE_EVENTS_INSERT, params)
+            return max(int(cur.rowcount), 0)
+
+        return int(await sessions._hot_write(body))
+
+    async def read(
+        self, run_id: str, *, after: int = -1, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        q = (
+            sa.select(_ev.c.event)
+            .where(_ev.c.run_id == run_id, _ev.c.seq > after)
+            .order_by(_ev.c.seq)
+            .limit(max(limit, 0))
+        )
+        async with self._o._tx(False) as conn:
+            rows = (await conn.execute(q)).all()
+        return [json.loads(r[0]) for r in rows]
+
+    async def delete(self, run_id: str) -> int:
+        async with self._o._tx(True) as conn:
+            res = await conn.execute(sa.delete(_ev).where(_ev.c.run_id == run_id))
+        return int(res.rowcount or 0)
+
+    async def prune(self, before: float) -> int:
+        async with self._o._tx(True) as conn:
+            res = await conn.execute(sa.delete(_ev).where(_ev.c.created_at < before))
         return int(res.rowcount or 0)
