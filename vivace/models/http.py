@@ -579,21 +579,28 @@ class Endpoint:
         async with self.open_stream(
             path, body, model=model, settings=settings, headers=headers
         ) as response:
-            try:
-                async for chunk in response.aiter_bytes():
-                    yield chunk
-            except httpx.TimeoutException as exc:
-                raise ModelTimeout(
-                    f"{self.provider}: the stream stalled (read timeout)",
-                    provider=self.provider,
-                    model=model,
-                ) from exc
-            except httpx.TransportError as exc:
-                raise StreamInterrupted(
-                    f"{self.provider}: the stream broke off ({type(exc).__name__})",
-                    provider=self.provider,
-                    model=model,
-                ) from exc
+            async for chunk in self._chunks(response, model):
+                yield chunk
+
+    async def _chunks(
+        self, response: httpx.Response, model: str | None
+    ) -> AsyncGenerator[bytes, None]:
+        """``response``'s body chunks, with transport failures mapped to typed errors."""
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise ModelTimeout(
+                f"{self.provider}: the stream stalled (read timeout)",
+                provider=self.provider,
+                model=model,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise StreamInterrupted(
+                f"{self.provider}: the stream broke off ({type(exc).__name__})",
+                provider=self.provider,
+                model=model,
+            ) from exc
 
     async def stream_sse(
         self,
@@ -611,22 +618,9 @@ class Endpoint:
             path, body, model=model, settings=settings, headers=headers
         ) as response:
             _check_stream_type(self, response, model, "text/event-stream")
-            try:
-                async for chunk in response.aiter_bytes():
-                    for event in feed(chunk):
-                        yield event
-            except httpx.TimeoutException as exc:
-                raise ModelTimeout(
-                    f"{self.provider}: the stream stalled (read timeout)",
-                    provider=self.provider,
-                    model=model,
-                ) from exc
-            except httpx.TransportError as exc:
-                raise StreamInterrupted(
-                    f"{self.provider}: the stream broke off ({type(exc).__name__})",
-                    provider=self.provider,
-                    model=model,
-                ) from exc
+            async for chunk in self._chunks(response, model):
+                for event in feed(chunk):
+                    yield event
             for event in decoder.flush():
                 yield event
 
