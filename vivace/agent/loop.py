@@ -1,8 +1,8 @@
 """The run loop: model request -> tool calls -> results -> model, until an answer.
 
-:func:`run_events` is an async generator of :mod:`~vivace.agent.events`; ``Agent.arun``
-drains it and ``Agent.astream`` hands it to the caller. All per-run state lives in a
-:class:`RunState` created here, never on the Agent.
+:meth:`Runner.events` is an async generator of :mod:`~vivace.agent.events`; ``Agent.arun``
+drains it and ``Agent.astream`` hands it to the caller. All per-run state lives in the
+:class:`Runner` and its :class:`RunState`, never on the Agent.
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ if TYPE_CHECKING:
     from .agent import Agent
 
 __all__ = ["RunOptions", "RunState", "Runner"]
-
-_DEFAULT_TOOL_RETRIES = 2
-
 
 _TERMINAL = (ev.RunCompleted, ev.RunFailed, ev.RunPaused, ev.RunCancelled)
 
