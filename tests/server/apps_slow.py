@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from vivace import Agent
-from vivace.models.base import ModelRequest, StreamEvent, TextDelta
+from vivace.models.base import ModelRequest, ModelResponse, StreamEvent, TextDelta
 from vivace.server import VivaceApp
 from vivace.testing import FunctionModel
 
@@ -51,6 +51,18 @@ class GatedSlowModel(FunctionModel):
             await asyncio.sleep(0.01)
             yield TextDelta(f"w{i} " if i < BEFORE + AFTER - 1 else f"w{i}")
         yield response
+
+
+class GatedModel(GatedSlowModel):
+    """:class:`GatedSlowModel` whose non-streamed answer waits at the gate too (JSON runs)."""
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        gate = _gate_path(request)
+        for _ in range(600 if gate is not None else 0):  # at most 60 s
+            if os.path.exists(gate):  # type: ignore[arg-type]
+                break
+            await asyncio.sleep(0.1)
+        return await super().request(request)
 
 
 inner = VivaceApp(agents=[Agent(model=GatedSlowModel(), name="slow")])

@@ -152,7 +152,7 @@ class VivaceApp:
 
         self.auth = resolve_auth(self._auth_arg)
         self.log: EventLog = self._make_event_log()
-        self.runs = LiveRuns(self.log)
+        self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
         self.ops = all_operations(self)
         routes: list[Any] = []
         for op in self.ops:
@@ -200,6 +200,23 @@ class VivaceApp:
 
             raise UserError('event_log="storage" needs a storage (VivaceApp(storage=...))')
         return StorageEventLog(self.storage)
+
+    def _sessions_of_agent(self) -> Any:
+        """With the storage-backed event log (several workers), ``agent_id -> its sessions
+        store``, so cancel requests cross workers through storage; None otherwise."""
+        from .sse import StorageEventLog
+
+        if not isinstance(self.log, StorageEventLog):
+            return None
+        from ..agent.session import resolve_storage
+
+        def sessions_of(agent_id: str) -> Any:
+            agent = self.agents.get(agent_id)
+            if agent is None or agent.storage is None:
+                return None
+            return getattr(resolve_storage(agent.storage), "sessions", None)
+
+        return sessions_of
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document (built once)."""

@@ -3,12 +3,18 @@ the :class:`~vivace.server.sse.EventLog`; HTTP responses only read the log.
 
 So a run outlives the request that started it (a streaming client may drop and reconnect),
 cancellation reaches it from any request, and nothing per-request is kept on shared objects.
+
+With several workers (the storage-backed event log), a cancel request that lands on a worker
+not running the run is written to storage (``sessions.request_cancel``); the worker running
+it checks its live runs for such requests (one batched read every ``poll_interval`` seconds,
+only while it has live runs) and cancels them here, as a local cancel would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .sse import TERMINAL_TYPES, RunInfo
@@ -23,29 +29,90 @@ logger = logging.getLogger("vivace.server")
 
 
 class _Live:
-    __slots__ = ("cancel_requested", "ended", "last_seq", "task")
+    __slots__ = ("cancel_requested", "ended", "last_seq", "sessions", "task")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[RunResult | None] | None = None
         self.last_seq = -1
         self.cancel_requested = False
         self.ended = False  # a terminal event was logged
+        self.sessions: Any = None  # where cancel requests from other workers show up
 
 
 class LiveRuns:
-    """The runs this process is executing right now (removed when they end)."""
+    """The runs this process is executing right now (removed when they end).
 
-    def __init__(self, log: EventLog) -> None:
+    Args:
+        log: Where the runs' events go.
+        sessions_of: ``agent_id -> SessionStore | None``: where an agent's runs are stored,
+            to honour cancel requests made on other workers (``None``: this process only).
+        poll_interval: Seconds between checks for such requests (while runs are live).
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        sessions_of: Callable[[str], Any] | None = None,
+        poll_interval: float = 0.25,
+    ) -> None:
         self.log = log
         self._live: dict[str, _Live] = {}
+        self._sessions_of = sessions_of
+        self.poll_interval = poll_interval
+        self._poller: asyncio.Task[None] | None = None
 
     def start(self, info: RunInfo, stream: RunStream) -> asyncio.Task[RunResult | None]:
         """Drive ``stream`` in a new task, logging every event."""
         live = _Live()
         self._live[info.run_id] = live
         self.log.open(info)
-        live.task = asyncio.get_running_loop().create_task(self._drive(info.run_id, stream, live))
+        loop = asyncio.get_running_loop()
+        live.task = loop.create_task(self._drive(info.run_id, stream, live))
+        if self._sessions_of is not None:
+            try:
+                live.sessions = self._sessions_of(info.agent_id)
+            except Exception:  # the run itself reports a storage it cannot open
+                logger.warning("run %s: no storage to watch for cancel requests", info.run_id)
+            if live.sessions is not None and (self._poller is None or self._poller.done()):
+                self._poller = loop.create_task(self._poll())
         return live.task
+
+    def sessions_for(self, agent_id: str) -> Any:
+        """The sessions store to send cancel requests for ``agent_id``'s runs of other workers
+        to, or None when cross-worker cancel is off (one worker: the in-process log)."""
+        return self._sessions_of(agent_id) if self._sessions_of is not None else None
+
+    async def _poll(self) -> None:
+        """Cancel live runs for which another worker stored a cancel request."""
+        failing = False
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            groups: dict[int, tuple[Any, list[str]]] = {}
+            watched = False
+            for run_id, live in self._live.items():
+                if live.sessions is None:
+                    continue
+                watched = True
+                if not live.cancel_requested and not live.ended:
+                    groups.setdefault(id(live.sessions), (live.sessions, []))[1].append(run_id)
+            if not watched:  # no live runs: stop (the next run starts a new poller)
+                self._poller = None
+                return
+            for sessions, run_ids in groups.values():
+                try:
+                    asked = await sessions.cancel_requests(run_ids)
+                except Exception:
+                    if not failing:
+                        logger.warning("cannot read cancel requests from storage", exc_info=True)
+                    failing = True
+                    continue
+                failing = False
+                for run_id in asked:
+                    live_now = self._live.get(run_id)
+                    if live_now is not None and not live_now.cancel_requested:
+                        logger.info("run %s: cancelled by a request on another worker", run_id)
+                        self.cancel(run_id)
 
     async def _drive(self, run_id: str, stream: RunStream, live: _Live) -> RunResult | None:
         log = self.log
@@ -114,6 +181,10 @@ class LiveRuns:
 
     async def shutdown(self) -> None:
         """Cancel every live run (server shutdown)."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
         tasks = [live.task for live in self._live.values() if live.task is not None]
         for t in tasks:
             t.cancel()

@@ -49,6 +49,21 @@ __all__ = [
 DOMAINS = ("sessions", "memory", "workflows", "traces", "scores", "events")
 PRUNE_KEYS = ("sessions", "runs", "memory", "workflows", "traces", "scores", "events")
 Scope = Literal["session", "user"]
+CANCEL_KEY = "cancel_requested_at"
+"""The key :meth:`SessionStore.request_cancel` sets in a running run's ``metadata``."""
+
+
+def _cancel_flagged(metadata_json: str | None) -> bool:
+    """Whether a run's stored ``metadata`` JSON text holds a cancellation request."""
+    import json
+
+    if not metadata_json or CANCEL_KEY not in metadata_json:
+        return False
+    try:
+        meta = json.loads(metadata_json)
+    except ValueError:
+        return False
+    return isinstance(meta, dict) and meta.get(CANCEL_KEY) is not None
 
 
 @dataclass(slots=True)
@@ -135,6 +150,26 @@ class SessionStore(ABC):
         Exactly one caller wins: a second claim raises :class:`~vivace.storage.RunStateError`.
         Raises :class:`~vivace.errors.NotFound` for an unknown run.
         """
+
+    # -- cancellation across processes ----------------------------------------------------------
+
+    @abstractmethod
+    async def request_cancel(self, run_id: str) -> bool:
+        """Ask a ``running`` run to stop, wherever it runs: sets ``cancel_requested_at`` (epoch
+        seconds) in the run's ``metadata``. The process running the run sees it with
+        :meth:`cancel_requested` and cancels it. Returns False (nothing written) when the run
+        is unknown or not ``running`` (finished, paused, or ``incomplete``: its lease expired).
+        The flag goes away when the run is written finished (its record replaces the row)."""
+
+    @abstractmethod
+    async def cancel_requested(self, run_id: str) -> bool:
+        """True when the run is ``running`` and :meth:`request_cancel` was called for it
+        (one read by primary key)."""
+
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        """The subset of ``run_ids`` that :meth:`cancel_requested` is True for (one read on the
+        SQL backends, however many runs)."""
+        return {r for r in run_ids if await self.cancel_requested(r)}
 
     # -- reading and managing -------------------------------------------------------------------
 

@@ -62,6 +62,15 @@ class _CompositeSessions(SessionStore):
     ) -> RunRecord:
         return await self._inner.resume_run(run_id, user_id=user_id, lease=lease)
 
+    async def request_cancel(self, run_id: str) -> bool:
+        return await self._inner.request_cancel(run_id)
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        return await self._inner.cancel_requested(run_id)
+
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        return await self._inner.cancel_requests(run_ids)
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._inner.get_run(run_id)
 

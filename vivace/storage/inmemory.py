@@ -15,6 +15,7 @@ from ..errors import NotFound
 from . import _logic as L
 from ._vec import cosine, keyword_score, norm, words
 from .base import (
+    CANCEL_KEY,
     EventStore,
     MemoryStore,
     MessageEmbedding,
@@ -24,6 +25,7 @@ from .base import (
     Storage,
     TraceStore,
     WorkflowStore,
+    _cancel_flagged,
 )
 from .errors import RunStateError
 from .records import (
@@ -213,6 +215,21 @@ class _Sessions(SessionStore):
         r["lease_expires_at"] = time.time() + lease
         r["updated_at"] = time.time()
         return L.run_from_row(r)
+
+    # -- cancellation across processes ----------------------------------------------------------
+
+    async def request_cancel(self, run_id: str) -> bool:
+        r = self._runs.get(run_id)
+        if r is None or L.effective_status(r["status"], r["lease_expires_at"]) != "running":
+            return False
+        meta = json.loads(r["metadata"] or "{}")
+        meta[CANCEL_KEY] = time.time()
+        r["metadata"] = json.dumps(meta)
+        return True
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        r = self._runs.get(run_id)
+        return r is not None and r["status"] == "running" and _cancel_flagged(r["metadata"])
 
     # -- reading / managing ---------------------------------------------------------------------
 

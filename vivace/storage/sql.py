@@ -29,6 +29,7 @@ from . import _logic as L
 from . import schema as S
 from ._vec import cosine, norm, pack, unpack, vector_literal
 from .base import (
+    CANCEL_KEY,
     EventStore,
     MemoryStore,
     MessageEmbedding,
@@ -38,6 +39,7 @@ from .base import (
     Storage,
     TraceStore,
     WorkflowStore,
+    _cancel_flagged,
 )
 from .errors import (
     CorruptDatabaseError,
@@ -931,6 +933,46 @@ class _SQLSessions(SessionStore):
             d = dict(m)
         d.update(status="running", lease_expires_at=now + lease, updated_at=now)
         return L.run_from_row(d, now)
+
+    # -- cancellation across processes ----------------------------------------------------------
+
+    async def request_cancel(self, run_id: str) -> bool:
+        c = _runs.c
+        async with self._o._tx(True) as conn:
+            row = (
+                await conn.execute(
+                    sa.select(c.status, c.lease_expires_at, c.metadata)
+                    .where(c.run_id == run_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None or L.effective_status(row[0], row[1]) != "running":
+                return False
+            meta = json.loads(row[2] or "{}")
+            meta[CANCEL_KEY] = time.time()
+            res = await conn.execute(
+                sa.update(_runs)
+                .where(c.run_id == run_id, c.status == "running")
+                .values(metadata=json.dumps(meta))
+            )
+        return bool(res.rowcount)
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        return run_id in await self.cancel_requests((run_id,))
+
+    async def cancel_requests(self, run_ids: Collection[str]) -> set[str]:
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return set()
+        c = _runs.c
+        # the LIKE leaves out (nearly) every row that has no request, so the usual answer is
+        # an empty result of one index lookup per id
+        q = sa.select(c.run_id, c.metadata).where(
+            c.run_id.in_(ids), c.status == "running", c.metadata.like(f'%"{CANCEL_KEY}"%')
+        )
+        async with self._o._tx(False) as conn:
+            rows = (await conn.execute(q)).all()
+        return {r[0] for r in rows if _cancel_flagged(r[1])}
 
     # -- reading / managing ---------------------------------------------------------------------
 

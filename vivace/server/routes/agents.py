@@ -267,10 +267,36 @@ def operations(server: VivaceApp) -> list[Op]:
         )
 
     async def cancel_run(request: Request, principal: Principal) -> Response:
-        info = _owned_run(request, principal)
-        if not server.runs.cancel(info.run_id):
-            raise HTTPError(409, "run_not_running", "the run is not running", param="run_id")
-        return json_response({"run_id": info.run_id, "cancelled": True})
+        from ...errors import VivaceError
+
+        agent_id = request.path_params["agent_id"]
+        run_id = request.path_params["run_id"]
+        server.agent(agent_id)
+        # a run of another worker (several workers): ask it through storage
+        sessions = None if server.runs.is_live(run_id) else server.runs.sessions_for(agent_id)
+        if sessions is None:
+            info = _owned_run(request, principal)
+            if not server.runs.cancel(info.run_id):
+                raise HTTPError(409, "run_not_running", "the run is not running", param="run_id")
+            return json_response({"run_id": info.run_id, "cancelled": True})
+        try:
+            record = await sessions.get_run(run_id)
+            if (
+                record is None
+                or record.agent_id != agent_id
+                or not principal.can_see(record.user_id)
+            ):
+                raise HTTPError(
+                    404,
+                    "run_not_found",
+                    f"no run {run_id!r} of agent {agent_id!r} here",
+                    param="run_id",
+                )
+            if record.status != "running" or not await sessions.request_cancel(run_id):
+                raise HTTPError(409, "run_not_running", "the run is not running", param="run_id")
+        except VivaceError as exc:
+            raise from_vivace_error(exc) from None
+        return json_response({"run_id": run_id, "cancelled": True})
 
     async def resume_run(request: Request, principal: Principal) -> Response:
         from ...agent.result import Approve, Reject
