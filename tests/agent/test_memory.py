@@ -53,3 +53,40 @@ async def test_semantic_recall_across_sessions(storage):
     await agent2.arun("what is my cat called?", session_id="new", user_id="u")
     assert "my cat is called Miso" in seen["instructions"]
     assert "weather" not in seen["instructions"]
+
+
+async def test_session_summary_covers_runs_that_left_the_window(storage):
+    from vivace.memory import SessionSummary
+
+    summarizer = ScriptedModel(
+        ["Ann likes tea and lives in Oslo.", "Ann likes tea, lives in Oslo, owns a cat."]
+    )
+    memory = Memory(storage, summary=SessionSummary(summarizer, every_runs=2))
+    seen = []
+
+    def answer(messages, request):
+        seen.append(request.instructions or "")
+        return "ok"
+
+    agent = Agent(model=FunctionModel(answer), memory=memory, storage=storage, history_runs=2)
+    for text in [
+        "I like tea",
+        "I live in Oslo",
+        "I have a cat",
+        "it is called Miso",
+        "hello",
+        "again",
+    ]:
+        await agent.arun(text, session_id="long", user_id="ann")
+    # runs 1-2 left the window after run 4, runs 3-4 after run 6: two summaries
+    assert len(summarizer.requests) == 2
+    first_prompt = summarizer.requests[0].messages[0].text
+    assert "user: I like tea" in first_prompt and "user: I live in Oslo" in first_prompt
+    assert "I have a cat" not in first_prompt  # still inside the window then
+    second_prompt = summarizer.requests[1].messages[0].text
+    assert "Ann likes tea and lives in Oslo." in second_prompt  # builds on the previous one
+    assert "user: I have a cat" in second_prompt
+    assert seen[3] == ""  # before any summary
+    assert "Ann likes tea and lives in Oslo." in seen[4]
+    await storage.sessions.delete_session("long")
+    assert await memory.summary.load(storage, "long") is None

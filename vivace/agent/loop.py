@@ -352,7 +352,7 @@ class Runner:
         await binding.finish(result)
         memory = self.agent.memory
         if memory is not None:
-            await memory.after_run(binding.record)
+            await memory.after_run(binding.record, history_runs=self.agent.history_runs)
         if result.status == "failed" and type(event) is not ev.RunFailed:
             assert result.error is not None
             event = ev.RunFailed(event.run_id, event.seq, "failed", result.error.to_dict())

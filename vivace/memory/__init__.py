@@ -7,16 +7,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .embedder import Embedder, HashEmbedder
     from .recall import SemanticRecall
+    from .summary import SessionSummary
     from .tools import Memory
     from .working import WorkingMemory
 
-__all__ = ["Embedder", "HashEmbedder", "Memory", "SemanticRecall", "WorkingMemory"]
+__all__ = [
+    "Embedder",
+    "HashEmbedder",
+    "Memory",
+    "SemanticRecall",
+    "SessionSummary",
+    "WorkingMemory",
+]
 
 _LAZY = {
     "Embedder": ".embedder",
     "HashEmbedder": ".embedder",
     "Memory": ".tools",
     "SemanticRecall": ".recall",
+    "SessionSummary": ".summary",
     "WorkingMemory": ".working",
 }
 

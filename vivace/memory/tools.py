@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..storage import RunRecord, Storage
     from .embedder import Embedder
     from .recall import SemanticRecall
+    from .summary import SessionSummary
 
 __all__ = ["Memory"]
 
@@ -39,10 +40,11 @@ class Memory:
     ``working`` enables working memory (tool ``update_working_memory``); ``user_memories``
     enables the tools ``add_memory``, ``search_memories``, ``update_memory`` and
     ``delete_memory`` (semantic search when ``embedder`` is given, keywords otherwise);
-    ``recall`` enables semantic recall over past messages.
+    ``recall`` enables semantic recall over past messages; ``summary`` keeps a running summary
+    of the runs that have left the history window.
     """
 
-    __slots__ = ("_tools", "embedder", "recall", "storage", "user_memories", "working")
+    __slots__ = ("_tools", "embedder", "recall", "storage", "summary", "user_memories", "working")
 
     def __init__(
         self,
@@ -52,12 +54,14 @@ class Memory:
         user_memories: bool = False,
         recall: SemanticRecall | None = None,
         embedder: Embedder | None = None,
+        summary: SessionSummary | None = None,
     ) -> None:
         self.storage = storage
         self.working = working
         self.user_memories = user_memories
         self.recall = recall
         self.embedder = embedder if embedder is not None else (recall.embedder if recall else None)
+        self.summary = summary
         self._tools: list[Callable[..., Any]] | None = None
 
     # -- what the run loop calls -----------------------------------------------------------------
@@ -65,8 +69,13 @@ class Memory:
     async def instructions(
         self, *, session_id: str | None, user_id: str | None, max_user_memories: int = 20
     ) -> str | None:
-        """Text to append to the instructions: working memory and the user's memories."""
+        """Text to append to the instructions: the session summary, working memory and the
+        user's memories."""
         blocks = []
+        if self.summary is not None and session_id:
+            text = await self.summary.load(self.storage, session_id)
+            if text:
+                blocks.append(self.summary.instructions_block(text))
         if self.working is not None:
             content = await self.working.load(self.storage, session_id=session_id, user_id=user_id)
             blocks.append(self.working.instructions(content))
@@ -96,10 +105,15 @@ class Memory:
             exclude_run_ids=exclude_run_ids,
         )
 
-    async def after_run(self, record: RunRecord) -> None:
-        """Index a finished run's messages for recall."""
-        if self.recall is not None and record.status == "completed":
+    async def after_run(self, record: RunRecord, *, history_runs: int = 0) -> None:
+        """Index a finished run's messages for recall; update the session summary with the
+        runs that left a history window of ``history_runs`` runs."""
+        if record.status != "completed":
+            return
+        if self.recall is not None:
             await self.recall.index_run(self.storage, record)
+        if self.summary is not None:
+            await self.summary.update(self.storage, record, history_runs)
 
     # -- tools --------------------------------------------------------------------------------------
 

@@ -48,7 +48,8 @@ __all__ = [
 
 DOMAINS = ("sessions", "memory", "workflows", "traces", "scores", "events")
 PRUNE_KEYS = ("sessions", "runs", "memory", "workflows", "traces", "scores", "events")
-Scope = Literal["session", "user"]
+Scope = Literal["session", "user", "summary"]
+"""Owner kinds of working-memory records: a session, a user, or a session's summary."""
 CANCEL_KEY = "cancel_requested_at"
 """The key :meth:`SessionStore.request_cancel` sets in a running run's ``metadata``."""
 

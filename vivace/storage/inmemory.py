@@ -505,6 +505,7 @@ class _Memory(MemoryStore):
 
     async def delete_session_data(self, session_id: str) -> None:
         self._working.pop(("session", session_id), None)
+        self._working.pop(("summary", session_id), None)
         self._messages = [r for r in self._messages if r["session_id"] != session_id]
 
     async def prune(self, before: float) -> int:

@@ -1134,7 +1134,8 @@ class _SQLSessions(SessionStore):
             )
             await conn.execute(
                 sa.delete(S.working_memory).where(
-                    S.working_memory.c.scope == "session", S.working_memory.c.owner_id.in_(chunk)
+                    S.working_memory.c.scope.in_(("session", "summary")),
+                    S.working_memory.c.owner_id.in_(chunk),
                 )
             )
             await conn.execute(sa.delete(_sessions).where(_sessions.c.session_id.in_(chunk)))
@@ -1438,7 +1439,9 @@ class _SQLMemory(MemoryStore):
         async with self._o._tx(True) as conn:
             await conn.execute(sa.delete(_me).where(_me.c.session_id == session_id))
             await conn.execute(
-                sa.delete(_wm).where(_wm.c.scope == "session", _wm.c.owner_id == session_id)
+                sa.delete(_wm).where(
+                    _wm.c.scope.in_(("session", "summary")), _wm.c.owner_id == session_id
+                )
             )
 
     async def prune(self, before: float) -> int:
