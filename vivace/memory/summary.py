@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from ..messages import Message
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionSummary"]
 
-SCOPE = "summary"
+SCOPE: Final[Literal["summary"]] = "summary"
 
 DEFAULT_INSTRUCTIONS = (
     "You keep a running summary of a conversation between a user and an assistant. "
@@ -56,8 +56,8 @@ class SessionSummary:
         runs = await storage.sessions.list_runs(record.session_id, statuses=("completed",))
         left = runs[:-history_runs] if history_runs > 0 else runs
         stored_raw = await storage.memory.get_working_memory(SCOPE, record.session_id)
-        stored = json.loads(stored_raw) if stored_raw else {"text": "", "runs": 0}
-        new = left[stored["runs"] :]
+        stored: dict[str, Any] = json.loads(stored_raw) if stored_raw else {"text": "", "runs": 0}
+        new = left[int(stored["runs"]) :]
         if len(new) < self.every_runs:
             return False
         transcript = "\n".join(_line(m) for r in new for m in r.messages if _line(m))
