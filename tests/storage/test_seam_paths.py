@@ -74,8 +74,8 @@ async def test_the_size_limit_is_checked_on_the_current_state(storage_factory: A
     assert (await st.sessions.get_run("r2")).status == "running"
 
 
-async def test_a_run_id_of_another_session_writes_nothing(sql_factory: Any) -> None:
-    st = sql_factory()
+async def test_a_run_id_of_another_session_writes_nothing(storage_factory: Any) -> None:
+    st = storage_factory()
     await _run(st, "s", "taken", k=1)
     await _run(st, "other", "o1", k=1)
     before = await st.sessions.get_session("other")

@@ -116,6 +116,13 @@ class _Sessions(SessionStore):
         msgs, ids = self._history(session_id, window)
         return SessionContext.build(_session_from(row), msgs, ids)
 
+    def _check_run_session(self, record: RunRecord) -> None:
+        old = self._runs.get(record.run_id)
+        if old is not None and old["session_id"] != record.session_id:
+            raise RunStateError(
+                f"run {record.run_id!r} belongs to another session", run_id=record.run_id
+            )
+
     def _put_run(
         self, record: RunRecord, status: str | None = None, lease: float | None = None
     ) -> None:
@@ -166,6 +173,7 @@ class _Sessions(SessionStore):
     async def start_run(self, record: RunRecord, *, lease: float = L.DEFAULT_LEASE) -> None:
         now = time.time()
         L.run_row(record)  # validate before touching anything
+        self._check_run_session(record)
         row = self._ensure_session(record, now)
         self._put_run(record, "running", lease)
         row["updated_at"] = now
@@ -188,6 +196,7 @@ class _Sessions(SessionStore):
     ) -> dict[str, Any]:
         now = time.time()
         L.run_row(record)
+        self._check_run_session(record)
         existing = self._sessions.get(record.session_id)
         if existing is not None:
             L.check_owner(record.session_id, existing["user_id"], record.user_id)
