@@ -173,6 +173,7 @@ class _Setup:
         "notes",
         "output",
         "output_mode",
+        "output_spec",
         "settings",
         "tools",
     )
@@ -183,6 +184,7 @@ class _Setup:
         self.defs: list[ToolDefinition] = []
         self.output: OutputSchema | None = None
         self.output_mode: str | None = None
+        self.output_spec: OutputSpec | None = None  # set for native structured output
         self.model: Model
         self.settings: dict[str, Any] | None = None
         self.max_steps = 10
@@ -414,6 +416,8 @@ class Runner:
             out = setup.output = output_schema(agent.output_type)
             mode = agent.output_mode or ("native" if setup.model.supports_native_output else "tool")
             setup.output_mode = mode
+            if mode == "native":
+                setup.output_spec = OutputSpec(out.name, out.schema, "native")
             if mode == "tool":
                 setup.defs.append(
                     ToolDefinition(
@@ -500,9 +504,7 @@ class Runner:
             messages=state.messages,
             instructions=instructions,
             tools=setup.defs,
-            output=OutputSpec(output.name, output.schema, "native")
-            if output is not None and setup.output_mode == "native"
-            else None,
+            output=setup.output_spec,
             settings=setup.settings,
         )
         if agent.hooks:
