@@ -50,6 +50,18 @@ class UserError(VivaceError):
     code = "user_error"
 
 
+class InvalidIdentifier(UserError):
+    """An id or name (session, user, run, agent...) has characters Vivace does not accept:
+    control characters (``\\x00``-``\\x1f``, ``\\x7f``-``\\x9f``), unpaired surrogates, or
+    it is empty or too long. ``field`` names the offending field. Nothing was changed."""
+
+    code = "invalid_identifier"
+
+    def __init__(self, message: str, *, field: str, **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+        self.field = field
+
+
 class ToolDefinitionError(UserError):
     """A tool cannot be turned into a schema (e.g. an unsupported parameter type)."""
 

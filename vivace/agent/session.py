@@ -22,20 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = ["SessionBinding", "claim_paused", "load_paused", "resolve_storage"]
 
-_BY_URL: dict[str, Any] = {}
-
 
 def resolve_storage(spec: Any) -> Storage:
     """The agent's ``storage``: a Storage object, or a URL opened once per process
     (``"sqlite:///.vivace/vivace.db"``, ``"postgresql://..."``, ``"memory://"``)."""
     if not isinstance(spec, str):
         return spec
-    storage = _BY_URL.get(spec)
-    if storage is None:
-        from ..storage import open_storage
+    from ..storage import shared_storage
 
-        storage = _BY_URL[spec] = open_storage(spec)
-    return storage
+    return shared_storage(spec)
 
 
 class SessionBinding:

@@ -289,13 +289,8 @@ async def _docs_page(request: Any) -> Any:
 
 
 def _storage_from_url(url: str) -> Any:
-    """A Storage from a URL (``sqlite:///path``, ``postgresql://...``, ``memory://``)."""
-    try:
-        import vivace.storage as storage_mod
-    except ImportError:  # pragma: no cover - storage not installed yet
-        return None
-    for name in ("from_url", "open_storage", "storage_from_url", "connect"):
-        factory = getattr(storage_mod, name, None)
-        if factory is not None:
-            return factory(url)
-    return None
+    """The process-wide storage for a URL (``sqlite:///path``, ``postgresql://...``,
+    ``memory://``): the same object the agents get for the same URL."""
+    from ..storage import shared_storage
+
+    return shared_storage(url)

@@ -81,6 +81,7 @@ __all__ = [
     "WorkflowStore",
     "keep_alive",
     "open_storage",
+    "shared_storage",
 ]
 
 _LAZY = {
@@ -131,3 +132,18 @@ def open_storage(url: str, **options: Any) -> Storage:
     raise UserError(
         f"no storage backend for {url!r} (use sqlite:///..., postgresql://... or memory://)"
     )
+
+
+_SHARED: dict[str, Storage] = {}
+
+
+def shared_storage(spec: Storage | str) -> Storage:
+    """The process-wide storage for ``spec``: a URL is opened once per process and the same
+    object is returned to every caller (agents, the server, the CLI), so one database file
+    never gets two engines in one process. A :class:`Storage` object is returned as is."""
+    if not isinstance(spec, str):
+        return spec
+    storage = _SHARED.get(spec)
+    if storage is None:
+        storage = _SHARED[spec] = open_storage(spec)
+    return storage
