@@ -335,7 +335,7 @@ class Step(Generic[InT, OutT]):
             if self.input_type is None:
                 self.input_type = wf.input_type
             if self.output_type is None:
-                self.output_type = wf.output_type
+                self.output_type = wf.final_output_type
             if self.state_type is None:
                 self.state_type = wf.state_type
             self.is_async = True
