@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -113,6 +114,14 @@ def resolve_store(spec: Any) -> WorkflowRunStore | None:
 _LIVE: dict[str, Execution] = {}
 _PARKED: dict[str, Execution] = {}  # suspended runs without storage (this process only)
 _PARKED_LOCK = threading.Lock()
+_ENDED: OrderedDict[str, str] = OrderedDict()  # recent final statuses of runs without storage
+
+
+def _ended(run_id: str, status: str) -> None:
+    with _PARKED_LOCK:
+        _ENDED[run_id] = status
+        while len(_ENDED) > 4096:
+            _ENDED.popitem(last=False)
 
 
 class _Leases:
@@ -733,6 +742,8 @@ class Execution:
             if status in ("suspended", "waiting"):
                 with _PARKED_LOCK:
                     _PARKED[self.run_id] = self
+            else:
+                _ended(self.run_id, status)
             return []
         rec = self.record
         assert rec is not None
@@ -1071,7 +1082,7 @@ async def _resume_in_process(
         ex = _PARKED.get(run_id)
         if ex is None:
             live = _LIVE.get(run_id)
-            status = "running" if live is not None else None
+            status = "running" if live is not None else _ENDED.get(run_id)
             if status is None:
                 raise WorkflowRunNotFound(
                     f"no suspended workflow run {run_id!r} in this process (without storage, "
@@ -1079,7 +1090,11 @@ async def _resume_in_process(
                     run_id=run_id,
                 )
             raise StepNotSuspended(
-                f"run {run_id!r} is running", run_id=run_id, step=path or "", status=status
+                f"step {event or path!r} of run {run_id!r} is not suspended (the run's status "
+                f"is {status})",
+                run_id=run_id,
+                step=event or path or "",
+                status=status,
             )
         parked = [r for r in ex.results.values() if r.status == "suspended"]
         if event is not None:

@@ -99,7 +99,12 @@ class StepContext(Generic[OutT]):
         self.path = path
         self.attempt = 1
         self._suspends = 0
-        self.resume_data = resume[-1] if resume else None
+        self.resume_data = None
+        if resume:
+            from .typecheck import from_json
+
+            rt = step.resume_type
+            self.resume_data = resume[-1] if rt is None else from_json(rt, resume[-1])
         self._resume_list = resume
 
     @property
@@ -140,7 +145,12 @@ class StepContext(Generic[OutT]):
         self._suspends = k + 1
         resumes = self._resume_list
         if resumes is not None and k < len(resumes):
-            return _Ready(resumes[k])
+            rt = self.step.resume_type
+            if rt is None:
+                return _Ready(resumes[k])
+            from .typecheck import from_json
+
+            return _Ready(from_json(rt, resumes[k]))
         raise _Suspend(payload)
 
     def bail(self, output: Any = None) -> typing.NoReturn:
