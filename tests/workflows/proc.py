@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from flows import build, log  # noqa: E402
+from flows import build, log
 
-from vivace.errors import VivaceError  # noqa: E402
-from vivace.workflows import StepContext, Worker, Workflow, recover, step  # noqa: E402
+from vivace.errors import VivaceError
+from vivace.workflows import StepContext, Worker, Workflow, recover, step
 
 
 def open_spec(spec: dict[str, Any]) -> Any:
@@ -54,9 +54,7 @@ async def main() -> None:
         if len(args) > 4:
             await asyncio.sleep(max(0.0, float(args[4]) - time.time()))
         try:
-            result = await wfs[name].aresume(
-                run_id, step=path or None, data=json.loads(data)
-            )
+            result = await wfs[name].aresume(run_id, step=path or None, data=json.loads(data))
         except VivaceError as exc:
             out({"error": exc.code, "type": type(exc).__name__, **exc.details})
         else:

@@ -86,7 +86,16 @@ async def test_loop_iteration(flows: dict[str, Workflow[Any, Any]], step_log: st
     done = await wf.aresume(r.run_id, step="tick[3]", data=OK)
     assert done.output == {"final": 6}
     log = read_log(step_log)
-    assert log == ["tick[0]", "tick[1]", "tick[2]", "tick[3]", "tick[3]", "tick[4]", "tick[5]", "finish"]
+    assert log == [
+        "tick[0]",
+        "tick[1]",
+        "tick[2]",
+        "tick[3]",
+        "tick[3]",
+        "tick[4]",
+        "tick[5]",
+        "finish",
+    ]
 
 
 async def test_foreach_item_37_of_100(flows: dict[str, Workflow[Any, Any]], step_log: str) -> None:
@@ -102,7 +111,9 @@ async def test_foreach_item_37_of_100(flows: dict[str, Workflow[Any, Any]], step
     assert log.count("item[37]") == 2 and log.count("item[5]") == 1 and len(log) == 102
 
 
-async def test_resume_errors_are_typed_and_lose_nothing(flows: dict[str, Workflow[Any, Any]]) -> None:
+async def test_resume_errors_are_typed_and_lose_nothing(
+    flows: dict[str, Workflow[Any, Any]],
+) -> None:
     wf = flows["parallel"]
     r = await wf.arun(3)
     with pytest.raises(ResumeDataInvalid):
@@ -125,7 +136,9 @@ async def test_resume_errors_are_typed_and_lose_nothing(flows: dict[str, Workflo
         assert info.value.status == "completed"
 
 
-async def test_concurrent_resumes_of_one_step_one_wins(flows: dict[str, Workflow[Any, Any]]) -> None:
+async def test_concurrent_resumes_of_one_step_one_wins(
+    flows: dict[str, Workflow[Any, Any]],
+) -> None:
     wf = flows["nested"]
     r = await wf.arun(1)
     results = await asyncio.gather(
@@ -141,7 +154,7 @@ async def test_concurrent_resumes_of_one_step_one_wins(flows: dict[str, Workflow
 async def test_stored_run_snapshot_and_listing(wf_storage: Any, step_log: str) -> None:
     wfs = build(wf_storage)
     wf = wfs["parallel"]
-    r = await wf.arun(3, run_id="snap-1")
+    await wf.arun(3, run_id="snap-1")
     got = await wf.get_run("snap-1")
     assert got is not None and got.status == "suspended"
     assert sorted(s.path for s in got.suspended) == ["left", "right"]
