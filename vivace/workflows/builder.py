@@ -38,7 +38,7 @@ from .nodes import (
     check_unique,
 )
 from .steps import Step
-from .typecheck import UNKNOWN, NamedOutputs, accepts, type_name
+from .typecheck import UNKNOWN, NamedOutputs, accepts, accepts_arguments, type_name
 
 if TYPE_CHECKING:
     from ..tools.toolset import SchemaTool
@@ -135,7 +135,11 @@ class Workflow(Generic[InT, OutT]):
     def _check(self, target: Step[Any, Any], expected: Any, what: str = "input") -> None:
         source = self._out
         if self.nodes or self.input_type is not None:
-            if not accepts(expected, source):
+            if target.kind == "tool":
+                ok = accepts_arguments(target.target, source)
+            else:
+                ok = accepts(expected, source)
+            if not ok:
                 src = self._last or f"{self.id} (workflow input)"
                 raise WorkflowTypeError(
                     f"workflow {self.id!r}: step {target.id!r} {what} is {type_name(expected)}, "

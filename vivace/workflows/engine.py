@@ -937,10 +937,10 @@ async def start_run(
             span_id=ex.span_id,
             owner=WORKER_ID,
         )
-        if not await store.create_run(rec, lease=wf.lease):
-            raise WorkflowRunExists(f"workflow run {run_id!r} already exists", run_id=run_id)
         if state is not None or wf.state_type is not None:
             rec.metadata["initial_state"] = rec.state
+        if not await store.create_run(rec, lease=wf.lease):
+            raise WorkflowRunExists(f"workflow run {run_id!r} already exists", run_id=run_id)
         ex.record = rec
         if origin is not None:
             for s in origin[1]:

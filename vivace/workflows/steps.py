@@ -19,6 +19,7 @@ that uses it is built.
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -177,6 +178,7 @@ class Step(Generic[InT, OutT]):
     """
 
     __slots__ = (
+        "_localns",
         "_mode",
         "_resolved",
         "backoff",
@@ -237,6 +239,7 @@ class Step(Generic[InT, OutT]):
         self.is_async = False
         self._mode = _CALL_IN
         self._resolved = False
+        self._localns: dict[str, Any] | None = None
 
     # -- construction helpers ------------------------------------------------------------
 
@@ -369,7 +372,7 @@ class Step(Generic[InT, OutT]):
         except (TypeError, ValueError) as exc:
             raise WorkflowDefinitionError(f"step {self.id!r}: no signature ({exc})") from None
         try:
-            hints = typing.get_type_hints(target, include_extras=True)
+            hints = typing.get_type_hints(target, localns=self._localns, include_extras=True)
         except NameError as exc:
             raise WorkflowDefinitionError(
                 f"step {self.id!r}: cannot resolve a type hint ({exc}); define the type at "
@@ -507,10 +510,17 @@ def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     The function takes one input (typed) and optionally a :class:`StepContext`, and returns
     the output (typed). Sync and async functions both work.
     """
+    # the caller's local names resolve string hints of steps defined inside functions
+    caller = sys._getframe(1)
+    localns = caller.f_locals if caller.f_code.co_name != "<module>" else None
     if fn is not None:
-        return Step(fn, **options)
+        s = Step(fn, **options)
+        s._localns = localns
+        return s
 
     def wrap(f: Callable[..., Any]) -> Step[Any, Any]:
-        return Step(f, **options)
+        s = Step(f, **options)
+        s._localns = localns
+        return s
 
     return wrap

@@ -201,6 +201,38 @@ def _fields_accept(fields: dict[str, tuple[Any, bool]], source: Any) -> bool:
     return False
 
 
+def accepts_arguments(tool: Any, source: Any) -> bool:
+    """Whether values of type ``source`` can be a tool's arguments: a dict, or a model,
+    TypedDict or ``parallel`` output whose fields cover the tool's required parameters
+    with acceptable types (checked against the tool's JSON Schema types)."""
+    source = _strip(source)
+    if source is Any:
+        return True
+    origin = typing.get_origin(source) or source
+    if isinstance(origin, type) and issubclass(origin, dict) and not _is_typeddict(origin):
+        return True
+    if isinstance(source, NamedOutputs):
+        have = {k: v for k, v in source.fields.items()}
+    elif _is_typeddict(source):
+        have = {k: v for k, (v, _) in _typeddict_fields(source).items()}
+    elif _is_pydantic(source):
+        have = {k: v for k, (v, _) in _model_fields(source).items()}
+    else:
+        return False
+    schema = tool.definition().parameters
+    props = schema.get("properties") or {}
+    kinds = {"string": str, "integer": int, "number": float, "boolean": bool}
+    for name in schema.get("required") or ():
+        if name not in have:
+            return False
+    for name, tp in have.items():
+        prop = props.get(name)
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if isinstance(kind, str) and kind in kinds and not accepts(kinds[kind], tp):
+            return False
+    return True
+
+
 # -- validation and JSON ---------------------------------------------------------------------
 
 
