@@ -190,7 +190,9 @@ async def test_each_step_writes_only_its_own_row(tmp_path: Any) -> None:
             return await super().create_run(run, **kw)
 
         async def finish_run(self, run: Any, **kw: Any) -> Any:
-            self.run_writes += 1
+            self.run_writes += 1  # the last step's row is written in the same transaction
+            for step in kw.get("steps", ()):
+                self.step_bytes.append(len(json.dumps(step.to_dict(), default=str)))
             return await super().finish_run(run, **kw)
 
     from tests.workflows.test_runs import inc

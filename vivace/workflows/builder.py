@@ -73,6 +73,7 @@ class Workflow(Generic[InT, OutT]):
 
     __slots__ = (
         "_last",
+        "_steps",
         "description",
         "engine",
         "id",
@@ -116,6 +117,7 @@ class Workflow(Generic[InT, OutT]):
         self.description = description
         self.nodes: list[Node] = []
         self._last: str | None = None
+        self._steps: dict[str, Step[Any, Any]] | None = None
         self.schedule = schedule
         self.schedule_input = schedule_input
         self.lease = lease
@@ -177,6 +179,7 @@ class Workflow(Generic[InT, OutT]):
         check_unique([*self.nodes, node], f"workflow {self.id!r}")
         self.nodes.append(node)
         self._last = last
+        self._steps = None
         return self
 
     def then(self, item: Any) -> Workflow[InT, Any]:
@@ -328,16 +331,22 @@ class Workflow(Generic[InT, OutT]):
     @property
     def steps(self) -> dict[str, Step[Any, Any]]:
         """Every step by its path pattern (``loop[].inner.step``), nested workflows included."""
-        out: dict[str, Step[Any, Any]] = {}
-        _collect(self, "", out)
+        out = self._steps
+        if out is None:
+            out = {}
+            _collect(self, "", out)
+            self._steps = out
         return out
 
     def find_step(self, path: str) -> Step[Any, Any] | None:
         """The step a run path (``outer.loop[3].step``) refers to, or None."""
+        steps = self.steps
+        found = steps.get(path)
+        if found is not None or "[" not in path:
+            return found
         import re
 
-        pattern = re.sub(r"\[\d+\]", "[]", path)
-        return self.steps.get(pattern)
+        return steps.get(re.sub(r"\[\d+\]", "[]", path))
 
     # -- running (see engine.py) ---------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from .errors import (
     WorkflowRunExists,
     WorkflowRunNotFound,
 )
-from .nodes import Bailed, Cancelled, Parked
+from .nodes import Bailed, Cancelled, Parked, StepNode
 from .result import SuspendedStep, WorkflowResult
 from .steps import (
     _CALL_CTX,
@@ -180,6 +180,8 @@ class Execution:
         "__weakref__",
         "agent_usage",
         "cancel_reason",
+        "defer_path",
+        "deferred",
         "deps",
         "emit",
         "input",
@@ -234,6 +236,10 @@ class Execution:
         self.cancel_reason: str | None = None
         self.state_dirty = False
         self.agent_usage: dict[str, dict[str, Any]] = {}
+        # the last top-level step's record is written with the run's final row (one
+        # transaction instead of two); its event goes out once that is durable
+        self.defer_path: str | None = None
+        self.deferred: list[tuple[StepRecord, ev.WorkflowEvent | None]] = []
 
     # -- events -------------------------------------------------------------------------------
 
@@ -341,13 +347,13 @@ class Execution:
                     state_delta=self._delta(before) if track_state else None,
                 )
                 self.results[path] = rec
-                if store is not None:
-                    await store.save_step(self.run_id, rec)
                 seq = self.next_seq()
-                if emit is not None:
-                    self._send(
-                        ev.StepSuspended(self.run_id, seq, path, to_jsonable(s.payload), s.kind)
-                    )
+                event = (
+                    ev.StepSuspended(self.run_id, seq, path, to_jsonable(s.payload), s.kind)
+                    if emit is not None
+                    else None
+                )
+                await self._record(rec, event)
                 raise Parked([rec]) from None
             except _Bail as b:
                 await self._completed(step, path, b.output, started, attempt, before, track_state)
@@ -419,12 +425,25 @@ class Execution:
         if step.kind == "agent":
             rec.usage = self.agent_usage.pop(path, None)
         self.results[path] = rec
-        if self.store is not None:
-            await self.store.save_step(self.run_id, rec)
         seq = self.next_seq()
-        if self.emit is not None:
-            self._send(ev.StepCompleted(self.run_id, seq, path, out, finished - started))
+        event = (
+            ev.StepCompleted(self.run_id, seq, path, out, finished - started)
+            if self.emit is not None
+            else None
+        )
+        await self._record(rec, event)
         return out
+
+    async def _record(self, rec: StepRecord, event: ev.WorkflowEvent | None) -> None:
+        """Persist a step's record, then emit its event (deferred for the last step)."""
+        store = self.store
+        if store is not None:
+            if rec.path == self.defer_path:
+                self.deferred.append((rec, event))
+                return
+            await store.save_step(self.run_id, rec)
+        if event is not None:
+            self._send(event)
 
     def _take_step_seq(self) -> int:
         s = self.step_seq
@@ -691,6 +710,9 @@ class Execution:
         if store is not None:
             keeper = _leases(store, self.lease)
             keeper.add(self)
+        last = wf.nodes[-1] if wf.nodes else None
+        if store is not None and isinstance(last, StepNode) and last.step.kind != "workflow":
+            self.defer_path = last.step.id
         try:
             while True:
                 output: Any = None
@@ -757,7 +779,12 @@ class Execution:
             {"path": r.path, "kind": r.kind, "event": r.event, "payload": to_jsonable(r.payload)}
             for r in parked
         ]
-        return await store.finish_run(rec, owner=WORKER_ID)
+        deferred, self.deferred = self.deferred, []
+        resumed = await store.finish_run(rec, owner=WORKER_ID, steps=[r for r, _ in deferred])
+        for _, event in deferred:
+            if event is not None:
+                self._send(event)
+        return resumed
 
     def _finish(
         self, status: str, output: Any, error: VivaceError | None, parked: list[StepRecord]

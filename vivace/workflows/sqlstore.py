@@ -55,7 +55,7 @@ _RUN_COLS = (
 )  # fmt: skip
 
 
-def _ddl(real: str, text_pk: str = "TEXT") -> list[str]:
+def _ddl(real: str, steps_suffix: str = "", text_pk: str = "TEXT") -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {RUNS} ("
         f"run_id {text_pk} PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL, "
@@ -69,7 +69,7 @@ def _ddl(real: str, text_pk: str = "TEXT") -> list[str]:
         f"CREATE INDEX IF NOT EXISTS ix_{RUNS}_user ON {RUNS} (user_id, created_at)",
         f"CREATE TABLE IF NOT EXISTS {STEPS} ("
         f"run_id {text_pk} NOT NULL, path TEXT NOT NULL, status TEXT NOT NULL, "
-        "seq BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, path))",
+        "seq BIGINT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (run_id, path))" + steps_suffix,
     ]
 
 
@@ -170,7 +170,7 @@ class SQLiteWorkflowRunStore(WorkflowRunStore):
                     slow.execute("PRAGMA journal_mode=WAL")
                 slow.execute("BEGIN IMMEDIATE")
                 try:
-                    for stmt in _ddl("REAL"):
+                    for stmt in _ddl("REAL", " WITHOUT ROWID"):
                         slow.execute(stmt)
                     slow.execute("COMMIT")
                 except BaseException:

@@ -514,13 +514,13 @@ def step(fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
     caller = sys._getframe(1)
     localns = caller.f_locals if caller.f_code.co_name != "<module>" else None
     if fn is not None:
-        s = Step(fn, **options)
-        s._localns = localns
-        return s
+        made: Step[Any, Any] = Step(fn, **options)
+        made._localns = localns
+        return made
 
     def wrap(f: Callable[..., Any]) -> Step[Any, Any]:
-        s = Step(f, **options)
-        s._localns = localns
-        return s
+        made: Step[Any, Any] = Step(f, **options)
+        made._localns = localns
+        return made
 
     return wrap
