@@ -19,7 +19,7 @@ def log(ctx: StepContext[Any]) -> None:
     path = os.environ.get("VIVACE_WF_LOG")
     if path:
         with open(path, "a") as f:
-            f.write(f"{ctx.path} {ctx.run_id}\n")
+            f.write(f"{ctx.path} {ctx.run_id} {os.getpid()}\n")
 
 
 class Decision(BaseModel):
@@ -80,49 +80,53 @@ def crashy(n: int, ctx: StepContext) -> int:
     return n + 1
 
 
-def build(storage: Any, lease: float = 30.0) -> dict[str, Workflow[Any, Any]]:
-    """The test workflows on ``storage`` (a Storage, a URL or None)."""
+def build(
+    storage: Any, lease: float = 30.0, engine: str = "local"
+) -> dict[str, Workflow[Any, Any]]:
+    """The test workflows on ``storage`` (a Storage, a URL or None), run by ``engine``."""
     wfs: dict[str, Workflow[Any, Any]] = {}
     # a suspension inside a nested workflow, inside an outer one
     inner = Workflow("inner", input=int).then(start).then(approve)
     wfs["nested"] = (
-        Workflow("nested", input=int, storage=storage, lease=lease).then(inner).then(finish)
+        Workflow(engine=engine, id="nested", input=int, storage=storage, lease=lease)
+        .then(inner)
+        .then(finish)
     )
     # two branches of a parallel suspended at once
     wfs["parallel"] = (
-        Workflow("parallel", input=int, storage=storage, lease=lease)
+        Workflow(engine=engine, id="parallel", input=int, storage=storage, lease=lease)
         .parallel([approve.with_id("left"), approve.with_id("right"), plain])
         .then(finish)
     )
     # a suspension inside the branch that was taken
     wfs["branch"] = (
-        Workflow("branch", input=int, storage=storage, lease=lease)
+        Workflow(engine=engine, id="branch", input=int, storage=storage, lease=lease)
         .then(start)
         .branch([(lambda n: n > 5, approve.with_id("big")), (lambda n: True, plain)])
         .then(finish)
     )
     # a suspension inside the 4th iteration of a loop
     wfs["loop"] = (
-        Workflow("loop", input=int, storage=storage, lease=lease)
+        Workflow(engine=engine, id="loop", input=int, storage=storage, lease=lease)
         .dountil(tick, lambda n: n >= 6)
         .then(finish)
     )
     # item 37 of 100 suspended while the others complete
     wfs["foreach"] = (
-        Workflow("foreach", input=list[int], storage=storage, lease=lease)
+        Workflow(engine=engine, id="foreach", input=list[int], storage=storage, lease=lease)
         .foreach(item, concurrency=4)
         .then(finish)
     )
     # a crash in the third step
     wfs["crash"] = (
-        Workflow("crash", input=int, storage=storage, lease=lease)
+        Workflow(engine=engine, id="crash", input=int, storage=storage, lease=lease)
         .then(start)
         .then(plain)
         .then(crashy)
         .then(finish)
     )
     wfs["crash_once"] = (
-        Workflow("crash_once", input=int, storage=storage, lease=lease)
+        Workflow(engine=engine, id="crash_once", input=int, storage=storage, lease=lease)
         .then(start)
         .then(crashy.with_options(id="crashy", rerun=False))
         .then(finish)

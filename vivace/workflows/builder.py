@@ -360,8 +360,14 @@ class Workflow(Generic[InT, OutT]):
         user_id: str | None = None,
         parent_run_id: str | None = None,
         trace_id: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
     ) -> WorkflowResult[OutT]:
-        """Run to the end (or until it suspends) and return the result."""
+        """Run to the end (or until it suspends) and return the result.
+
+        On the DBOS engine the run is enqueued and executed by a worker: ``wait=False``
+        returns at once (status ``running``); ``timeout`` bounds the wait.
+        """
         from .engine import start_run
 
         return await start_run(
@@ -373,6 +379,8 @@ class Workflow(Generic[InT, OutT]):
             user_id=user_id,
             parent_run_id=parent_run_id,
             trace_id=trace_id,
+            wait=wait,
+            timeout=timeout,
         )
 
     def run(self, input: Any = None, **options: Any) -> WorkflowResult[OutT]:
@@ -401,6 +409,8 @@ class Workflow(Generic[InT, OutT]):
         step: str | None = None,
         data: Any = None,
         deps: Any = None,
+        wait: bool = True,
+        timeout: float | None = None,
     ) -> WorkflowResult[OutT]:
         """Continue a suspended run: send ``data`` to the suspended step ``step`` (its path;
         optional when exactly one step is suspended). Works from any process that has this
@@ -408,7 +418,7 @@ class Workflow(Generic[InT, OutT]):
         step raises :class:`~vivace.workflows.errors.StepNotSuspended`."""
         from .engine import resume_run
 
-        return await resume_run(self, run_id, step, data, deps=deps)
+        return await resume_run(self, run_id, step, data, deps=deps, wait=wait, timeout=timeout)
 
     def resume(self, run_id: str, **options: Any) -> WorkflowResult[OutT]:
         """Synchronous :meth:`aresume`."""

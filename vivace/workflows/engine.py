@@ -180,6 +180,7 @@ class Execution:
         "__weakref__",
         "agent_usage",
         "cancel_reason",
+        "dbos",
         "defer_path",
         "deferred",
         "deps",
@@ -240,6 +241,9 @@ class Execution:
         # transaction instead of two); its event goes out once that is durable
         self.defer_path: str | None = None
         self.deferred: list[tuple[StepRecord, ev.WorkflowEvent | None]] = []
+        # on the DBOS engine every step is a DBOS step (checkpointed by DBOS) and the run's
+        # step rows are written once, with the run's final row
+        self.dbos = False
 
     # -- events -------------------------------------------------------------------------------
 
@@ -326,12 +330,17 @@ class Execution:
             if ctx is not None:
                 ctx.attempt = attempt
             before = to_jsonable(self.state) if track_state else None
-            if not step.rerun and store is not None and attempt == 1:
+            if not step.rerun and store is not None and attempt == 1 and not self.dbos:
                 await store.save_step(
                     self.run_id, StepRecord(path, "running", started_at=started, seq=-1)
                 )
             try:
-                out = await self._call(step, value, ctx, path)
+                if self.dbos:
+                    from .engines.dbos import dbos_step
+
+                    out = await dbos_step(self, step, value, ctx, path)
+                else:
+                    out = await self._call(step, value, ctx, path)
             except _Suspend as s:
                 rec = StepRecord(
                     path,
@@ -364,7 +373,7 @@ class Execution:
                 raise
             except Exception as exc:
                 error = exc if isinstance(exc, VivaceError) else UnexpectedError.wrap(exc)
-                if attempt <= step.retries:
+                if attempt <= step.retries and not self.dbos:  # DBOS retries its steps
                     delay = min(step.backoff * (2 ** (attempt - 1)), step.max_backoff)
                     attempt += 1
                     seq = self.next_seq()
@@ -392,11 +401,13 @@ class Execution:
                     error=failure.to_dict(),
                 )
                 self.results[path] = rec
-                if store is not None:
-                    await store.save_step(self.run_id, rec)
                 seq = self.next_seq()
-                if emit is not None:
-                    self._send(ev.StepFailed(self.run_id, seq, path, failure.to_dict(), attempt))
+                await self._record(
+                    rec,
+                    ev.StepFailed(self.run_id, seq, path, failure.to_dict(), attempt)
+                    if emit is not None
+                    else None,
+                )
                 raise failure from exc
             return await self._completed(step, path, out, started, attempt, before, track_state)
 
@@ -438,7 +449,7 @@ class Execution:
         """Persist a step's record, then emit its event (deferred for the last step)."""
         store = self.store
         if store is not None:
-            if rec.path == self.defer_path:
+            if rec.path == self.defer_path or self.dbos:
                 self.deferred.append((rec, event))
                 return
             await store.save_step(self.run_id, rec)
@@ -599,7 +610,11 @@ class Execution:
         seq = self.next_seq()
         if self.emit is not None:
             self._send(ev.StepStarted(self.run_id, seq, path, "sleep", 1))
-        if self.store is not None:
+        if self.dbos:
+            from .engines.dbos import dbos_sleep
+
+            await dbos_sleep(wake)
+        elif self.store is not None:
             await self.store.save_step(
                 self.run_id,
                 StepRecord(
@@ -612,7 +627,7 @@ class Execution:
                 ),
             )
         delay = wake - time.time()
-        if delay > 0:
+        if delay > 0 and not self.dbos:
             await asyncio.sleep(delay)
         rec = StepRecord(
             path,
@@ -627,11 +642,13 @@ class Execution:
             kind="sleep",
         )
         self.results[path] = rec
-        if self.store is not None:
-            await self.store.save_step(self.run_id, rec)
         seq = self.next_seq()
-        if self.emit is not None:
-            self._send(ev.StepCompleted(self.run_id, seq, path, None, rec.finished_at - started))
+        await self._record(
+            rec,
+            ev.StepCompleted(self.run_id, seq, path, None, rec.finished_at - started)
+            if self.emit is not None
+            else None,
+        )
 
     async def wait_event(self, path: str, event: str, event_type: Any) -> Any:
         rec = self.journal.get(path) if self.journal else None
@@ -658,15 +675,15 @@ class Execution:
                     resume=rec.resume,
                 )
                 self.results[path] = done
-                if self.store is not None:
-                    await self.store.save_step(self.run_id, done)
                 seq = self.next_seq()
-                if self.emit is not None:
-                    self._send(
-                        ev.StepCompleted(
-                            self.run_id, seq, path, out, done.finished_at - done.started_at
-                        )
+                await self._record(
+                    done,
+                    ev.StepCompleted(
+                        self.run_id, seq, path, out, done.finished_at - done.started_at
                     )
+                    if self.emit is not None
+                    else None,
+                )
                 return out
             self.results[path] = rec
             raise Parked([rec])
@@ -682,11 +699,13 @@ class Execution:
             payload={"event": event},
         )
         self.results[path] = rec
-        if self.store is not None:
-            await self.store.save_step(self.run_id, rec)
         seq = self.next_seq()
-        if self.emit is not None:
-            self._send(ev.StepSuspended(self.run_id, seq, path, {"event": event}, "event"))
+        await self._record(
+            rec,
+            ev.StepSuspended(self.run_id, seq, path, {"event": event}, "event")
+            if self.emit is not None
+            else None,
+        )
         raise Parked([rec])
 
     # -- cancellation -------------------------------------------------------------------------
@@ -707,7 +726,7 @@ class Execution:
         store = self.store
         keeper = None
         _LIVE[self.run_id] = self
-        if store is not None:
+        if store is not None and not self.dbos:
             keeper = _leases(store, self.lease)
             keeper.add(self)
         last = wf.nodes[-1] if wf.nodes else None
@@ -743,6 +762,11 @@ class Execution:
                 except Exception as exc:
                     status, error = "failed", UnexpectedError.wrap(exc)
                 resumed = await self._persist(status, output, error, parked)
+                if resumed and self.dbos:  # a new DBOS workflow continues the run
+                    from .engines.dbos import next_segment
+
+                    await next_segment(self)
+                    return WorkflowResult(self.run_id, wf.id, "running")
                 if resumed:  # resume data arrived while we were parking: go on
                     merged = {**self.journal, **self.results}
                     for r in resumed:
@@ -780,7 +804,8 @@ class Execution:
             for r in parked
         ]
         deferred, self.deferred = self.deferred, []
-        resumed = await store.finish_run(rec, owner=WORKER_ID, steps=[r for r, _ in deferred])
+        owner = None if self.dbos else WORKER_ID  # DBOS owns the runs it executes
+        resumed = await store.finish_run(rec, owner=owner, steps=[r for r, _ in deferred])
         for _, event in deferred:
             if event is not None:
                 self._send(event)
@@ -916,12 +941,23 @@ async def start_run(
     trace_id: str | None = None,
     emit: Emit | None = None,
     origin: tuple[str, list[StepRecord]] | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
 ) -> WorkflowResult[Any]:
     """Start a run of ``wf`` (see :meth:`Workflow.arun`)."""
     if wf.engine == "dbos":
         from .engines.dbos import dbos_start
 
-        return await dbos_start(wf, input, run_id=run_id, state=state, user_id=user_id, emit=emit)
+        return await dbos_start(
+            wf,
+            input,
+            run_id=run_id,
+            state=state,
+            user_id=user_id,
+            emit=emit,
+            wait=wait,
+            timeout=timeout,
+        )
     if run_id is None:
         run_id = uuid.uuid4().hex
     else:
@@ -1051,12 +1087,16 @@ async def resume_run(
     deps: Any = None,
     emit: Emit | None = None,
     event: str | None = None,
+    wait: bool = True,
+    timeout: float | None = None,
 ) -> WorkflowResult[Any]:
     """Deliver resume data (or an event) and continue the run here."""
     if wf.engine == "dbos":
         from .engines.dbos import dbos_resume
 
-        return await dbos_resume(wf, run_id, path, data, event=event, emit=emit)
+        return await dbos_resume(
+            wf, run_id, path, data, event=event, emit=emit, wait=wait, timeout=timeout
+        )
     store = store_of(wf)
     if store is None:
         return await _resume_in_process(wf, run_id, path, data, deps, emit, event)

@@ -139,7 +139,9 @@ class StepNode(Node):
 async def _gather(ex: Execution, jobs: list[tuple[Step[Any, Any], Any, str]]) -> list[Any]:
     """Run ``jobs`` concurrently; wait for all; then raise the first failure, else the
     merged suspensions. Sync function steps run inline (they cannot overlap anyway)."""
-    if all(s.kind == "function" and not s.is_async and s.timeout is None for s, _, _ in jobs):
+    if all(s.kind == "function" and not s.is_async and s.timeout is None for s, _, _ in jobs) or (
+        ex.dbos and any(s.kind == "workflow" for s, _, _ in jobs)
+    ):  # on DBOS, steps must start in a fixed order: nested workflows run one by one
         results: list[Any] = []
         for s, v, p in jobs:
             try:
@@ -307,8 +309,10 @@ class ForeachNode(Node):
         n = len(items)
         out: list[Any] = [None] * n
         step = self.step
-        if (step.kind == "function" and not step.is_async and step.timeout is None) or (
-            self.concurrency == 1
+        if (
+            (step.kind == "function" and not step.is_async and step.timeout is None)
+            or self.concurrency == 1
+            or (ex.dbos and step.kind == "workflow")
         ):
             for i in range(n):
                 try:

@@ -131,7 +131,8 @@ _FINISH_SET = (
     "THEN cancel_requested ELSE 0 END"
 )
 _SQL_FINISH = (
-    f"UPDATE {RUNS} SET {_FINISH_SET} WHERE run_id = :run_id AND (owner IS NULL OR owner = :owner)"
+    f"UPDATE {RUNS} SET {_FINISH_SET} WHERE run_id = :run_id "
+    "AND (owner IS NULL OR :owner IS NULL OR owner = :owner)"
 )
 
 
@@ -215,7 +216,7 @@ class SQLiteWorkflowRunStore(WorkflowRunStore):
 
     async def create_run(self, run: WorkflowRunRecord, *, lease: float = DEFAULT_LEASE) -> bool:
         now = time.time()
-        run.lease_expires_at = now + lease
+        run.lease_expires_at = None if run.engine == "dbos" else now + lease
         run.updated_at = now
         params = _run_params(run)
         return await self._do(lambda c: c.execute(_SQL_CREATE, params).rowcount == 1)
@@ -301,7 +302,8 @@ class SQLiteWorkflowRunStore(WorkflowRunStore):
             if claimed:
                 now = time.time()
                 run.status, run.owner = "running", owner
-                run.lease_expires_at, run.updated_at = now + lease, now
+                run.lease_expires_at = None if run.engine == "dbos" else now + lease
+                run.updated_at = now
                 c.execute(
                     f"UPDATE {RUNS} SET status = 'running', owner = ?, lease_expires_at = ?, "
                     "updated_at = ? WHERE run_id = ?",
@@ -493,34 +495,43 @@ class PostgresWorkflowRunStore(WorkflowRunStore):
         self.url = url
         self.schema = schema
         self._pools: dict[asyncio.AbstractEventLoop, Any] = {}
-        self._ready: set[asyncio.AbstractEventLoop] = set()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     async def _pool(self) -> Any:
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is not None:
             return pool
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
+            pool = self._pools.get(loop)
+            if pool is None:
+                pool = self._pools[loop] = await self._open()
+        return pool
+
+    async def _open(self) -> Any:
         import asyncpg
 
         settings = {"search_path": f'"{self.schema}",public'} if self.schema else None
         try:
-            if self.schema:
-                conn = await asyncpg.connect(self.url)
-                try:
-                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                finally:
-                    await conn.close()
-            pool = await asyncpg.create_pool(
+            conn = await asyncpg.connect(self.url)
+            try:
+                async with conn.transaction():  # one setup at a time, across processes
+                    await conn.execute("SELECT pg_advisory_xact_lock(7201220)")
+                    if self.schema:
+                        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                        await conn.execute(f'SET LOCAL search_path = "{self.schema}"')
+                    for stmt in _ddl("DOUBLE PRECISION"):
+                        await conn.execute(stmt)
+            finally:
+                await conn.close()
+            return await asyncpg.create_pool(
                 self.url, min_size=1, max_size=10, server_settings=settings
             )
-            async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7201220)")
-                for stmt in _ddl("DOUBLE PRECISION"):
-                    await conn.execute(stmt)
         except (OSError, asyncpg.PostgresError) as exc:
             raise StorageError(f"PostgreSQL workflow store: {exc}") from exc
-        self._pools[loop] = pool
-        return pool
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -548,7 +559,7 @@ class PostgresWorkflowRunStore(WorkflowRunStore):
 
     async def create_run(self, run: WorkflowRunRecord, *, lease: float = DEFAULT_LEASE) -> bool:
         now = time.time()
-        run.lease_expires_at = now + lease
+        run.lease_expires_at = None if run.engine == "dbos" else now + lease
         run.updated_at = now
         args = self._args(run)
         sql = (
@@ -667,7 +678,8 @@ class PostgresWorkflowRunStore(WorkflowRunStore):
             if claimed:
                 now = time.time()
                 run.status, run.owner = "running", owner
-                run.lease_expires_at, run.updated_at = now + lease, now
+                run.lease_expires_at = None if run.engine == "dbos" else now + lease
+                run.updated_at = now
                 await c.execute(
                     f"UPDATE {RUNS} SET status = 'running', owner = $2, lease_expires_at = $3, "
                     "updated_at = $4 WHERE run_id = $1",

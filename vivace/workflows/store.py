@@ -269,7 +269,7 @@ class InMemoryWorkflowRunStore(WorkflowRunStore):
         if run.run_id in self._runs:
             return False
         now = time.time()
-        run.lease_expires_at = now + lease
+        run.lease_expires_at = None if run.engine == "dbos" else now + lease
         run.updated_at = now
         self._put(run)
         self._steps[run.run_id] = {}
@@ -346,7 +346,7 @@ class InMemoryWorkflowRunStore(WorkflowRunStore):
         if claimed:
             run.status = "running"
             run.owner = owner
-            run.lease_expires_at = time.time() + lease
+            run.lease_expires_at = None if run.engine == "dbos" else time.time() + lease
             run.updated_at = time.time()
             self._put(run)
         return ResumeOutcome(claimed, run, self._step_rows(run_id))
