@@ -139,3 +139,38 @@ def test_image_input(oai: openai.OpenAI) -> None:
                 }
             ],
         )
+
+
+def test_chat_is_stateless_without_the_session_header(server: Any, oai: openai.OpenAI) -> None:
+    """Issue 8 item 7: ``user`` does not bind a session; the client's messages are the
+    conversation, as on every OpenAI-compatible server."""
+    convo = [
+        {"role": "system", "content": "ignored"},
+        {"role": "user", "content": "my name is Ann"},
+        {"role": "assistant", "content": "hello Ann"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    r = oai.chat.completions.create(model="transcript", messages=convo, user="ann")  # type: ignore[arg-type]
+    assert r.choices[0].message.content == (
+        "user:my name is Ann | assistant:hello Ann | user:what is my name?"
+    )
+    # the same user again, a new conversation: nothing of the first one leaks in
+    r = oai.chat.completions.create(
+        model="transcript", messages=[{"role": "user", "content": "hi"}], user="ann"
+    )
+    assert r.choices[0].message.content == "user:hi"
+    r2 = oai.responses.create(model="transcript", input=convo[1:], user="ann")  # type: ignore[arg-type]
+    assert r2.output_text == "user:my name is Ann | assistant:hello Ann | user:what is my name?"
+
+
+def test_the_session_header_continues_a_stored_session(server: Any, oai: openai.OpenAI) -> None:
+    h = {"X-Vivace-Session-Id": "oai-story"}
+    msgs = [{"role": "user", "content": "one"}]
+    oai.chat.completions.create(model="transcript", messages=msgs, extra_headers=h)  # type: ignore[arg-type]
+    r = oai.chat.completions.create(
+        model="transcript",
+        messages=[{"role": "user", "content": "ignored"}, {"role": "user", "content": "two"}],
+        extra_headers=h,
+    )
+    # history from storage, only the last user message from the client
+    assert r.choices[0].message.content == "user:one | assistant:user:one | user:two"

@@ -40,7 +40,6 @@ SESSION_HEADER = "x-vivace-session-id"
 
 # printable ASCII that needs no encoding in a header value (everything but space and "%")
 _SAFE = "!\"#$&'()*+,./:;<=>?@[\\]^_`{|}~-"
-_SLASH = "\x00"  # stands for an encoded "/" inside a path segment (NUL is never a valid id)
 
 
 def encode_header(value: str) -> str:
@@ -80,8 +79,8 @@ def header_id(request: Request, name: str) -> str | None:
 def path_id(request: Request, name: str) -> str:
     """Path parameter ``name``, checked."""
     value = request.path_params[name]
-    if _SLASH in value and request.scope.get("vivace.slash_safe"):
-        value = value.replace(_SLASH, "/")
+    if request.scope.get("vivace.slash_safe"):  # segments were kept escaped: see SlashSafePaths
+        value = unquote(value)
     return check_identifier(name, value)
 
 
@@ -103,7 +102,8 @@ class SlashSafePaths:
     segment instead of splitting the path, so ids with ``/`` work as path parameters.
 
     Servers decode ``%2F`` to ``/`` before routing; this re-derives the path from
-    ``raw_path`` with such slashes kept apart (``path_id`` turns them back into ``/``).
+    ``raw_path`` with ``/`` and ``%`` inside segments kept percent-encoded (``path_id``
+    decodes them).
     """
 
     def __init__(self, app: Any) -> None:
@@ -120,9 +120,9 @@ class SlashSafePaths:
     def _rewrite(scope: Any, raw: bytes) -> Any:
         text = raw.split(b"?", 1)[0].decode("latin-1")
         plain = unquote(text)
-        if _SLASH in plain:  # a real NUL: leave it for path_id to refuse
-            return scope
-        kept = "/".join(unquote(segment).replace("/", _SLASH) for segment in text.split("/"))
+        kept = "/".join(
+            unquote(segment).replace("%", "%25").replace("/", "%2F") for segment in text.split("/")
+        )
         path = scope.get("path", "")
         if not path.endswith(plain):  # a server that rewrote the path: leave it alone
             return scope
