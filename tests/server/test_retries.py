@@ -90,7 +90,7 @@ def test_idempotency_key_same_run_json_and_stream(server: Any) -> None:
         f"{server.url}/agents/weather/runs", json={**body, "stream": True}, headers=h
     )
     # the stream body differs from the JSON one, so the key was reused with another request
-    assert streamed.status_code == 422
+    assert streamed.status_code == 409
     assert streamed.json()["error"]["code"] == "idempotency_key_reused"
     h2 = {**AUTH, "Idempotency-Key": "order-43"}
     s1 = httpx.post(f"{server.url}/agents/weather/runs", json={**body, "stream": True}, headers=h2)
@@ -160,5 +160,5 @@ def test_idempotency_key_across_workers(tmp_path: Path, thread_server: Any) -> N
         assert again.json()["output"] == first.json()["output"] == "done: sunny in Paris"
         assert again.headers["idempotent-replayed"] == "true"
         other = httpx.post(f"{wb.url}/agents/weather/runs", json={"input": "other"}, headers=h)
-        assert other.status_code == 422  # the same key with another input
+        assert other.status_code == 409  # the same key with another input
         assert len(stored_runs(wa.url, "weather")) == 1

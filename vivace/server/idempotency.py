@@ -7,7 +7,7 @@ A request that creates a run (``POST /agents/{id}/runs``, ``/v1/chat/completions
   route) always means the same run. The run id is derived from a hash of those, so with
   storage any worker finds the run (``storage.sessions.get_run``), even after a restart;
   without storage, runs are remembered in this process. The same key with a different body
-  is a 422 ``idempotency_key_reused``.
+  is a 409 ``idempotency_key_reused`` (never retried: ``x-should-retry: false``).
 * **Automatic retries** of the official OpenAI/Stainless clients, which resend the *same*
   request with ``x-stainless-retry-count: N``: a retry (N > 0) whose body matches a recent
   first attempt (N = 0) of the same principal gets that attempt's run. Remembered in this
@@ -231,7 +231,7 @@ def _canonical(value: Any) -> str:
 
 def _reused() -> HTTPError:
     return HTTPError(
-        422,
+        409,
         "idempotency_key_reused",
         "this Idempotency-Key was used with a different request body",
         param=IDEMPOTENCY_HEADER,

@@ -69,9 +69,9 @@ def decode_header(raw: str, field: str) -> str:
 
 
 def header_id(request: Request, name: str) -> str | None:
-    """The id in header ``name`` (decoded and checked), or ``None`` when absent or empty."""
+    """The id in header ``name`` (decoded and checked; empty is a 400), or ``None``."""
     raw = request.headers.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     return decode_header(raw, name)
 
@@ -85,9 +85,9 @@ def path_id(request: Request, name: str) -> str:
 
 
 def query_id(request: Request, name: str) -> str | None:
-    """Query parameter ``name`` (``None`` when absent or empty), checked."""
+    """Query parameter ``name`` (checked; empty is a 400), or ``None`` when absent."""
     value = request.query_params.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
     return check_identifier(name, value)
 

@@ -138,7 +138,9 @@ def part_from_upload(
 
     media_type = content_type
     if not media_type or media_type == "application/octet-stream":
-        media_type = (mimetypes.guess_type(filename)[0] if filename else None) or media_type
+        # no declared type: the file name's type is only a hint, never a refusal
+        guess = mimetypes.guess_type(filename)[0] if filename else None
+        media_type = guess if guess is not None and media_allowed(guess, allowed) else None
     media_type = media_type or "application/octet-stream"
     where = f"files.{filename or 'file'}"
     check_media("file", media_type, allowed, where)

@@ -71,8 +71,18 @@ class TextIn(_Strict):
     text: str
 
 
+_ONE_SOURCE: Any = {  # exactly one of data / url (the other absent or null)
+    "oneOf": [
+        {"required": ["data"], "properties": {"data": {"type": "string"}, "url": {"type": "null"}}},
+        {"required": ["url"], "properties": {"url": {"type": "string"}, "data": {"type": "null"}}},
+    ]
+}
+
+
 class MediaIn(_Strict):
     """An image, audio, video or file part: base64 ``data`` or a ``url`` (https or data:)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SOURCE)
 
     kind: Literal["image", "audio", "video", "file"]
     data: str | None = Field(None, description="base64-encoded content")
@@ -81,7 +91,72 @@ class MediaIn(_Strict):
     name: str | None = Field(None, max_length=255)
 
 
-InputPart = Annotated[TextIn | MediaIn, Field(discriminator="kind")]
+# The documented shape of each kind (what the default ``allowed_media_types`` accept); the
+# server checks the same at run time with 400/415 answers.
+_TYPE = "[A-Za-z0-9][A-Za-z0-9.+-]*"
+_FILE_TYPES = f"(?:(?:image|audio|video|text)/{_TYPE}|application/(?:pdf|json|octet-stream))"
+
+
+class ImageIn(MediaIn):
+    """An image part."""
+
+    kind: Literal["image"]
+    data: Annotated[str | None, Field(json_schema_extra={"pattern": B64_PATTERN})] = None
+    url: Annotated[str | None, Field(json_schema_extra={"pattern": IMAGE_URL_PATTERN})] = None
+    media_type: Annotated[
+        str | None, Field(max_length=255, json_schema_extra={"pattern": f"^image/{_TYPE}$"})
+    ] = None
+
+
+class AudioIn(MediaIn):
+    """An audio part."""
+
+    kind: Literal["audio"]
+    data: Annotated[str | None, Field(json_schema_extra={"pattern": B64_PATTERN})] = None
+    url: Annotated[
+        str | None,
+        Field(
+            json_schema_extra={"pattern": f"^(?:https?://[^\\s]+|data:audio/{_TYPE};base64,{B64})$"}
+        ),
+    ] = None
+    media_type: Annotated[
+        str | None, Field(max_length=255, json_schema_extra={"pattern": f"^audio/{_TYPE}$"})
+    ] = None
+
+
+class VideoIn(MediaIn):
+    """A video part."""
+
+    kind: Literal["video"]
+    data: Annotated[str | None, Field(json_schema_extra={"pattern": B64_PATTERN})] = None
+    url: Annotated[
+        str | None,
+        Field(
+            json_schema_extra={"pattern": f"^(?:https?://[^\\s]+|data:video/{_TYPE};base64,{B64})$"}
+        ),
+    ] = None
+    media_type: Annotated[
+        str | None, Field(max_length=255, json_schema_extra={"pattern": f"^video/{_TYPE}$"})
+    ] = None
+
+
+class FileIn(MediaIn):
+    """A file part (PDF, text, JSON...)."""
+
+    kind: Literal["file"]
+    data: Annotated[str | None, Field(json_schema_extra={"pattern": B64_PATTERN})] = None
+    url: Annotated[
+        str | None,
+        Field(
+            json_schema_extra={"pattern": f"^(?:https?://[^\\s]+|data:{_FILE_TYPES};base64,{B64})$"}
+        ),
+    ] = None
+    media_type: Annotated[
+        str | None, Field(max_length=255, json_schema_extra={"pattern": f"^{_FILE_TYPES}$"})
+    ] = None
+
+
+InputPart = Annotated[TextIn | ImageIn | AudioIn | VideoIn | FileIn, Field(discriminator="kind")]
 RunInput = str | Annotated[list[InputPart], Field(min_length=1, max_length=256)]
 
 

@@ -10,7 +10,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HTTPError, json_response
-from ..ids import path_id, query_id
+from ..ids import body_id, path_id, query_id
 from ..routing import Op, Query, parse_json, query_int
 from ..schemas import (
     ID_SCHEMA,
@@ -90,6 +90,7 @@ async def add_memory(request: Request) -> Response:
 
     user_id = _user(request)
     body: UserMemoryIn = await parse_json(request, UserMemoryIn)
+    body_id("agent_id", body.agent_id)
     item = UserMemory(
         memory_id=uuid.uuid4().hex,
         user_id=user_id,

@@ -21,12 +21,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ROUTES", "read_run_request"]
 
+# an empty form field is an absent one (HTML forms send every field)
+_FORM_ID: dict[str, Any] = {"anyOf": [ID_SCHEMA, {"type": "string", "maxLength": 0}]}
 MULTIPART_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "input": {"type": "string", "description": "the message text (or field `message`)"},
-        "session_id": ID_SCHEMA,
-        "user_id": ID_SCHEMA,
+        "session_id": _FORM_ID,
+        "user_id": _FORM_ID,
         "stream": {"type": "boolean"},
         "max_steps": {"type": "integer", "minimum": 1, "maximum": 1000},
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
@@ -34,8 +36,6 @@ MULTIPART_SCHEMA: dict[str, Any] = {
     "required": ["input"],
     "additionalProperties": False,
 }
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
@@ -76,11 +76,11 @@ async def _read_form(
             fields[key] = value or None
         elif key == "stream":
             flag = value.strip().lower()
-            if flag not in _TRUE + _FALSE:
+            if flag not in ("true", "false"):
                 raise HTTPError(
                     422, "validation_error", "stream: must be true or false", param="stream"
                 )
-            fields["stream"] = flag in _TRUE
+            fields["stream"] = flag == "true"
         elif key == "max_steps":
             fields["max_steps"] = value
         else:
@@ -156,12 +156,14 @@ def _run_not_found(run_id: str, agent_id: str) -> HTTPError:
 
 
 def _after(request: Request) -> int | None:
-    """The client's position in a run's events: ``Last-Event-ID`` or ``?after=``."""
-    raw = request.headers.get("last-event-id")
-    name = "Last-Event-ID"
-    if raw is None or raw == "":
-        raw, name = request.query_params.get("after"), "after"
-    if raw is None or raw == "":
+    """The client's position in a run's events: ``Last-Event-ID`` (wins) or ``?after=``."""
+    header = _position(request.headers.get("last-event-id"), "Last-Event-ID")
+    query = _position(request.query_params.get("after"), "after")
+    return header if header is not None else query
+
+
+def _position(raw: str | None, name: str) -> int | None:
+    if raw is None:
         return None
     try:
         after = int(raw)
