@@ -172,8 +172,14 @@ async def launch(
 async def resume(
     request: Request, agent: Agent, run_id: str, owner: str | None, approvals: dict[str, Any]
 ) -> StartedRun:
-    """Resume the paused run ``run_id`` once its first event is out."""
-    stream = await agent.aresume_stream(run_id, approvals)
+    """Resume the paused run ``run_id`` once its first event is out. A missing run or
+    approvals that do not match it are typed errors (404, 400) before anything starts."""
+    from ..agent.loop import check_approvals
+    from ..agent.session import find_paused
+
+    paused = await find_paused(agent, run_id, owner)
+    check_approvals(agent, paused, approvals)
+    stream = agent.aresume_stream(paused, approvals)
     task, first = await live_runs(request).begin(RunInfo(run_id, agent.id, owner), stream)
     return StartedRun(request, run_id, task=task, first=first)
 

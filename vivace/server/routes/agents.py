@@ -31,14 +31,16 @@ def agent_info(agent: Agent) -> dict[str, Any]:
     """The public description of an agent (tools with their JSON schemas)."""
     from ...errors import VivaceError
     from ...tools.tool import as_tool
-    from ...tools.toolkit import Toolkit
+    from ...tools.toolset import Toolset
 
     tools: list[dict[str, Any]] = []
     for item in agent.tools or ():
-        items = item.get_tools() if isinstance(item, Toolkit) else [as_tool(item)]
+        # a toolset's tools listed per run are not known here
+        items = list(item.static_tools() or ()) if isinstance(item, Toolset) else [as_tool(item)]
         for t in items:
             try:
-                description, parameters = t.description, t.parameters
+                d = t.definition()
+                description, parameters = d.description, d.parameters
             except VivaceError:
                 description, parameters = "", {}
             tools.append(

@@ -240,7 +240,6 @@ async def resume_run(request: Request) -> Response:
 
 async def _paused_owner(a: Agent, run_id: str) -> str | None:
     """The user id owning a paused run of ``a`` ("" for none), None when unknown."""
-    from ...errors import VivaceError
     from ..launch import sessions_of
 
     sessions = sessions_of(a)
@@ -251,13 +250,10 @@ async def _paused_owner(a: Agent, run_id: str) -> str | None:
         if record.agent_id not in (None, a.id):
             return None
         return record.user_id or ""
-    from ...agent.registry import find_paused
+    from ...agent.registry import recall_paused
 
-    try:
-        paused = await find_paused(a, run_id)
-    except VivaceError:
-        return None
-    if paused.agent_name not in (None, a.name):
+    paused = recall_paused(run_id)  # the caller checks the owner against the principal
+    if paused is None or paused.agent_name not in (None, a.name):
         return None
     return paused.user_id or ""
 
