@@ -3,6 +3,9 @@ the :class:`~vivace.server.sse.EventLog`; HTTP responses only read the log.
 
 So a run outlives the request that started it (a streaming client may drop and reconnect),
 cancellation reaches it from any request, and nothing per-request is kept on shared objects.
+:meth:`LiveRuns.begin` waits for the run's first event before the request answers, so errors
+that keep a run from starting (another user's session, a bad id) are raised to the route, with
+nothing logged.
 
 With several workers (the storage-backed event log), a cancel request that lands on a worker
 not running the run is written to storage (``sessions.request_cancel``); the worker running
