@@ -107,3 +107,34 @@ def children(pid: int | None = None) -> list[int]:
 def child_pids() -> object:
     """``child_pids()``: the live child processes of this test process."""
     return children
+
+
+@pytest.fixture
+def serve_asgi() -> Iterator[object]:
+    """``serve_asgi(app) -> base URL``: run an ASGI app with uvicorn on a free port (in a
+    thread, lifespan on) until the test ends."""
+    import threading
+
+    import uvicorn
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def serve(app: object) -> str:
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield serve
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
