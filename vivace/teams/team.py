@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from ..agent.agent import Agent
 from ..agent.capability import Capability
@@ -64,7 +64,7 @@ class Team(Agent[Any, Any]):
     team's stream as ``nested_event``\\ s; a member pausing for an approval pauses the team.
     """
 
-    __slots__ = ("_member_tools", "max_depth", "member_session", "members", "mode")
+    __slots__ = ("_cache", "max_depth", "member_session", "members", "mode")
 
     def __init__(
         self,
@@ -96,12 +96,11 @@ class Team(Agent[Any, Any]):
             from ..errors import UserError
 
             raise UserError(f"unknown team mode {mode!r}; modes: {', '.join(TEAM_MODES)}")
-        cap = _TeamCapability(self)
         super().__init__(
             model,
             name=name or "team",
             instructions=instructions,
-            tools=tools,
+            tools=cast(Any, _TeamTools(self, tools)),
             output_type=output_type,
             output_mode=output_mode,
             max_steps=max_steps,
@@ -115,13 +114,13 @@ class Team(Agent[Any, Any]):
             memory=memory,
             history_runs=history_runs,
             description=description,
-            capabilities=(cap, *capabilities) if capabilities else (cap,),
+            capabilities=(_TEAM_CAP, *capabilities) if capabilities else _TEAM_CAPS,
         )
         self.members = members
         self.mode = mode
         self.max_depth = max_depth
         self.member_session = member_session
-        self._member_tools: list[BaseTool] | None = None
+        self._cache: tuple[list[BaseTool], str] | None = None
 
     def delegation_limits(self) -> tuple[int, int]:
         """``(max_steps, max_depth)`` of a team run (read by the delegation budget)."""
@@ -129,43 +128,56 @@ class Team(Agent[Any, Any]):
 
     def member_tools(self) -> list[BaseTool]:
         """The tools the leader gets for this team's mode (built once)."""
-        tools = self._member_tools
-        if tools is None:
-            from .modes import mode_tools
+        return (self._cache or self._build())[0]
 
-            tools = self._member_tools = mode_tools(self)
-        return tools
+    def team_instructions(self) -> str:
+        """The mode's instructions and the roster of members (built once)."""
+        return (self._cache or self._build())[1]
+
+    def _build(self) -> tuple[list[BaseTool], str]:
+        from .modes import mode_tools
+
+        roster = []
+        for m in self.members:
+            name = getattr(m, "name", None) or "member"
+            desc = getattr(m, "description", None)
+            roster.append(f"- {name}: {desc}" if desc else f"- {name}")
+        notes = _MODE_INSTRUCTIONS[self.mode] + "\n\nMembers:\n" + "\n".join(roster)
+        cache = self._cache = (mode_tools(self), notes)
+        return cache
 
     def __repr__(self) -> str:
         names = ", ".join(str(getattr(m, "name", None) or "?") for m in self.members)
         return f"<Team {self.id} mode={self.mode} members=[{names}]>"
 
 
-class _TeamCapability(Capability):
-    """What makes an agent run a team run: member tools, mode instructions, the budget."""
+class _TeamTools:
+    """A team's tools: the leader's own, then the members' (built at the first run)."""
 
-    __slots__ = ("_notes", "team")
+    __slots__ = ("extra", "team")
 
-    def __init__(self, team: Team) -> None:
+    def __init__(self, team: Team, extra: Sequence[Any] | None) -> None:
         self.team = team
-        self._notes: str | None = None
+        self.extra = extra
 
-    def tools(self) -> Sequence[Any]:
-        return self.team.member_tools()
+    def __iter__(self) -> Iterator[Any]:
+        if self.extra:
+            yield from self.extra
+        yield from self.team.member_tools()
 
-    def instructions(self, ctx: RunContext[Any], input: Any) -> str:
-        notes = self._notes
-        if notes is None:
-            team = self.team
-            roster = []
-            for m in team.members:
-                name = getattr(m, "name", None) or "member"
-                desc = getattr(m, "description", None)
-                roster.append(f"- {name}: {desc}" if desc else f"- {name}")
-            notes = self._notes = (
-                _MODE_INSTRUCTIONS[team.mode] + "\n\nMembers:\n" + "\n".join(roster)
-            )
-        return notes
+    def __bool__(self) -> bool:
+        return True
+
+
+class _TeamCapability(Capability):
+    """What makes a team's run a team run: mode instructions and the shared step budget.
+    One object for every team (it reads the team from ``ctx.agent``)."""
+
+    __slots__ = ()
+
+    def instructions(self, ctx: RunContext[Any], input: Any) -> str | None:
+        team = ctx.agent
+        return team.team_instructions() if isinstance(team, Team) else None
 
     def before_model_request(self, ctx: RunContext[Any], request: ModelRequest) -> None:
         from ..agent.as_tool import delegation_budget
@@ -176,3 +188,7 @@ class _TeamCapability(Capability):
                 raise budget.exceeded()
             budget.steps += 1
         return None
+
+
+_TEAM_CAP = _TeamCapability()
+_TEAM_CAPS = (_TEAM_CAP,)
