@@ -150,6 +150,11 @@ class RunResult:
         return self._output
 
     @property
+    def cost(self) -> float | None:
+        """USD spent on model requests in this run (``None`` when no price was known)."""
+        return self.usage.cost
+
+    @property
     def pending(self) -> list[ToolCallPart]:
         """The tool calls waiting for approval (paused runs)."""
         return self.paused.pending if self.paused else []

@@ -46,6 +46,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("vivace.models")
+# A library never configures output: without this, a warning (a fallback) would reach
+# stderr through logging's last-resort handler. Applications add their own handlers.
+logging.getLogger("vivace").addHandler(logging.NullHandler())
 
 ModelSpec = str | Model | Sequence[str | Model]
 
@@ -177,6 +180,15 @@ def build_model(spec: str, **overrides: Any) -> Model:
     from .registry import get_provider
 
     info = get_provider(provider)
+    if not info.chat:
+        raise ModelConfigError(
+            f"provider {provider!r} serves embeddings only, not chat models: use "
+            f"vivace.models.embed('{provider}/{name}', texts) for embeddings, and another "
+            "provider for the agent's model",
+            provider=provider,
+            model=name,
+            capability="chat",
+        )
     adapter_path = ADAPTERS.get(info.protocol)
     if adapter_path is None:
         raise ModelConfigError(
@@ -255,8 +267,12 @@ class FallbackModel(Model):
         self.models = list(models)
         self.provider = "fallback"
         self.model_name = ",".join(m.id for m in self.models)
-        self.supports_native_output = all(m.supports_native_output for m in self.models)
         self.supports_tools = all(m.supports_tools for m in self.models)
+
+    @property
+    def supports_native_output(self) -> bool:  # type: ignore[override]
+        """Native structured output only when every model has it."""
+        return all(m.supports_native_output for m in self.models)
 
     @property
     def id(self) -> str:
@@ -271,19 +287,35 @@ class FallbackModel(Model):
         )
         return AllModelsFailed(f"all {len(self.models)} models failed ({detail})", errors)
 
+    def _log_failure(self, i: int, exc: VivaceError) -> None:
+        m, n = self.models[i], len(self.models)
+        if i + 1 < n:
+            log.warning(
+                "model %s failed (%d of %d), trying %s next: %s",
+                m.id,
+                i + 1,
+                n,
+                self.models[i + 1].id,
+                exc.message,
+            )
+        else:
+            log.warning(
+                "model %s failed, and it was the last of %d models: %s", m.id, n, exc.message
+            )
+
     async def request(self, request: ModelRequest) -> ModelResponse:
         errors: list[VivaceError] = []
-        for m in self.models:
+        for i, m in enumerate(self.models):
             try:
                 return await m.request(request)
             except _FALLBACK_ERRORS as exc:
-                log.warning("model %s failed, trying the next one: %s", m.id, exc.message)
+                self._log_failure(i, exc)
                 errors.append(exc)
         raise self._fail(errors)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         errors: list[VivaceError] = []
-        for m in self.models:
+        for i, m in enumerate(self.models):
             started = False
             try:
                 async for event in m.stream(request):
@@ -293,7 +325,7 @@ class FallbackModel(Model):
             except _FALLBACK_ERRORS as exc:
                 if started:
                     raise
-                log.warning("model %s failed, trying the next one: %s", m.id, exc.message)
+                self._log_failure(i, exc)
                 errors.append(exc)
         raise self._fail(errors)
 
