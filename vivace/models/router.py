@@ -343,6 +343,9 @@ class ProviderRow:
     key_set: bool
     key_required: bool
     base_url: str
+    models: int = 0
+    catalog: str | None = None
+    chat: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -352,21 +355,29 @@ class ProviderRow:
             "key_set": self.key_set,
             "key_required": self.key_required,
             "base_url": self.base_url,
+            "models": self.models,
+            "catalog": self.catalog,
+            "chat": self.chat,
         }
 
 
 def list_providers() -> list[ProviderRow]:
-    """Every registered provider: id, protocol, key variable, whether the key is set.
+    """Every provider (the registry's and the model catalog's): id, protocol, key variable,
+    whether the key is set, how many models the catalog lists for it.
 
     ``key_env`` is the variable that is set, else the first one to set (``None`` when the
     provider takes no key). ``base_url`` is the raw template (nothing is expanded).
+    ``catalog`` is the catalog provider its models come from (``None``: none).
     """
+    from .catalog import load_catalog
     from .registry import get_provider, provider_ids
 
+    cat = load_catalog()
     rows = []
     for pid in sorted(provider_ids()):
         info = get_provider(pid)
         _, set_name = info.env_key()
+        cid = next((c for c in info.catalog_ids if c in cat.providers), None)
         rows.append(
             ProviderRow(
                 id=pid,
@@ -375,6 +386,9 @@ def list_providers() -> list[ProviderRow]:
                 key_set=set_name is not None,
                 key_required=info.key_required,
                 base_url=info.base_url,
+                models=len(cat.providers[cid]["models"]) if cid else 0,
+                catalog=cid,
+                chat=info.chat,
             )
         )
     return rows

@@ -62,6 +62,8 @@ class ModelInfo:
     structured_output: bool | None
     reasoning: bool
     deprecated: bool = False
+    dropped: bool = False
+    """Kept from an older models.dev snapshot: the current list no longer has it."""
     price_input: float | None = None
     price_output: float | None = None
     price_cached: float | None = None
@@ -100,6 +102,7 @@ class ModelInfo:
             "structured_output": self.structured_output,
             "reasoning": self.reasoning,
             "deprecated": self.deprecated,
+            "dropped": self.dropped,
             "price_input": self.price_input,
             "price_output": self.price_output,
             "price_cached": self.price_cached,
@@ -122,6 +125,7 @@ def _info(pid: str, mid: str, row: list[Any]) -> ModelInfo:
         so,
         "r" in caps,
         "d" in caps,
+        "o" in caps,
         prices[0],
         prices[1],
         prices[2],
