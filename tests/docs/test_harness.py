@@ -74,7 +74,7 @@ def test_a_skip_marker_needs_a_reason(tmp_path: Path) -> None:
     f = tmp_path / "doc.md"
     f.write_text("<!-- doctest: skip -->\n```python\nx = 1\n```\n")
     doc = DocFile(blocks_of(f, "doc.md"), tmp_path)
-    with pytest.raises(AssertionError, match="doc.md:2: a skip marker needs a reason"):
+    with pytest.raises(AssertionError, match=r"doc\.md:2: a skip marker needs a reason"):
         doc.run_through(0)
 
 
@@ -82,5 +82,5 @@ def test_syntax_errors_point_into_the_markdown(tmp_path: Path) -> None:
     f = tmp_path / "doc.md"
     f.write_text("intro\n\n```python\nok = 1\nthis is not python\n```\n")
     doc = DocFile(blocks_of(f, "doc.md"), tmp_path)
-    with pytest.raises(AssertionError, match="doc.md:5: this is not python"):
+    with pytest.raises(AssertionError, match=r"doc\.md:5: this is not python"):
         doc.run_through(0)
