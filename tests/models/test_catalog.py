@@ -275,3 +275,31 @@ def test_catalog_lookups() -> None:
     responses = get_model("openai-responses/gpt-4o-mini", base_url="http://x/v1", api_key=KEY)
     assert responses.info is not None and responses.info.provider == "openai"  # type: ignore[attr-defined]
     assert math.isclose(responses.info.price_input, 0.15)  # type: ignore[attr-defined,arg-type]
+
+
+def test_the_catalog_is_read_at_first_need_only() -> None:
+    """``import vivace``, ``Agent(...)`` and resolving a model read no catalog; the first
+    request does."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+from vivace import Agent
+from vivace.models.router import resolve_model
+agent = Agent(model="openai/gpt-4o-mini", tools=[])
+model = resolve_model("openai/gpt-4o-mini")
+print("vivace.models.catalog" in sys.modules)
+model.info
+print("vivace.models.catalog" in sys.modules)
+"""
+    p = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**__import__("os").environ, "OPENAI_API_KEY": "sk-x"},
+        timeout=60,
+    )
+    assert p.stdout.split() == ["False", "True"], p.stderr

@@ -214,3 +214,26 @@ async def test_openai_adapter_against_llama_cpp_server(llama_server: str) -> Non
     agent = Agent(model=model, model_settings={"max_tokens": 16, "temperature": 0})
     assert (await agent.arun("The capital of France is")).output.strip()
     assert json.loads(json.dumps(final.usage.to_dict()))["requests"] == 1
+
+
+@llm
+@needs_llm
+async def test_max_tokens_reaches_the_server_through_openai_base_url(
+    llama_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8 item 19: the ``openai`` provider aimed at a llama.cpp server with
+    OPENAI_BASE_URL used to send only ``max_completion_tokens``, which the server ignores (a
+    real Gemma 3 270M then wrote ~2,000 tokens for max_tokens=24)."""
+    from vivace import Agent
+    from vivace.models.router import clear_model_cache
+
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    clear_model_cache()
+    try:
+        agent = Agent(model="openai/gemma3", model_settings={"max_tokens": 24, "temperature": 0})
+        result = await agent.arun("Write a very long story about a dragon.")
+        assert result.status == "completed", result.error
+        assert 0 < result.usage.output_tokens <= 24
+    finally:
+        clear_model_cache()

@@ -37,6 +37,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ModelConfigError
@@ -198,10 +199,13 @@ class HTTPModel(Model):
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         self.check_request(request)
-        async for event in self._stream(request):
-            if type(event) is ModelResponse:
-                self._finish(event, request)
-            yield event
+        # aclosing: a consumer that stops early closes the adapter's stream (and its HTTP
+        # response) now, not whenever the generator is collected
+        async with aclosing(self._stream(request)) as events:
+            async for event in events:
+                if type(event) is ModelResponse:
+                    self._finish(event, request)
+                yield event
 
     async def _request(self, request: ModelRequest) -> ModelResponse:
         """Send ``request`` and return the whole answer (the adapter's part)."""
