@@ -36,9 +36,9 @@ import copy
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ...errors import ModelConfigError
 from ...messages import AudioPart, FilePart, ImagePart, MediaPart, VideoPart
@@ -201,7 +201,8 @@ class HTTPModel(Model):
         self.check_request(request)
         # aclosing: a consumer that stops early closes the adapter's stream (and its HTTP
         # response) now, not whenever the generator is collected
-        async with aclosing(self._stream(request)) as events:
+        stream = cast("AsyncGenerator[StreamEvent, None]", self._stream(request))
+        async with aclosing(stream) as events:
             async for event in events:
                 if type(event) is ModelResponse:
                     self._finish(event, request)
