@@ -303,3 +303,22 @@ print("vivace.models.catalog" in sys.modules)
         timeout=60,
     )
     assert p.stdout.split() == ["False", "True"], p.stderr
+
+
+async def test_providers_registered_at_run_time_keep_working() -> None:
+    from vivace.models.registry import PROVIDERS, register_provider
+    from vivace.models.router import clear_model_cache
+
+    with FakeOpenAIChat() as srv:
+        srv.default = Turn(text="hello", usage={"input_tokens": 1_000_000, "output_tokens": 0})
+        register_provider("corp-gw-test", base_url=srv.base_url)
+        register_provider("corp-priced-test", base_url=srv.base_url, catalog="openai")
+        try:
+            plain = await Agent(model="corp-gw-test/gpt-4o-mini").arun("hi")
+            assert plain.output == "hello" and plain.cost is None  # no catalog: no price
+            priced = await Agent(model="corp-priced-test/gpt-4o-mini").arun("hi")
+            assert priced.cost == pytest.approx(0.15)  # OpenAI's price for 1M input tokens
+        finally:
+            PROVIDERS.pop("corp-gw-test", None)
+            PROVIDERS.pop("corp-priced-test", None)
+            clear_model_cache()
