@@ -3,6 +3,7 @@
 * ``vivace serve [module:app]`` - serve a :class:`~vivace.server.VivaceApp`, an Agent, a list
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
 * ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
+* ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
 * ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
   and whether their keys are set, models with limits and prices, a catalog refresh.
 
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--yes", action="store_true", help="approve every tool call that asks")
     r.add_argument("--json", action="store_true", help="print events as JSON lines")
 
+    m = sub.add_parser("mcp", help="serve agents over MCP on stdin/stdout (for MCP clients)")
+    m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
+    m.add_argument("--name", default="vivace", help="server name shown to clients")
+
     from .models import add_parser
 
     add_parser(sub)
@@ -90,6 +95,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from .run import run
 
         return run(args)
+    if args.command == "mcp":
+        from .mcp import mcp
+
+        return mcp(args)
     if args.command == "models":
         from .models import models
 
