@@ -322,3 +322,12 @@ async def test_providers_registered_at_run_time_keep_working() -> None:
             PROVIDERS.pop("corp-gw-test", None)
             PROVIDERS.pop("corp-priced-test", None)
             clear_model_cache()
+
+
+def test_usage_difference_keeps_cost() -> None:
+    before = Usage(input_tokens=10, output_tokens=5, requests=1, cost=0.25)
+    after = Usage(input_tokens=30, output_tokens=9, requests=3, cost=1.0)
+    spent = after - before
+    assert spent == Usage(input_tokens=20, output_tokens=4, requests=2, cost=0.75)
+    assert (Usage(input_tokens=2) - Usage(input_tokens=1)).cost is None
+    assert (Usage(cost=0.5) - Usage()).cost == 0.5

@@ -80,6 +80,13 @@ class Usage:
             self.cost = cost if self.cost is None else self.cost + cost
         return self
 
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent since ``other`` (an earlier snapshot of the same counter)."""
+        out = Usage(*(getattr(self, k) - getattr(other, k) for k in _COUNTS))
+        if self.cost is not None:
+            out.cost = self.cost - (other.cost or 0.0)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The counts; ``cost`` only when it is known."""
         d: dict[str, Any] = {
