@@ -858,7 +858,7 @@ class Execution:
                     cost = (cost or 0.0) + float(r.usage["cost"])
         if usage is not None and cost is not None:
             with contextlib.suppress(AttributeError):
-                usage.cost = cost  # type: ignore[attr-defined]
+                usage.cost = cost
         return WorkflowResult(
             self.run_id,
             self.workflow.id,
