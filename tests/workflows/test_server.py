@@ -173,3 +173,63 @@ def test_cancel_and_time_travel(srv: ThreadServer, step_log: str) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["run_id"] == "b-2" and r.json()["origin_run_id"] == "b-1"
     assert r.json()["output"] == {"final": {"plain": 1005}}
+
+
+async def test_events_from_another_worker_and_schedules_in_the_server(
+    tmp_path: Path, step_log: str
+) -> None:
+    """Two apps on one storage with the storage-backed event log (two workers): a run streamed
+    by one is re-read from the other with Last-Event-ID. The app fires cron schedules."""
+    import asyncio
+
+    from vivace.storage import open_storage
+    from vivace.workflows import Workflow, step
+
+    @step
+    def tick(_: object) -> str:
+        return "tock"
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    every = Workflow("every_second", schedule="* * * * * *").then(tick)
+    make = lambda: VivaceApp(  # noqa: E731
+        storage=open_storage(url),
+        auth=False,
+        event_log="storage",
+        workflows=[*build(None).values(), every],
+    )
+    a, b = make(), make()
+    async with (
+        a.lifespan(),
+        b.lifespan(),
+        httpx.AsyncClient(transport=httpx.ASGITransport(a.asgi), base_url="http://a") as ca,
+        httpx.AsyncClient(transport=httpx.ASGITransport(b.asgi), base_url="http://b") as cb,
+    ):
+        r = await ca.post(
+            "/workflows/nested/runs", json={"input": 1, "stream": True, "run_id": "x-1"}
+        )
+        frames = parse_sse(r.text)
+        assert frames[-1]["event"] == "workflow_suspended"
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # the log writes in batches: wait until the other worker sees them all
+            again = parse_sse(
+                (
+                    await cb.get(
+                        "/workflows/nested/runs/x-1/events", headers={"Last-Event-ID": "0"}
+                    )
+                ).text
+            )
+            if len(again) == len(frames) - 1:
+                break
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        assert [f["data"]["seq"] for f in again] == list(range(1, len(frames)))
+        assert again[-1]["event"] == "workflow_suspended"
+        # the schedule fires once per tick although two apps run it
+        while True:
+            runs = (await ca.get("/workflows/every_second/runs?status=completed")).json()["runs"]
+            if len(runs) >= 2:
+                break
+            assert asyncio.get_running_loop().time() < deadline + 30
+            await asyncio.sleep(0.2)
+    ticks = [r["run_id"] for r in runs]
+    assert len(set(ticks)) == len(ticks) and all(t.startswith("every_second@") for t in ticks)

@@ -112,7 +112,9 @@ def resolve_store(spec: Any) -> WorkflowRunStore | None:
 # -- live runs: cancellation and leases ------------------------------------------------------
 
 _LIVE: dict[str, Execution] = {}
-_PARKED: dict[str, Execution] = {}  # suspended runs without storage (this process only)
+_PARKED: OrderedDict[str, Execution] = OrderedDict()  # parked runs without storage (here only)
+MAX_PARKED = 10_000
+"""Most parked runs without storage kept in a process (the oldest are dropped first)."""
 _PARKED_LOCK = threading.Lock()
 _ENDED: OrderedDict[str, str] = OrderedDict()  # recent final statuses of runs without storage
 
@@ -788,6 +790,8 @@ class Execution:
             if status in ("suspended", "waiting"):
                 with _PARKED_LOCK:
                     _PARKED[self.run_id] = self
+                    while len(_PARKED) > MAX_PARKED:
+                        _PARKED.popitem(last=False)
             else:
                 _ended(self.run_id, status)
             return []
