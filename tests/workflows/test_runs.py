@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from vivace.errors import UnexpectedError
 from vivace.workflows import (
+    ResumeDataInvalid,
     StepContext,
     StepFailed,
     StepNotSuspended,
@@ -304,6 +305,8 @@ async def test_wait_for_event_and_send_event():
     assert r.suspended[0].kind == "event" and r.suspended[0].event == "approved"
     with pytest.raises(StepNotSuspended):
         await wf.send_event(r.run_id, "other", {})
+    with pytest.raises(ResumeDataInvalid):  # checked before anything is recorded
+        await wf.send_event(r.run_id, "approved", {"who": "ann"})
     done = await wf.send_event(r.run_id, "approved", {"by": "ann"})
     assert done.status == "completed" and done.output == Approval(by="ann")
 

@@ -338,6 +338,13 @@ class Workflow(Generic[InT, OutT]):
             self._steps = out
         return out
 
+    def event_type(self, event: str) -> Any:
+        """The data type of ``wait_for_event(event)`` nodes (None when untyped or unknown)."""
+        for node in _walk(self):
+            if isinstance(node, WaitNode) and node.event == event and node.event_type is not None:
+                return node.event_type
+        return None
+
     def find_step(self, path: str) -> Step[Any, Any] | None:
         """The step a run path (``outer.loop[3].step``) refers to, or None."""
         steps = self.steps
@@ -558,6 +565,16 @@ def _item_type(tp: Any) -> Any:
             return args[0]
         return args[0] if len(args) == 1 else (Any if not args else None)
     return None
+
+
+def _walk(wf: Workflow[Any, Any]) -> list[Node]:
+    out: list[Node] = []
+    for node in wf.nodes:
+        out.append(node)
+        for s in node.children():
+            if s.kind == "workflow":
+                out.extend(_walk(s.target))
+    return out
 
 
 def _collect(wf: Workflow[Any, Any], prefix: str, out: dict[str, Step[Any, Any]]) -> None:

@@ -1065,6 +1065,19 @@ def execution_from(
     return ex
 
 
+def _check_event(wf: Workflow[Any, Any], event: str, data: Any) -> Any:
+    """An event's data validated against the type its ``wait_for_event`` declares."""
+    tp = wf.event_type(event)
+    if tp is None:
+        return to_jsonable(data)
+    try:
+        return to_jsonable(validate(tp, data))
+    except Exception as exc:
+        raise ResumeDataInvalid(
+            f"data for event {event!r} does not match {tp!r}: {exc}", event=event
+        ) from None
+
+
 def _check_resume(wf: Workflow[Any, Any], path: str, data: Any) -> Any:
     step = wf.find_step(path)
     if step is None:
@@ -1113,7 +1126,7 @@ async def resume_run(
         assert path is not None
         payload = _check_resume(wf, path, data)
     else:
-        payload = to_jsonable(data)  # validated by the waiting node against its type
+        payload = _check_event(wf, event, data)
     outcome = await store.resume_step(
         run_id, path or "", payload, owner=WORKER_ID, lease=wf.lease, event=event
     )
@@ -1181,7 +1194,9 @@ async def _resume_in_process(
                 step=event or path or "",
                 status="suspended",
             )
-        payload = _check_resume(wf, target.path, data) if event is None else data
+        payload = (
+            _check_resume(wf, target.path, data) if event is None else _check_event(wf, event, data)
+        )
         target.status = "resumed"
         target.resume = [*(target.resume or []), payload]
         del _PARKED[run_id]
@@ -1227,13 +1242,15 @@ async def load_result(wf: Workflow[Any, Any], run_id: str) -> WorkflowResult[Any
     if loaded is None:
         return None
     run, steps = loaded
-    error = None
+    error: VivaceError | None = None
     if run.error:
-        error = StepFailed(
-            run.error.get("message", ""),
-            step=(run.error.get("details") or {}).get("step", ""),
-            error=run.error,
-        )
+        message = run.error.get("message", "")
+        if run.error.get("code") == WorkflowCancelled.code:
+            error = WorkflowCancelled(message)
+        else:
+            error = StepFailed(
+                message, step=(run.error.get("details") or {}).get("step", ""), error=run.error
+            )
     return WorkflowResult(
         run.run_id,
         run.workflow,

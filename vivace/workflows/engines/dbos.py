@@ -279,9 +279,8 @@ async def dbos_resume(
 ) -> WorkflowResult[Any]:
     """Record resume data exactly once (the store's claim), then continue the run in a new
     DBOS workflow on the queue."""
-    from ..engine import _check_resume, _only_parked, store_of
+    from ..engine import _check_event, _check_resume, _only_parked, store_of
     from ..result import WorkflowResult
-    from ..typecheck import to_jsonable
 
     store = store_of(wf)
     assert store is not None
@@ -290,7 +289,11 @@ async def dbos_resume(
         if run is None:
             raise WorkflowRunNotFound(f"no workflow run {run_id!r}", run_id=run_id)
         path = _only_parked(run_id, run.status, [p["path"] for p in run.suspended])
-    payload = _check_resume(wf, path, data) if event is None and path else to_jsonable(data)
+    if event is not None:
+        payload = _check_event(wf, event, data)
+    else:
+        assert path is not None
+        payload = _check_resume(wf, path, data)
     outcome = await store.resume_step(run_id, path or "", payload, owner="dbos", event=event)
     if not outcome.claimed:
         return WorkflowResult(run_id, wf.id, "running")
