@@ -27,7 +27,12 @@ def tok(sub: str, scope: str = "runs sessions") -> dict[str, str]:
     return {"Authorization": f"Bearer {t}"}
 
 
-ALICE, BOB = tok("alice"), tok("bob")
+def alice() -> dict[str, str]:
+    return tok("alice")
+
+
+def bob() -> dict[str, str]:
+    return tok("bob")
 
 
 @pytest.fixture
@@ -40,16 +45,16 @@ def srv(tmp_path: Path, step_log: str) -> Iterator[ThreadServer]:
 
 
 def test_list_and_describe(srv: ThreadServer) -> None:
-    r = httpx.get(f"{srv.url}/workflows", headers=ALICE)
+    r = httpx.get(f"{srv.url}/workflows", headers=alice())
     assert r.status_code == 200
     ids = {w["id"] for w in r.json()["workflows"]}
     assert {"nested", "parallel", "branch", "loop", "foreach"} <= ids
-    d = httpx.get(f"{srv.url}/workflows/parallel", headers=ALICE).json()
+    d = httpx.get(f"{srv.url}/workflows/parallel", headers=alice()).json()
     assert d["input_schema"] == {"type": "integer"}
     assert d["steps"]["left"]["resume"] == "Decision"
     assert {n["id"] for n in d["graph"]["nodes"]} >= {"left", "right", "plain", "finish"}
     assert d["mermaid"].startswith("flowchart TD")
-    r = httpx.get(f"{srv.url}/workflows/nope", headers=ALICE)
+    r = httpx.get(f"{srv.url}/workflows/nope", headers=alice())
     assert r.status_code == 404 and r.json()["error"]["code"] == "workflow_not_found"
     assert httpx.get(f"{srv.url}/workflows").status_code == 401
     spec = httpx.get(f"{srv.url}/openapi.json").json()
@@ -59,7 +64,7 @@ def test_list_and_describe(srv: ThreadServer) -> None:
 def test_json_run_suspend_resume_and_ownership(srv: ThreadServer) -> None:
     url = srv.url
     r = httpx.post(
-        f"{url}/workflows/parallel/runs", json={"input": 3, "run_id": "p-1"}, headers=ALICE
+        f"{url}/workflows/parallel/runs", json={"input": 3, "run_id": "p-1"}, headers=alice()
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -71,49 +76,49 @@ def test_json_run_suspend_resume_and_ownership(srv: ThreadServer) -> None:
         ("POST", "/workflows/parallel/runs/p-1/resume", {"step": "left", "data": {"ok": True}}),
         ("POST", "/workflows/parallel/runs/p-1/cancel", None),
     ):
-        r = httpx.request(method, url + path, json=payload, headers=BOB)
+        r = httpx.request(method, url + path, json=payload, headers=bob())
         assert r.status_code == 404 and r.json()["error"]["code"] == "run_not_found", r.text
-    assert httpx.get(f"{url}/workflows/parallel/runs", headers=BOB).json()["runs"] == []
-    listed = httpx.get(f"{url}/workflows/parallel/runs?status=suspended", headers=ALICE).json()
+    assert httpx.get(f"{url}/workflows/parallel/runs", headers=bob()).json()["runs"] == []
+    listed = httpx.get(f"{url}/workflows/parallel/runs?status=suspended", headers=alice()).json()
     assert [x["run_id"] for x in listed["runs"]] == ["p-1"]
-    got = httpx.get(f"{url}/workflows/parallel/runs/p-1", headers=ALICE).json()
+    got = httpx.get(f"{url}/workflows/parallel/runs/p-1", headers=alice()).json()
     assert got["steps"]["plain"]["output"] == 1003 and got["user_id"] == "alice"
     # bad resume data: 422, nothing written
     r = httpx.post(
         f"{url}/workflows/parallel/runs/p-1/resume",
         json={"step": "left", "data": {"ok": "x"}},
-        headers=ALICE,
+        headers=alice(),
     )
     assert r.status_code == 422 and r.json()["error"]["code"] == "resume_data_invalid"
     r = httpx.post(
         f"{url}/workflows/parallel/runs/p-1/resume",
         json={"step": "plain", "data": {}},
-        headers=ALICE,
+        headers=alice(),
     )
     assert r.status_code == 409 and r.json()["error"]["code"] == "step_not_suspended"
     r = httpx.post(
         f"{url}/workflows/parallel/runs/p-1/resume",
         json={"step": "left", "data": {"ok": True}},
-        headers=ALICE,
+        headers=alice(),
     )
     assert r.json()["status"] == "suspended"
     r = httpx.post(
         f"{url}/workflows/parallel/runs/p-1/resume",
         json={"step": "right", "data": {"ok": True}},
-        headers=ALICE,
+        headers=alice(),
     )
     assert r.json()["status"] == "completed"
     assert r.json()["output"] == {"final": {"left": 300, "right": 300, "plain": 1003}}
     r = httpx.post(
         f"{url}/workflows/parallel/runs/p-1/resume",
         json={"step": "right", "data": {"ok": True}},
-        headers=ALICE,
+        headers=alice(),
     )
     assert r.status_code == 409
-    r = httpx.post(f"{url}/workflows/parallel/runs", json={"input": "three"}, headers=ALICE)
+    r = httpx.post(f"{url}/workflows/parallel/runs", json={"input": "three"}, headers=alice())
     assert r.status_code == 422 and r.json()["error"]["code"] == "workflow_input_invalid"
     r = httpx.post(
-        f"{url}/workflows/parallel/runs", json={"input": 3, "run_id": "p-1"}, headers=ALICE
+        f"{url}/workflows/parallel/runs", json={"input": 3, "run_id": "p-1"}, headers=alice()
     )
     assert r.status_code == 409
 
@@ -124,7 +129,7 @@ def test_sse_start_reconnect_and_resume_stream(srv: ThreadServer) -> None:
         "POST",
         f"{url}/workflows/nested/runs",
         json={"input": 1, "stream": True, "run_id": "s-1"},
-        headers=ALICE,
+        headers=alice(),
     ) as r:
         assert r.status_code == 200 and r.headers["x-vivace-run-id"] == "s-1"
         frames = parse_sse(r.read().decode())
@@ -133,16 +138,16 @@ def test_sse_start_reconnect_and_resume_stream(srv: ThreadServer) -> None:
     assert [int(f["id"]) for f in frames] == list(range(len(frames)))
     # reconnect after the 2nd event: the rest, in order
     r = httpx.get(
-        f"{url}/workflows/nested/runs/s-1/events", headers={**ALICE, "Last-Event-ID": "1"}
+        f"{url}/workflows/nested/runs/s-1/events", headers={**alice(), "Last-Event-ID": "1"}
     )
     again = parse_sse(r.text)
     assert [f["data"]["seq"] for f in again] == list(range(2, len(frames)))
-    assert httpx.get(f"{url}/workflows/nested/runs/s-1/events", headers=BOB).status_code == 404
+    assert httpx.get(f"{url}/workflows/nested/runs/s-1/events", headers=bob()).status_code == 404
     with httpx.stream(
         "POST",
         f"{url}/workflows/nested/runs/s-1/resume",
         json={"step": "inner.approve", "data": {"ok": True}, "stream": True},
-        headers=ALICE,
+        headers=alice(),
     ) as r:
         resumed = parse_sse(r.read().decode())
     assert resumed[0]["event"] == "workflow_resumed"
@@ -153,22 +158,24 @@ def test_sse_start_reconnect_and_resume_stream(srv: ThreadServer) -> None:
 
 def test_cancel_and_time_travel(srv: ThreadServer, step_log: str) -> None:
     url = srv.url
-    r = httpx.post(f"{url}/workflows/loop/runs", json={"input": 0, "run_id": "l-1"}, headers=ALICE)
+    r = httpx.post(
+        f"{url}/workflows/loop/runs", json={"input": 0, "run_id": "l-1"}, headers=alice()
+    )
     assert r.json()["suspended"][0]["path"] == "tick[3]"
-    r = httpx.post(f"{url}/workflows/loop/runs/l-1/cancel", headers=ALICE)
+    r = httpx.post(f"{url}/workflows/loop/runs/l-1/cancel", headers=alice())
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert (
-        httpx.get(f"{url}/workflows/loop/runs/l-1", headers=ALICE).json()["status"] == "cancelled"
+        httpx.get(f"{url}/workflows/loop/runs/l-1", headers=alice()).json()["status"] == "cancelled"
     )
-    assert httpx.post(f"{url}/workflows/loop/runs/l-1/cancel", headers=ALICE).status_code == 409
+    assert httpx.post(f"{url}/workflows/loop/runs/l-1/cancel", headers=alice()).status_code == 409
     r = httpx.post(
-        f"{url}/workflows/branch/runs", json={"input": 1, "run_id": "b-1"}, headers=ALICE
+        f"{url}/workflows/branch/runs", json={"input": 1, "run_id": "b-1"}, headers=alice()
     )
     assert r.json()["output"] == {"final": {"plain": 1002}}
     r = httpx.post(
         f"{url}/workflows/branch/runs/b-1/time-travel",
         json={"step": "plain", "input": 5, "run_id": "b-2"},
-        headers=ALICE,
+        headers=alice(),
     )
     assert r.status_code == 200, r.text
     assert r.json()["run_id"] == "b-2" and r.json()["origin_run_id"] == "b-1"
