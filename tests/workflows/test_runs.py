@@ -344,3 +344,20 @@ async def test_stream_of_a_suspend_and_resume_continues_the_sequence():
     assert "step_started" in [e.type for e in second]
     # the replayed step did not run again: no event for it
     assert all(getattr(e, "path", None) != "inc" for e in second)
+
+
+async def test_options_of_a_copy_apply_even_after_the_original_was_built():
+    calls = {"n": 0}
+
+    @step
+    def flaky(n: int) -> int:
+        calls["n"] += 1
+        if calls["n"] % 2:
+            raise ValueError("odd call")
+        return n
+
+    plain = Workflow("plain", input=int).then(flaky)  # built: the step is read as plain
+    assert (await plain.arun(1)).status == "failed"
+    retrying = Workflow("retrying", input=int).then(flaky.with_options(retries=1, backoff=0))
+    r = await retrying.arun(7)
+    assert r.status == "completed" and r.output == 7 and r.steps["flaky"].attempts == 2

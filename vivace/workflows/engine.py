@@ -187,6 +187,7 @@ class Execution:
         "deferred",
         "deps",
         "emit",
+        "fast",
         "input",
         "journal",
         "lease",
@@ -246,6 +247,8 @@ class Execution:
         # on the DBOS engine every step is a DBOS step (checkpointed by DBOS) and the run's
         # step rows are written once, with the run's final row
         self.dbos = False
+        # no journal, storage or listener: plain steps take the short path in run_step
+        self.fast = False
 
     # -- events -------------------------------------------------------------------------------
 
@@ -288,6 +291,21 @@ class Execution:
     # -- steps --------------------------------------------------------------------------------
 
     async def run_step(self, step: Step[Any, Any], value: Any, path: str) -> Any:
+        if self.fast and step._plain:  # the hot path: a plain function, nothing to persist
+            started = time.time()
+            try:
+                out = step.fn(value)  # type: ignore[misc]
+                if step.is_async:
+                    out = await out
+            except (asyncio.CancelledError, Parked, Bailed, Cancelled):
+                raise
+            except Exception as exc:
+                raise await self._failed(step, path, exc, started, 1) from exc
+            self.seq += 2  # step_started, step_completed (nobody listens)
+            s = self.step_seq
+            self.step_seq = s + 1
+            self.results[path] = StepRecord(path, "completed", out, None, s, started, time.time())
+            return out
         resume: list[Any] | None = None
         if self.journal:
             rec = self.journal.get(path)
@@ -386,32 +404,39 @@ class Execution:
                     if delay > 0:
                         await asyncio.sleep(delay)
                     continue
-                cls = StepTimeout if isinstance(exc, TimeoutError) else StepFailed
-                failure = cls(
-                    f"step {path!r} failed: {error.message or type(exc).__name__}",
-                    step=path,
-                    error=error.to_dict(),
-                )
-                failure.__cause__ = exc
-                rec = StepRecord(
-                    path,
-                    "failed",
-                    seq=self._take_step_seq(),
-                    started_at=started,
-                    finished_at=time.time(),
-                    attempts=attempt,
-                    error=failure.to_dict(),
-                )
-                self.results[path] = rec
-                seq = self.next_seq()
-                await self._record(
-                    rec,
-                    ev.StepFailed(self.run_id, seq, path, failure.to_dict(), attempt)
-                    if emit is not None
-                    else None,
-                )
-                raise failure from exc
+                raise await self._failed(step, path, exc, started, attempt) from exc
             return await self._completed(step, path, out, started, attempt, before, track_state)
+
+    async def _failed(
+        self, step: Step[Any, Any], path: str, exc: Exception, started: float, attempt: int
+    ) -> StepFailed:
+        """Record a step's failure (after its retries) and return the error to raise."""
+        error = exc if isinstance(exc, VivaceError) else UnexpectedError.wrap(exc)
+        cls = StepTimeout if isinstance(exc, TimeoutError) else StepFailed
+        failure = cls(
+            f"step {path!r} failed: {error.message or type(exc).__name__}",
+            step=path,
+            error=error.to_dict(),
+        )
+        failure.__cause__ = exc
+        rec = StepRecord(
+            path,
+            "failed",
+            seq=self._take_step_seq(),
+            started_at=started,
+            finished_at=time.time(),
+            attempts=attempt,
+            error=failure.to_dict(),
+        )
+        self.results[path] = rec
+        seq = self.next_seq()
+        await self._record(
+            rec,
+            ev.StepFailed(self.run_id, seq, path, failure.to_dict(), attempt)
+            if self.emit is not None
+            else None,
+        )
+        return failure
 
     async def _completed(
         self,
@@ -731,6 +756,7 @@ class Execution:
         if store is not None and not self.dbos:
             keeper = _leases(store, self.lease)
             keeper.add(self)
+        self.fast = not self.journal and store is None and self.emit is None and not self.dbos
         last = wf.nodes[-1] if wf.nodes else None
         if store is not None and isinstance(last, StepNode) and last.step.kind != "workflow":
             self.defer_path = last.step.id

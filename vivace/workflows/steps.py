@@ -180,6 +180,7 @@ class Step(Generic[InT, OutT]):
     __slots__ = (
         "_localns",
         "_mode",
+        "_plain",
         "_resolved",
         "backoff",
         "description",
@@ -238,6 +239,7 @@ class Step(Generic[InT, OutT]):
         self.prompt = prompt
         self.is_async = False
         self._mode = _CALL_IN
+        self._plain = False
         self._resolved = False
         self._localns: dict[str, Any] | None = None
 
@@ -322,10 +324,10 @@ class Step(Generic[InT, OutT]):
         clone = Step.__new__(Step)
         for name in Step.__slots__:
             setattr(clone, name, getattr(self, name))
+        clone._resolved = False  # options change how it is called (read again when built)
         for key, value in options.items():
             if key in ("input", "output", "resume", "state"):
                 key = f"{key}_type"
-                clone._resolved = False
             if key not in Step.__slots__ or key.startswith("_"):
                 raise WorkflowDefinitionError(f"unknown step option {key!r}")
             setattr(clone, key, value)
@@ -357,6 +359,14 @@ class Step(Generic[InT, OutT]):
         for name in ("input_type", "output_type"):
             if getattr(self, name) is None:
                 setattr(self, name, UNKNOWN)
+        # a plain step: called with its input alone, nothing to retry or time out
+        self._plain = (
+            self.kind == "function"
+            and self._mode == _CALL_IN
+            and not self.retries
+            and self.timeout is None
+            and self.rerun
+        )
         self._resolved = True
         return self
 
