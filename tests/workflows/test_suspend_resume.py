@@ -213,3 +213,38 @@ async def test_each_step_writes_only_its_own_row(tmp_path: Any) -> None:
     await store.close()
     await other.close()
     assert store_of(wf) is store
+
+
+async def test_resume_while_the_run_still_works_is_picked_up_before_parking(
+    wf_storage: Any,
+) -> None:
+    """A branch suspends while its sibling is still running; the resume arrives before the
+    run parks: it is recorded (the run is not claimed twice) and the run goes on by itself."""
+    from vivace.workflows import StepContext, step
+
+    gate = asyncio.Event()
+
+    @step(resume=str)
+    async def ask(n: int, ctx: StepContext) -> str:
+        return f"{n}:{await ctx.suspend('?')}"
+
+    @step
+    async def slow(n: int) -> int:
+        await gate.wait()
+        return n + 1
+
+    wf = Workflow("early", input=int, storage=wf_storage).parallel([ask, slow])
+    task = asyncio.ensure_future(wf.arun(1, run_id="early-1"))
+    for _ in range(200):  # until ask's suspension is stored
+        got = await wf.get_run("early-1")
+        if got is not None and "ask" in got.steps and got.steps["ask"].status == "suspended":
+            break
+        await asyncio.sleep(0.01)
+    queued = await wf.aresume("early-1", step="ask", data="yes")
+    assert queued.status == "running"  # the data is recorded; the running worker takes it
+    with pytest.raises(StepNotSuspended):
+        await wf.aresume("early-1", step="ask", data="again")
+    gate.set()
+    result = await task
+    assert result.status == "completed"
+    assert result.output == {"ask": "1:yes", "slow": 2}
