@@ -86,11 +86,11 @@ class Collector:
 
         req = ExportTraceServiceRequest()
         if ctype.startswith("application/json"):
-            from google.protobuf import json_format
-
             # OTLP/JSON ids are hex; protobuf's JSON parser wants base64: convert first
             import base64
             import json
+
+            from google.protobuf import json_format
 
             data = json.loads(body)
             for rs in data["resourceSpans"]:

@@ -103,13 +103,19 @@ async def test_storage_exporter_writes_the_traces_domain(storage) -> None:
         """Weather."""
         return "Sunny"
 
-    agent = Agent(model=ScriptedModel([call("get_weather", {"city": "Rome"}), "Sunny."]),
-                  tools=[get_weather], name="stored")
+    agent = Agent(
+        model=ScriptedModel([call("get_weather", {"city": "Rome"}), "Sunny."]),
+        tools=[get_weather],
+        name="stored",
+    )
     result = await agent.arun("Weather in Rome?", session_id="sess-1")
     assert await asyncio.to_thread(tracer.force_flush)
     spans = await storage.traces.get_trace(result.trace_id)
     assert [s.name for s in spans] == [
-        "invoke_agent stored", "chat scripted", "execute_tool get_weather", "chat scripted",
+        "invoke_agent stored",
+        "chat scripted",
+        "execute_tool get_weather",
+        "chat scripted",
     ]
     root = spans[0]
     assert root.span_id == result.span_id and root.parent_id is None

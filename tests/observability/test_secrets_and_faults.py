@@ -20,7 +20,9 @@ ENV_KEY = "env-secret-" + "9f2" * 10
 ARG_SECRET = "hunter2-corp-password"
 
 
-def test_no_secret_reaches_the_exporter(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_reaches_the_exporter(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ACME_API_KEY", ENV_KEY)
     tracer = configure(
         OTLPExporter(collector.url), delay=0.01, capture_content=True, secrets=[ARG_SECRET]
@@ -33,12 +35,23 @@ def test_no_secret_reaches_the_exporter(collector: Collector, monkeypatch: pytes
 
     with FakeOpenAIChat() as srv:
         srv.script(
-            Turn(tool_calls=[ToolCall("login", {
-                "user": "ann", "password": ARG_SECRET, "note": f"env {ENV_KEY} bearer Bearer {HEADER_KEY}",
-            })]),
+            Turn(
+                tool_calls=[
+                    ToolCall(
+                        "login",
+                        {
+                            "user": "ann",
+                            "password": ARG_SECRET,
+                            "note": f"env {ENV_KEY} bearer Bearer {HEADER_KEY}",
+                        },
+                    )
+                ]
+            ),
             HTTPFault(401, message=f"Incorrect API key provided: {HEADER_KEY}"),
         )
-        model = get_model("openai/gpt-4o-mini", base_url=srv.base_url, api_key=HEADER_KEY, max_retries=0)
+        model = get_model(
+            "openai/gpt-4o-mini", base_url=srv.base_url, api_key=HEADER_KEY, max_retries=0
+        )
         result = Agent(model=model, tools=[login], name="sec").run(f"my key is {HEADER_KEY}")
         assert srv.requests[0].headers["authorization"] == f"Bearer {HEADER_KEY}"
     assert result.status == "failed"
@@ -56,7 +69,9 @@ def test_no_secret_reaches_the_exporter(collector: Collector, monkeypatch: pytes
 def test_a_collector_that_hangs_never_blocks_runs(caplog: pytest.LogCaptureFixture) -> None:
     hanging = Collector(mode="hang").start()
     try:
-        tracer = configure(OTLPExporter(hanging.url, timeout=30), delay=0.01, max_queue=20, batch_size=5)
+        tracer = configure(
+            OTLPExporter(hanging.url, timeout=30), delay=0.01, max_queue=20, batch_size=5
+        )
         agent = Agent(model=ScriptedModel(["ok"] * 60), name="h")
         caplog.set_level(logging.WARNING, "vivace.observability")
         results = [agent.run("x")]

@@ -59,8 +59,12 @@ def test_run_with_a_tool_exports_genai_spans_nested(collector: Collector) -> Non
         assert c.attributes["gen_ai.request.max_tokens"] == 64
     assert chats[0].attributes["gen_ai.response.finish_reasons"] == ["tool_calls"]
     assert chats[1].attributes["gen_ai.response.finish_reasons"] == ["stop"]
-    assert sum(c.attributes["gen_ai.usage.input_tokens"] for c in chats) == result.usage.input_tokens
-    assert sum(c.attributes["gen_ai.usage.output_tokens"] for c in chats) == result.usage.output_tokens
+    assert (
+        sum(c.attributes["gen_ai.usage.input_tokens"] for c in chats) == result.usage.input_tokens
+    )
+    assert (
+        sum(c.attributes["gen_ai.usage.output_tokens"] for c in chats) == result.usage.output_tokens
+    )
 
     [t] = collector.by_name("execute_tool ")
     assert t.name == "execute_tool get_weather"
@@ -90,16 +94,22 @@ def test_json_encoding_is_accepted_too(collector: Collector) -> None:
 
 def test_a_subagent_run_nests_inside_the_parent_tool_call(collector: Collector) -> None:
     tracer = configure(OTLPExporter(collector.url), delay=0.01)
-    researcher = Agent(model=ScriptedModel([call("get_weather", {"city": "Oslo"}), "Cold."]),
-                       tools=[get_weather], name="researcher")
+    researcher = Agent(
+        model=ScriptedModel([call("get_weather", {"city": "Oslo"}), "Cold."]),
+        tools=[get_weather],
+        name="researcher",
+    )
 
     @tool
     async def research(question: str) -> str:
         """Ask the researcher."""
         return (await researcher.arun(question)).output
 
-    lead = Agent(model=ScriptedModel([call("research", {"question": "Oslo?"}), "It is cold."]),
-                 tools=[research], name="lead")
+    lead = Agent(
+        model=ScriptedModel([call("research", {"question": "Oslo?"}), "It is cold."]),
+        tools=[research],
+        name="lead",
+    )
     result = lead.run("Weather in Oslo?")
     tracer.force_flush()
 
@@ -150,8 +160,11 @@ def test_a_paused_run_and_its_resume_are_one_trace(collector: Collector) -> None
         """Delete a file."""
         return f"deleted {path}"
 
-    agent = Agent(model=ScriptedModel([call("delete_file", {"path": "/tmp/x"}), "Done."]),
-                  tools=[delete_file], name="ops")
+    agent = Agent(
+        model=ScriptedModel([call("delete_file", {"path": "/tmp/x"}), "Done."]),
+        tools=[delete_file],
+        name="ops",
+    )
     paused = agent.run("clean up")
     assert paused.status == "paused"
     done = agent.resume(paused.paused, {paused.paused.pending[0].id: Approve()})
@@ -181,8 +194,12 @@ async def test_streamed_runs_are_traced(collector: Collector) -> None:
 def test_content_is_recorded_only_on_opt_in(collector: Collector) -> None:
     def run(capture: bool) -> None:
         tracer = configure(OTLPExporter(collector.url), delay=0.01, capture_content=capture)
-        Agent(model=ScriptedModel([call("get_weather", {"city": "Lima"}), "Warm in Lima."]),
-              tools=[get_weather], instructions="Be brief.", name="c").run("Weather in Lima?")
+        Agent(
+            model=ScriptedModel([call("get_weather", {"city": "Lima"}), "Warm in Lima."]),
+            tools=[get_weather],
+            instructions="Be brief.",
+            name="c",
+        ).run("Weather in Lima?")
         tracer.force_flush()
 
     run(False)
@@ -222,7 +239,9 @@ def test_explicit_spans_nest_runs_given_their_trace(collector: Collector) -> Non
     """What a workflow engine does: a step span, and the agent run inside it joins it."""
     tracer = configure(OTLPExporter(collector.url), delay=0.01)
     agent = Agent(model=ScriptedModel(["step output"]), name="writer")
-    with tracer.span("invoke_workflow docs", attributes={"gen_ai.operation.name": "invoke_workflow"}) as wf:
+    with tracer.span(
+        "invoke_workflow docs", attributes={"gen_ai.operation.name": "invoke_workflow"}
+    ) as wf:
         with tracer.span("step draft") as step:
             result = agent.run("draft", trace_id=wf.trace_id)
     tracer.force_flush()

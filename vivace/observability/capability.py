@@ -193,6 +193,7 @@ class Tracing(Capability):
             g.OPERATION: "chat",
             g.PROVIDER: g.provider_name(provider),
             g.SPAN_TYPE: "model_request",
+            g.AGENT_NAME: ctx.agent_name or "agent",
             g.STEP: ctx.step,
             g.RUN_ID: ctx.run_id,
         }
@@ -270,6 +271,7 @@ class Tracing(Capability):
             g.TOOL_CALL_ID: call.id,
             g.TOOL_TYPE: "function",
             g.SPAN_TYPE: "tool_call",
+            g.AGENT_NAME: ctx.agent_name or "agent",
             g.RUN_ID: ctx.run_id,
         }
         if tracer.capture_content:
