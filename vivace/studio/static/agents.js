@@ -125,6 +125,7 @@ function assistantTurn() {
     },
     toolStarted(id, name, args) {
       textEl = null;
+      if (tools[id]) return;  // a resumed stream repeats the paused call
       const status = h("span", { class: "status running" }, "running");
       const result = h("pre", { class: "result" });
       const actions = h("div", { class: "actions" });
@@ -141,7 +142,7 @@ function assistantTurn() {
       t.status.textContent = isError ? "error" : "done";
       t.status.className = `status ${isError ? "error" : "done"}`;
       t.result.textContent = json(content);
-      clear(t.actions);
+      if (t.actions.querySelector("button")) clear(t.actions);
     },
     toolPending(id, onDecide) {
       const t = tools[id];
@@ -180,6 +181,10 @@ function send(composer, chat) {
 
 function drive(path, body, turn, chat) {
   const handle = (e) => {
+    // a resumed run's stream starts with the events already shown: skip them by seq
+    const seen = (turn.seen ||= {});
+    if (e.seq <= (seen[e.run_id] ?? -1)) return;
+    seen[e.run_id] = e.seq;
     switch (e.type) {
       case "run_started":
       case "run_resumed":

@@ -27,7 +27,7 @@ export function schemaForm(schema, { prefix = "f" } = {}) {
       readers[name] = () => (input.value.trim() === "" ? undefined : JSON.parse(input.value));
     } else {
       input = h("input", { id, name, type: "text", value: p.default ?? "" });
-      readers[name] = () => (input.value === "" && !required.has(name) ? undefined : input.value);
+      readers[name] = () => (input.value === "" ? undefined : input.value);
     }
     return h("div", { class: "field" }, label, input, help);
   });
