@@ -239,11 +239,13 @@ def test_explicit_spans_nest_runs_given_their_trace(collector: Collector) -> Non
     """What a workflow engine does: a step span, and the agent run inside it joins it."""
     tracer = configure(OTLPExporter(collector.url), delay=0.01)
     agent = Agent(model=ScriptedModel(["step output"]), name="writer")
-    with tracer.span(
-        "invoke_workflow docs", attributes={"gen_ai.operation.name": "invoke_workflow"}
-    ) as wf:
-        with tracer.span("step draft") as step:
-            result = agent.run("draft", trace_id=wf.trace_id)
+    with (
+        tracer.span(
+            "invoke_workflow docs", attributes={"gen_ai.operation.name": "invoke_workflow"}
+        ) as wf,
+        tracer.span("step draft") as step,
+    ):
+        result = agent.run("draft", trace_id=wf.trace_id)
     tracer.force_flush()
     [run] = collector.by_name("invoke_agent writer")
     assert run.trace_id == wf.trace_id == result.trace_id

@@ -45,9 +45,20 @@ def start_server(tmp: Path, env: dict[str, str] | None = None) -> LiveServer:
         **(env or {}),
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.studio.studio_app:app", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=tmp, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.studio.studio_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=tmp,
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -1,6 +1,6 @@
 """Refresh the Studio screenshots in docs/screenshots/ by running the browser tests:
 
-    python -m tests.studio.screenshots
+python -m tests.studio.screenshots
 """
 
 from __future__ import annotations

@@ -93,7 +93,12 @@ def test_open_a_trace_from_a_chat_turn(page: Any, live_server: LiveServer) -> No
     expect(page).to_have_url(re.compile(r"#/traces/[0-9a-f]{32}$"))
     rows = page.locator(".span-row .span-name")
     expect(rows).to_have_text(
-        ["invoke_agent assistant", "chat studio-test", "execute_tool get_weather", "chat studio-test"]
+        [
+            "invoke_agent assistant",
+            "chat studio-test",
+            "execute_tool get_weather",
+            "chat studio-test",
+        ]
     )
     page.locator(".span-row", has_text="execute_tool get_weather").click()
     detail = page.locator("#span-detail")
@@ -115,8 +120,11 @@ def test_open_a_trace_from_a_chat_turn(page: Any, live_server: LiveServer) -> No
 
 def test_metrics_show_runs_tokens_and_latency(page: Any, live_server: LiveServer) -> None:
     for i in range(3):
-        r = httpx.post(f"{live_server.url}/agents/assistant/runs",
-                       json={"input": f"weather in Town{i}", "user_id": "m"}, timeout=10)
+        r = httpx.post(
+            f"{live_server.url}/agents/assistant/runs",
+            json={"input": f"weather in Town{i}", "user_id": "m"},
+            timeout=10,
+        )
         assert r.status_code == 200
     page.goto(f"{live_server.url}/studio#/metrics")
     table = page.locator("#metrics-table")

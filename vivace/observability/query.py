@@ -62,6 +62,8 @@ class TraceQueries:
     def __init__(self, store: Any, *, scan_limit: int = 20_000) -> None:
         self.store = getattr(store, "traces", store)
         self.scan_limit = scan_limit
+        # a backend that answers these itself (ClickHouse) gets them pushed down
+        self.pushed_down = hasattr(self.store, "list_traces") and hasattr(self.store, "metrics")
 
     async def list_traces(
         self,
@@ -75,6 +77,18 @@ class TraceQueries:
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Newest first: one row per trace (its root span), filtered."""
+        if self.pushed_down:
+            return list(
+                await self.store.list_traces(
+                    agent=agent,
+                    status=status,
+                    since=since,
+                    until=until,
+                    session_id=session_id,
+                    run_id=run_id,
+                    limit=limit,
+                )
+            )
         if run_id is not None:
             spans = await self.store.list_spans(run_id=run_id, limit=self.scan_limit)
         elif session_id is not None:
@@ -84,6 +98,9 @@ class TraceQueries:
         by_trace: dict[str, list[Any]] = {}
         for s in spans:
             by_trace.setdefault(s.trace_id, []).append(s)
+        if run_id is not None or session_id is not None:  # only some spans matched: read all
+            for trace_id in list(by_trace)[: max(limit, 1) * 4]:
+                by_trace[trace_id] = list(await self.store.get_trace(trace_id))
         rows = []
         for trace_spans in by_trace.values():
             ids = {s.span_id for s in trace_spans}
@@ -115,13 +132,14 @@ class TraceQueries:
         agent: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows per time bucket x agent x model (see :func:`~.metrics.aggregate`)."""
+        if self.pushed_down:
+            return list(
+                await self.store.metrics(since=since, until=until, bucket=bucket, agent=agent)
+            )
         spans = await self.store.list_spans(limit=self.scan_limit)
         return aggregate(spans, bucket=bucket, since=since, until=until, agent=agent)
 
 
-def queries_for(store: Any) -> Any:
-    """The store's own pushed-down queries when it has them, else :class:`TraceQueries`."""
-    traces = getattr(store, "traces", store)
-    if hasattr(traces, "list_traces") and hasattr(traces, "metrics"):
-        return traces
-    return TraceQueries(traces)
+def queries_for(store: Any) -> TraceQueries:
+    """:class:`TraceQueries` over a storage or trace store (pushed down when it can)."""
+    return TraceQueries(store)
