@@ -4,6 +4,8 @@
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
 * ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
 * ``vivace models`` - the model providers and whether their keys are set.
+* ``vivace dev [module:app]`` - ``serve`` with auto-reload, tracing and the Studio at ``/studio``.
+* ``vivace stats`` - runs, errors, tokens, cost and latency per agent/model/day from traces.
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
 
+    d = sub.add_parser("dev", help="serve with auto-reload, tracing and the Studio at /studio")
+    d.add_argument("target", nargs="?", default=None, help="as for serve")
+    d.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    d.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    d.add_argument("--storage", default=None, help="storage URL (traces are kept there too)")
+    d.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
+    d.add_argument("--log-level", default="warning", help="uvicorn log level")
+
+    st = sub.add_parser("stats", help="runs, tokens, cost and latency per agent/model from traces")
+    st.add_argument("--storage", default=None, help="storage URL (default as for serve)")
+    st.add_argument("--since", default="7d", help="how far back: 30m, 24h, 7d... (default 7d)")
+    st.add_argument("--bucket", default="day", choices=["minute", "hour", "day"], help="grouping")
+    st.add_argument("--agent", default=None, help="only this agent")
+    st.add_argument("--json", action="store_true", help="print the rows as JSON")
+
     r = sub.add_parser("run", help="stream one run of an agent to the terminal")
     r.add_argument("target", help="module:attribute of an Agent (or of a VivaceApp)")
     r.add_argument("message", help="the user message")
@@ -74,6 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     if args.command == "models":
         return _models()
+    if args.command == "dev":
+        from .dev import dev
+
+        return dev(args)
+    if args.command == "stats":
+        from .stats import stats
+
+        return stats(args)
     _parser().print_help()
     return 0
 
