@@ -8,6 +8,7 @@ run's ``trace_id`` / ``span_id`` are the exported ids.
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
@@ -24,8 +25,13 @@ class SpanKind:
     CLIENT = 3
 
 
+_RNG = random.Random(os.urandom(16))  # ids need uniqueness, not secrecy (as in the OTel SDK)
+_bits = _RNG.getrandbits
+
+
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    """16 random hex digits (never all zeros)."""
+    return f"{_bits(64) or 1:016x}"
 
 
 class Span:
