@@ -62,7 +62,7 @@ def main() -> None:
                 total = [0]
                 page.on(
                     "response",
-                    lambda r: total.__setitem__(
+                    lambda r, total=total: total.__setitem__(
                         0, total[0] + int(r.headers.get("content-length") or 0)
                     ),
                 )
@@ -89,7 +89,7 @@ def main() -> None:
                 page.click("#send")
                 page.wait_for_function("window.__lat.length >= 20", timeout=20000)
                 lat += page.evaluate("window.__lat")
-                page.wait_for_selector(".msg.assistant.completed >> nth=%d" % i)
+                page.wait_for_selector(f".msg.assistant.completed >> nth={i}")
             browser.close()
     finally:
         proc.terminate()
