@@ -253,7 +253,9 @@ class _Routes:
         from ..tools.tool import result_to_content
 
         principal = self._principal(request)
-        agent = self.server.agent(request.path_params["agent_id"])
+        agent = self.server.agents.get(request.path_params["agent_id"])
+        if agent is None:
+            raise HTTPError(404, "agent_not_found", f"no agent {request.path_params['agent_id']!r}")
         name = request.path_params["tool"]
         tools = static_tools(agent)
         t = tools.get(name)
