@@ -192,6 +192,12 @@ def test_definition_errors():
         Workflow("d3", input=int).then(two)
     with pytest.raises(WorkflowDefinitionError):
         Workflow("bad.id")
+    with pytest.raises(WorkflowDefinitionError, match="reserved"):
+        count.with_id("a.b")  # '.' and '[' separate path segments
+    from vivace.errors import InvalidIdentifier
+
+    with pytest.raises(InvalidIdentifier):
+        count.with_id("bad\x00id")
     with pytest.raises(WorkflowDefinitionError):
         Workflow("e", engine="celery")
     with pytest.raises(WorkflowDefinitionError):

@@ -225,7 +225,7 @@ class Step(Generic[InT, OutT]):
         name = id or (getattr(fn, "__name__", None) if fn is not None else None)
         if not name:
             raise WorkflowDefinitionError("a step needs an id (give id=...)")
-        self.id = name
+        self.id = _check_id(name)
         self.input_type = input
         self.output_type = output
         self.resume_type = resume
@@ -330,6 +330,8 @@ class Step(Generic[InT, OutT]):
                 key = f"{key}_type"
             if key not in Step.__slots__ or key.startswith("_"):
                 raise WorkflowDefinitionError(f"unknown step option {key!r}")
+            if key == "id":
+                value = _check_id(value)
             setattr(clone, key, value)
         return clone
 
@@ -459,6 +461,15 @@ class Step(Generic[InT, OutT]):
 
     def __repr__(self) -> str:
         return f"<Step {self.id} ({self.kind})>"
+
+
+def _check_id(name: str) -> str:
+    """A step id: the id rule, and none of the path separators."""
+    if any(c in name for c in ".[]"):
+        raise WorkflowDefinitionError(f"step id {name!r}: '.', '[' and ']' are reserved")
+    from ..identifiers import check_identifier
+
+    return check_identifier("step", name)
 
 
 def _return_type(fn: Callable[..., Any]) -> Any:
