@@ -8,7 +8,9 @@ test that asks for it runs on all three; every PostgreSQL storage gets its own s
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Each checkout gets its own temporary root: pytest keeps only the 3 newest session folders
+# under one root, so test sessions of two checkouts running at once would delete each other's
+# files (a PostgreSQL data directory among them). Short, so unix socket paths stay short.
+_checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
+os.environ.setdefault(
+    "PYTEST_DEBUG_TEMPROOT", os.path.join(tempfile.gettempdir(), f"vivace-{_checkout}")
+)
+os.makedirs(os.environ["PYTEST_DEBUG_TEMPROOT"], exist_ok=True)
 
 
 @pytest.fixture(scope="session")

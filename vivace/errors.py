@@ -135,6 +135,23 @@ class GuardrailTripped(RunError):
         self.reason = reason
 
 
+class UnexpectedError(RunError):
+    """Code the run called (a model, a hook, a capability, an instructions callable) raised an
+    exception that is not a :class:`VivaceError`. The run is stored as failed with this error;
+    the original exception is its ``__cause__`` and its type is in ``details``."""
+
+    code = "unexpected_error"
+
+    @classmethod
+    def wrap(cls, exc: BaseException) -> UnexpectedError:
+        kind = type(exc)
+        err = cls(
+            f"{kind.__name__}: {exc}", exception_type=f"{kind.__module__}.{kind.__qualname__}"
+        )
+        err.__cause__ = exc
+        return err
+
+
 class RunCancelled(RunError):
     """The run was cancelled."""
 

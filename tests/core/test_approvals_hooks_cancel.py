@@ -294,7 +294,7 @@ async def test_resumed_run_continues_one_gap_free_event_stream():
     )
     first = agent.astream("x")
     events = [e async for e in first]
-    stream = await agent.aresume_stream(first.result.paused.to_dict(), {"c1": Reject("no")})
+    stream = agent.aresume_stream(first.result.paused.to_dict(), {"c1": Reject("no")})
     events += [e async for e in stream]
     assert [e.seq for e in events] == list(range(len(events)))
     types = [e.type for e in events]

@@ -39,18 +39,16 @@ async def test_markdown_working_memory_per_session(storage: Any) -> None:
     memory = Memory(storage, working=WorkingMemory(template="# Notes\n- name:\n"))
     tools = by_name(memory)
     assert list(tools) == ["update_working_memory"]
-    first = await memory.instructions(session_id="s1", user_id="alice")
+    first = await memory.notes(session_id="s1", user_id="alice")
     assert first is not None and "# Notes\n- name:" in first
 
     assert (
         await call(tools["update_working_memory"], {"content": "# Notes\n- name: Alice"}, ctx())
         == "Working memory updated."
     )
-    assert "- name: Alice" in (await memory.instructions(session_id="s1", user_id="alice") or "")
+    assert "- name: Alice" in (await memory.notes(session_id="s1", user_id="alice") or "")
     # another session starts from the template
-    assert "- name: Alice" not in (
-        await memory.instructions(session_id="s2", user_id="alice") or ""
-    )
+    assert "- name: Alice" not in (await memory.notes(session_id="s2", user_id="alice") or "")
     assert await storage.memory.get_working_memory("session", "s1") == "# Notes\n- name: Alice"
 
 
@@ -121,7 +119,7 @@ async def test_user_memory_tools(storage: Any) -> None:
         await storage.memory.get_user_memory(mem_id, user_id="alice")
     ).content == "Alice is vegan"
 
-    text = await memory.instructions(session_id="s1", user_id="alice")
+    text = await memory.notes(session_id="s1", user_id="alice")
     assert text is not None and "Alice is vegan" in text and "steak" not in text
     await call(tools["delete_memory"], {"memory_id": mem_id}, ctx())
     assert [m.content for m in await storage.memory.list_user_memories("alice")] == [
@@ -183,7 +181,7 @@ async def test_semantic_recall_topk_neighbours_threshold_and_scope(storage: Any)
         user_id="bob",
     )
     for rec in (r1, r2, r3, other, bobs):
-        await memory.after_run(rec)
+        await memory.index_run(rec)
 
     got = await memory.recall_messages("weather in Paris", session_id="s1", user_id="alice")
     # the hit plus one neighbour on each side, in conversation order

@@ -21,7 +21,8 @@ from vivace.storage import (
     SQLiteStorage,
     open_storage,
 )
-from vivace.storage.sql import history, schema as S
+from vivace.storage.sql import history
+from vivace.storage.sql import schema as S
 
 
 def digest(path: str | Path) -> str:

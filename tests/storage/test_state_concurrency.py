@@ -27,7 +27,7 @@ from vivace.storage import (
 from vivace.testing import FunctionModel, call
 
 sys.path.insert(0, str(Path(__file__).parent))
-from state_worker import run_many  # noqa: E402
+from state_worker import run_many
 
 WORKER = str(Path(__file__).with_name("state_worker.py"))
 PROCESSES, RUNS = 8, 25

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .agent import Agent, RunStream, SyncRunStream
 
 if TYPE_CHECKING:
+    from .capability import Capability
     from .hooks import Hooks
     from .result import Approval, Approve, PausedRun, Reject, RunResult, RunStatus
 
@@ -14,6 +15,7 @@ __all__ = [
     "Agent",
     "Approval",
     "Approve",
+    "Capability",
     "Hooks",
     "PausedRun",
     "Reject",
@@ -24,6 +26,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Capability": ".capability",
     "Hooks": ".hooks",
     "Approval": ".result",
     "Approve": ".result",

@@ -8,30 +8,49 @@ is cached per function, type or model string - never on the Agent itself.
 from __future__ import annotations
 
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, overload
 
 if TYPE_CHECKING:
-    from ..messages import UserInput
+    from typing_extensions import TypeVar
+
+    from ..memory import Memory
+    from ..messages import Message, UserInput
     from ..models.base import Model
+    from ..storage import Storage
+    from ..tools import BaseTool, Toolset
+    from .capability import Capability
     from .events import RunEvent
     from .hooks import Hooks
     from .loop import Runner
     from .result import Approval, PausedRun, RunResult
 
+    DepsT = TypeVar("DepsT", default=None, contravariant=True)
+    OutputT = TypeVar("OutputT", default=str)
+    ToolItem = Callable[..., Any] | BaseTool | Toolset
+else:
+    from typing import TypeVar
+
+    DepsT = TypeVar("DepsT", contravariant=True)
+    OutputT = TypeVar("OutputT")
+
 __all__ = ["Agent", "RunStream", "SyncRunStream"]
 
 
-class Agent:
+class Agent(Generic[DepsT, OutputT]):
     """An agent: ``Agent(model="openai/gpt-4o", instructions="...", tools=[get_weather])``.
 
     Args:
         model: ``"provider/model"``, a :class:`~vivace.models.Model`, or a list for fallbacks.
         name: Name shown in events, traces and the server (also its id there).
         instructions: The system prompt, or a callable ``(ctx) -> str`` (sync or async).
-        tools: Functions, :class:`~vivace.tools.Tool` objects and :class:`~vivace.tools.Toolkit`\\ s.
+        tools: Functions, :class:`~vivace.tools.Tool` objects and
+            :class:`~vivace.tools.Toolset`\\ s (a :class:`~vivace.tools.Toolkit`, an MCP server,
+            a knowledge base, another agent's ``as_tool()``...).
         output_type: ``None``/``str`` for text, or a type (pydantic model, dataclass, TypedDict,
-            ``int``, ``list[str]``...) the output is validated against.
+            ``int``, ``list[str]``...) the output is validated against. ``Agent(output_type=T)``
+            is an ``Agent[None, T]`` for type checkers, so ``run(...).output`` is a ``T``.
         output_mode: ``"native"`` (provider JSON-schema mode) or ``"tool"`` (final-result tool);
             by default native when the model supports it.
         max_steps: Most model requests in one run.
@@ -42,9 +61,12 @@ class Agent:
         output_retries: Retries for invalid output, unknown tools or empty answers.
         tool_concurrency: How many tool calls of one model turn run at once.
         storage: Where sessions and runs live: a :class:`~vivace.storage.Storage` or a URL
-            (``"sqlite:///.vivace/vivace.db"``, ``"postgresql://..."``).
-        memory: A :class:`~vivace.memory.Memory` (working memory, user memories, recall); its
-            tools and notes are added to every run.
+            (``"sqlite:///.vivace/vivace.db"``, ``"postgresql://..."``). Defaults to the
+            memory's storage when ``memory`` is given.
+        memory: A :class:`~vivace.memory.Memory` (working memory, user memories, recall): a
+            capability added to every run.
+        capabilities: More :class:`~vivace.agent.capability.Capability` objects (instructions,
+            tools and work around each run).
         history_runs: How many earlier runs of the session the model sees (with storage).
         description: A short description (for the server and the Studio).
 
@@ -53,6 +75,7 @@ class Agent:
 
     __slots__ = (
         "__weakref__",
+        "capabilities",
         "deps",
         "description",
         "history_runs",
@@ -72,13 +95,69 @@ class Agent:
         "tools",
     )
 
+    model: str | Model | Sequence[str | Model] | None
+    tools: Sequence[ToolItem] | None
+    storage: Storage | str | None
+    memory: Memory | None
+    hooks: Hooks | Sequence[Hooks] | None
+    capabilities: Sequence[Capability] | None
+    deps: DepsT | None
+
+    @overload
     def __init__(
         self,
         model: str | Model | Sequence[str | Model] | None = None,
         *,
         name: str | None = None,
         instructions: str | Callable[..., Any] | None = None,
-        tools: Sequence[Any] | None = None,
+        tools: Sequence[ToolItem] | None = None,
+        output_type: type[OutputT] | None = None,
+        output_mode: str | None = None,
+        max_steps: int = 20,
+        hooks: Hooks | Sequence[Hooks] | None = None,
+        deps: DepsT | None = None,
+        model_settings: dict[str, Any] | None = None,
+        tool_retries: int = 2,
+        output_retries: int = 2,
+        tool_concurrency: int = 8,
+        storage: Storage | str | None = None,
+        memory: Memory | None = None,
+        history_runs: int = 10,
+        description: str | None = None,
+        capabilities: Sequence[Capability] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: Agent[DepsT, Any],
+        model: str | Model | Sequence[str | Model] | None = None,
+        *,
+        name: str | None = None,
+        instructions: str | Callable[..., Any] | None = None,
+        tools: Sequence[ToolItem] | None = None,
+        output_type: types.UnionType | Any = None,
+        output_mode: str | None = None,
+        max_steps: int = 20,
+        hooks: Hooks | Sequence[Hooks] | None = None,
+        deps: DepsT | None = None,
+        model_settings: dict[str, Any] | None = None,
+        tool_retries: int = 2,
+        output_retries: int = 2,
+        tool_concurrency: int = 8,
+        storage: Storage | str | None = None,
+        memory: Memory | None = None,
+        history_runs: int = 10,
+        description: str | None = None,
+        capabilities: Sequence[Capability] | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        model: str | Model | Sequence[str | Model] | None = None,
+        *,
+        name: str | None = None,
+        instructions: str | Callable[..., Any] | None = None,
+        tools: Sequence[ToolItem] | None = None,
         output_type: Any = None,
         output_mode: str | None = None,
         max_steps: int = 20,
@@ -88,10 +167,11 @@ class Agent:
         tool_retries: int = 2,
         output_retries: int = 2,
         tool_concurrency: int = 8,
-        storage: Any = None,
-        memory: Any = None,
+        storage: Storage | str | None = None,
+        memory: Memory | None = None,
         history_runs: int = 10,
         description: str | None = None,
+        capabilities: Sequence[Capability] | None = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -106,10 +186,13 @@ class Agent:
         self.tool_retries = tool_retries
         self.output_retries = output_retries
         self.tool_concurrency = tool_concurrency
+        if memory is not None and storage is None:
+            storage = memory.storage
         self.storage = storage
         self.memory = memory
         self.history_runs = history_runs
         self.description = description
+        self.capabilities = capabilities
 
     @property
     def id(self) -> str:
@@ -118,69 +201,266 @@ class Agent:
 
     # -- async API ---------------------------------------------------------------------------
 
-    async def arun(self, input: UserInput, **options: Any) -> RunResult:
+    async def arun(
+        self,
+        input: UserInput,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        session_state: dict[str, Any] | None = None,
+        message_history: list[Message] | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> RunResult[OutputT]:
         """Run to the end and return the :class:`~vivace.agent.result.RunResult`.
 
-        Options: ``session_id``, ``user_id``, ``deps``, ``session_state``, ``message_history``,
-        ``model``, ``model_settings``, ``max_steps``, ``run_id``.
+        ``session_id``/``user_id`` bind the run to a stored session (with storage);
+        ``session_state`` merges into the session's state; ``message_history`` replaces the
+        stored history; ``model``/``model_settings``/``max_steps`` override the agent's for
+        this run; ``run_id`` names the run; ``parent_run_id``/``trace_id`` join another run's
+        trace (set automatically when the run starts inside another run's tool call).
         """
-        runner = self._runner(input, False, options)
+        from .loop import Runner, RunOptions
+
+        runner = Runner(
+            self,
+            RunOptions(  # positional: this is the per-run hot path
+                input,
+                run_id,
+                session_id,
+                user_id,
+                deps,
+                session_state,
+                message_history,
+                model,
+                model_settings,
+                max_steps,
+                False,
+                None,
+                None,
+                parent_run_id,
+                trace_id,
+            ),
+        )
         async for _ in runner.events():
             pass
         result = runner.state.result
         assert result is not None
         return result
 
-    def astream(self, input: UserInput, *, stream_model: bool = True, **options: Any) -> RunStream:
+    def astream(
+        self,
+        input: UserInput,
+        *,
+        stream_model: bool = True,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        session_state: dict[str, Any] | None = None,
+        message_history: list[Message] | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> RunStream[OutputT]:
         """Run and stream :mod:`~vivace.agent.events` (``async for event in agent.astream(...)``).
 
-        The :class:`RunStream` also exposes ``result`` once the stream is exhausted. With
-        ``stream_model=False`` the model answers each turn whole (one ``text_delta`` per turn):
-        cheaper when nobody watches the text arrive.
+        Options as for :meth:`arun`. The :class:`RunStream` also exposes ``result`` once the
+        stream is exhausted. With ``stream_model=False`` the model answers each turn whole (one
+        ``text_delta`` per turn): cheaper when nobody watches the text arrive.
         """
-        return RunStream(self._runner(input, stream_model, options))
+        from .loop import Runner, RunOptions
+
+        return RunStream(
+            Runner(
+                self,
+                RunOptions(
+                    input,
+                    run_id,
+                    session_id,
+                    user_id,
+                    deps,
+                    session_state,
+                    message_history,
+                    model,
+                    model_settings,
+                    max_steps,
+                    stream_model,
+                    None,
+                    None,
+                    parent_run_id,
+                    trace_id,
+                ),
+            )
+        )
 
     async def aresume(
         self,
         run: str | PausedRun | dict[str, Any],
         approvals: dict[str, Approval],
-        **options: Any,
-    ) -> RunResult:
-        """Continue a paused run with a decision for each pending call."""
-        runner = await self._resume_runner(run, approvals, False, options)
-        async for _ in runner.events():
-            pass
-        result = runner.state.result
-        assert result is not None
-        return result
+        *,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> RunResult[OutputT]:
+        """Continue a paused run with a decision for each pending call.
 
-    async def aresume_stream(
+        ``run`` is the run id (looked up in storage, or in this process without storage), the
+        :class:`~vivace.agent.result.PausedRun` or its dict. A run owned by a user is resumed
+        only with that ``user_id``.
+        """
+        stream = self.aresume_stream(
+            run,
+            approvals,
+            stream_model=False,
+            user_id=user_id,
+            deps=deps,
+            model=model,
+            model_settings=model_settings,
+            max_steps=max_steps,
+        )
+        return await stream.get_result()
+
+    def aresume_stream(
         self,
         run: str | PausedRun | dict[str, Any],
         approvals: dict[str, Approval],
-        **options: Any,
-    ) -> RunStream:
-        """Like :meth:`aresume`, streaming events."""
-        return RunStream(await self._resume_runner(run, approvals, True, options))
+        *,
+        stream_model: bool = True,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> RunStream[OutputT]:
+        """Like :meth:`aresume`, streaming events; called like :meth:`astream` (no ``await``).
+
+        Finding the paused run and checking ``approvals`` happen at the first event, so a
+        :class:`~vivace.errors.RunNotFound` or :class:`~vivace.errors.ResumeError` is raised
+        by the first ``__anext__``.
+        """
+        from .loop import Runner, RunOptions
+
+        return RunStream(
+            Runner(
+                self,
+                RunOptions(
+                    resume=run,
+                    approvals=approvals,
+                    stream=stream_model,
+                    user_id=user_id,
+                    deps=deps,
+                    model=model,
+                    model_settings=model_settings,
+                    max_steps=max_steps,
+                ),
+            )
+        )
 
     # -- sync API ----------------------------------------------------------------------------
 
-    def run(self, input: UserInput, **options: Any) -> RunResult:
+    def run(
+        self,
+        input: UserInput,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        session_state: dict[str, Any] | None = None,
+        message_history: list[Message] | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> RunResult[OutputT]:
         """Synchronous :meth:`arun` (reuses one event loop per thread)."""
-        return run_sync(self.arun(input, **options))
+        return run_sync(
+            self.arun(
+                input,
+                session_id=session_id,
+                user_id=user_id,
+                deps=deps,
+                session_state=session_state,
+                message_history=message_history,
+                model=model,
+                model_settings=model_settings,
+                max_steps=max_steps,
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                trace_id=trace_id,
+            )
+        )
 
-    def stream(self, input: UserInput, **options: Any) -> SyncRunStream:
+    def stream(
+        self,
+        input: UserInput,
+        *,
+        stream_model: bool = True,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        session_state: dict[str, Any] | None = None,
+        message_history: list[Message] | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        run_id: str | None = None,
+        parent_run_id: str | None = None,
+        trace_id: str | None = None,
+    ) -> SyncRunStream[OutputT]:
         """Synchronous :meth:`astream`: an iterator of events with ``result`` at the end."""
-        return SyncRunStream(self.astream(input, **options))
+        return SyncRunStream(
+            self.astream(
+                input,
+                stream_model=stream_model,
+                session_id=session_id,
+                user_id=user_id,
+                deps=deps,
+                session_state=session_state,
+                message_history=message_history,
+                model=model,
+                model_settings=model_settings,
+                max_steps=max_steps,
+                run_id=run_id,
+                parent_run_id=parent_run_id,
+                trace_id=trace_id,
+            )
+        )
 
     def resume(
         self,
         run: str | PausedRun | dict[str, Any],
         approvals: dict[str, Approval],
-        **options: Any,
-    ) -> RunResult:
+        *,
+        user_id: str | None = None,
+        deps: DepsT | None = None,
+        model: str | Model | Sequence[str | Model] | None = None,
+        model_settings: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> RunResult[OutputT]:
         """Synchronous :meth:`aresume`."""
-        return run_sync(self.aresume(run, approvals, **options))
+        return run_sync(
+            self.aresume(
+                run,
+                approvals,
+                user_id=user_id,
+                deps=deps,
+                model=model,
+                model_settings=model_settings,
+                max_steps=max_steps,
+            )
+        )
 
     @staticmethod
     def cancel(run_id: str) -> bool:
@@ -189,37 +469,27 @@ class Agent:
 
         return cancel_run(run_id)
 
-    # -- internals -----------------------------------------------------------------------------
-
-    def _runner(self, input: Any, stream: bool, options: dict[str, Any]) -> Runner:
-        from .loop import Runner, RunOptions
-
-        return Runner(self, RunOptions(input, stream=stream, **options))
-
-    async def _resume_runner(
-        self, run: Any, approvals: dict[str, Any], stream: bool, options: dict[str, Any]
-    ) -> Runner:
-        from .loop import Runner, RunOptions, check_approvals
-        from .registry import find_paused, forget_paused
-        from .result import PausedRun
-
-        if isinstance(run, dict):
-            paused = PausedRun.from_dict(run)
-        elif isinstance(run, str):
-            paused = await find_paused(self, run, options.get("user_id"))
-        else:
-            paused = run
-        check_approvals(self, paused, approvals)
-        forget_paused(paused.run_id)
-        return Runner(
-            self, RunOptions(paused=paused, approvals=approvals, stream=stream, **options)
-        )
+    def run_capabilities(self) -> tuple[Capability, ...]:
+        """The capabilities every run of this agent uses: its memory, hooks and
+        ``capabilities``, in that order."""
+        memory, hooks, caps = self.memory, self.hooks, self.capabilities
+        if memory is None and not hooks and not caps:
+            return ()
+        out: list[Any] = [] if memory is None else [memory]
+        if hooks:
+            if isinstance(hooks, list | tuple):
+                out.extend(hooks)
+            else:
+                out.append(hooks)
+        if caps:
+            out.extend(caps)
+        return tuple(out)
 
     def __repr__(self) -> str:
         return f"<Agent {self.id} model={self.model!r}>"
 
 
-class RunStream:
+class RunStream(Generic[OutputT]):
     """An async iterator of run events; ``result`` is set when it ends."""
 
     __slots__ = ("_gen", "_runner")
@@ -228,7 +498,7 @@ class RunStream:
         self._runner = runner
         self._gen = runner.events()
 
-    def __aiter__(self) -> RunStream:
+    def __aiter__(self) -> RunStream[OutputT]:
         return self
 
     async def __anext__(self) -> RunEvent:
@@ -255,12 +525,12 @@ class RunStream:
         return state.ctx.run_id if state is not None else None
 
     @property
-    def result(self) -> RunResult | None:
+    def result(self) -> RunResult[OutputT] | None:
         """The run's result once the stream has ended (``None`` before)."""
         state = getattr(self._runner, "state", None)
         return state.result if state is not None else None
 
-    async def get_result(self) -> RunResult:
+    async def get_result(self) -> RunResult[OutputT]:
         """Drain the remaining events and return the result."""
         async for _ in self:
             pass
@@ -269,12 +539,12 @@ class RunStream:
         return result
 
 
-class SyncRunStream:
+class SyncRunStream(Generic[OutputT]):
     """A blocking iterator over a :class:`RunStream`."""
 
     __slots__ = ("_stream",)
 
-    def __init__(self, stream: RunStream) -> None:
+    def __init__(self, stream: RunStream[OutputT]) -> None:
         self._stream = stream
 
     def __iter__(self) -> Iterator[RunEvent]:
@@ -287,10 +557,10 @@ class SyncRunStream:
             raise StopIteration from None
 
     @property
-    def result(self) -> RunResult | None:
+    def result(self) -> RunResult[OutputT] | None:
         return self._stream.result
 
-    def get_result(self) -> RunResult:
+    def get_result(self) -> RunResult[OutputT]:
         for _ in self:
             pass
         result = self._stream.result

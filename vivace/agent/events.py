@@ -1,8 +1,10 @@
 """The run event stream: one JSON-serializable event type per thing that happens in a run.
 
 Every event has ``type``, ``run_id`` and ``seq`` (0, 1, 2... within the run, no gaps), so a
-consumer that reconnects can ask for "everything after seq N". SSE, traces and the Studio
-are all fed from this stream. ``event.to_dict()`` gives the JSON form.
+consumer that reconnects can ask for "everything after seq N", and the run's trace context:
+``trace_id``, ``span_id`` (the run's span) and ``parent_run_id`` (set when another run, a
+workflow step or a team started this one), so a client error or a log line leads to the
+trace. ``event.to_dict()`` gives the JSON form.
 
 ============================  =========================================================
 type                          fields
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+NO_TRACE: tuple[None, None, None] = (None, None, None)
 
 __all__ = [
     "EVENT_TYPES",
@@ -52,12 +56,33 @@ class RunEvent:
 
     run_id: str
     seq: int
+    trace: tuple[str | None, str | None, str | None] = field(
+        default=NO_TRACE, init=False, repr=False, compare=False
+    )
+    """``(trace_id, span_id, parent_run_id)``, set by the run for every event it emits."""
     type: ClassVar[str] = "event"
+
+    @property
+    def trace_id(self) -> str | None:
+        """The trace this run belongs to (32 hex digits)."""
+        return self.trace[0]
+
+    @property
+    def span_id(self) -> str | None:
+        """The run's span id (16 hex digits)."""
+        return self.trace[1]
+
+    @property
+    def parent_run_id(self) -> str | None:
+        """The run that started this one, if any."""
+        return self.trace[2]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         for name in self.__dataclass_fields__:
             out[name] = getattr(self, name)
+        trace = out.pop("trace")
+        out["trace_id"], out["span_id"], out["parent_run_id"] = trace
         return out
 
 
@@ -172,4 +197,8 @@ def event_from_dict(d: dict[str, Any]) -> RunEvent:
     cls = EVENT_TYPES.get(data.pop("type", None))
     if cls is None:
         raise ValueError(f"unknown event type: {d.get('type')!r}")
-    return cls(**data)
+    trace = (data.pop("trace_id", None), data.pop("span_id", None), data.pop("parent_run_id", None))
+    event = cls(**data)
+    if trace != NO_TRACE:
+        event.trace = trace
+    return event

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -22,7 +24,9 @@ from ..errors import (
     OutputValidationError,
     ResumeError,
     RunCancelled,
+    ToolDefinitionError,
     ToolRetriesExceeded,
+    UnexpectedError,
     UnexpectedModelBehavior,
     VivaceError,
 )
@@ -37,29 +41,31 @@ from ..models.base import (
 )
 from ..models.base import ReasoningDelta as ModelReasoningDelta
 from ..models.base import TextDelta as ModelTextDelta
-from ..tools.context import RunContext
+from ..tools.context import _CURRENT, RunContext
 from ..tools.tool import (
+    BaseTool,
     ModelRetry,
-    Tool,
     ToolArgumentsError,
     ToolTimeout,
     as_tool,
     result_to_content,
 )
-from ..tools.toolkit import Toolkit
+from ..tools.toolset import Toolset
 from . import events as ev
-from .hooks import call_hooks
+from .capability import call_hooks, overridden
 from .output import FINAL_RESULT_TOOL, OutputSchema, output_schema
-from .registry import RunHandle, register_run, remember_paused, unregister_run
+from .registry import RunHandle, forget_paused, register_run, remember_paused, unregister_run
 from .result import Approve, PausedRun, Reject, RunResult
-from .session import SessionBinding, claim_paused, resolve_storage
+from .session import SessionBinding, claim_paused, find_paused, resolve_storage
 
 if TYPE_CHECKING:
     from .agent import Agent
+    from .capability import Capability
 
 __all__ = ["RunOptions", "RunState", "Runner"]
 
 _TERMINAL = (ev.RunCompleted, ev.RunFailed, ev.RunPaused, ev.RunCancelled)
+_HEX32 = re.compile("[0-9a-f]{32}")
 
 
 class RunOptions:
@@ -73,18 +79,19 @@ class RunOptions:
         "message_history",
         "model",
         "model_settings",
-        "paused",
+        "parent_run_id",
+        "resume",
         "run_id",
         "session_id",
         "session_state",
         "stream",
+        "trace_id",
         "user_id",
     )
 
     def __init__(
         self,
         input: Any = None,
-        *,
         run_id: str | None = None,
         session_id: str | None = None,
         user_id: str | None = None,
@@ -95,8 +102,10 @@ class RunOptions:
         model_settings: dict[str, Any] | None = None,
         max_steps: int | None = None,
         stream: bool = False,
-        paused: PausedRun | None = None,
+        resume: Any = None,
         approvals: dict[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.input = input
         self.run_id = run_id
@@ -109,8 +118,10 @@ class RunOptions:
         self.model_settings = model_settings
         self.max_steps = max_steps
         self.stream = stream
-        self.paused = paused
+        self.resume = resume
         self.approvals = approvals
+        self.parent_run_id = parent_run_id
+        self.trace_id = trace_id
 
 
 class RunState:
@@ -138,7 +149,7 @@ class RunState:
         self.step = 0
         self.retries = 0
         self.tool_failures: dict[str, int] = {}
-        self.result: RunResult | None = None
+        self.result: RunResult[Any] | None = None
         self.handle: RunHandle | None = None
 
     def next_seq(self) -> int:
@@ -167,7 +178,9 @@ class _Setup:
     """What the run needs from the agent, resolved once at the start of the run."""
 
     __slots__ = (
+        "caps",
         "defs",
+        "dynamic",
         "max_steps",
         "model",
         "notes",
@@ -179,8 +192,10 @@ class _Setup:
     )
 
     def __init__(self) -> None:
-        self.tools: dict[str, Tool] = {}
+        self.tools: dict[str, BaseTool] = {}
         self.notes: list[str] = []
+        self.dynamic: list[Toolset] = []
+        self.caps: tuple[Capability, ...] = ()
         self.defs: list[ToolDefinition] = []
         self.output: OutputSchema | None = None
         self.output_mode: str | None = None
@@ -190,48 +205,73 @@ class _Setup:
         self.max_steps = 10
 
 
-def _collect_tools(items: Any, tools: dict[str, Tool], notes: list[str]) -> None:
+def _add_tool(tools: dict[str, BaseTool], t: BaseTool) -> None:
+    known = tools.get(t.name)
+    if known is not None and known is not t:
+        raise ToolDefinitionError(
+            f"two different tools are named {t.name!r} in this run: rename one "
+            "(Toolset.prefixed() keeps two toolsets' names apart)",
+            tool=t.name,
+        )
+    tools[t.name] = t
+
+
+def collect_tools(
+    items: Any, tools: dict[str, BaseTool], notes: list[str], dynamic: list[Toolset]
+) -> None:
+    """Add functions, tools and static toolsets to ``tools`` (and their instructions to
+    ``notes``); toolsets listed per run go to ``dynamic``."""
     for item in items or ():
-        if isinstance(item, Toolkit):
-            for t in item.get_tools():
-                tools[t.name] = t
+        if isinstance(item, Toolset):
+            static = item.static_tools()
+            if static is None:
+                dynamic.append(item)
+            else:
+                for t in static:
+                    _add_tool(tools, t)
             if item.instructions:
                 notes.append(item.instructions)
         else:
             t = as_tool(item)
-            tools[t.name] = t
+            if t.name in tools:
+                _add_tool(tools, t)  # the same tool twice is fine; two of one name are not
+            else:
+                tools[t.name] = t
+
+
+def static_tools(agent: Agent[Any, Any]) -> dict[str, BaseTool]:
+    """The tools an agent has for every run (its own and its capabilities'), without the
+    ones toolsets list per run."""
+    tools: dict[str, BaseTool] = {}
+    collect_tools(agent.tools, tools, [], [])
+    for cap in agent.run_capabilities():
+        if "tools" in overridden(cap):
+            collect_tools(cap.tools(), tools, [], [])
+    return tools
 
 
 async def _instructions(
-    agent: Agent, ctx: RunContext[Any], notes: list[str], user_msg: Message | None
+    agent: Agent[Any, Any],
+    ctx: RunContext[Any],
+    notes: list[str],
+    user_msg: Message | None,
+    caps: tuple[Capability, ...],
 ) -> str | None:
     ins = agent.instructions
     if callable(ins):
         ins = ins(ctx)
         if inspect.isawaitable(ins):
             ins = await ins
-    memory = agent.memory
-    if memory is not None:
-        notes = [*notes, *await _memory_notes(memory, ctx, user_msg)]
+    for cap in caps:
+        if "instructions" in overridden(cap):
+            text = cap.instructions(ctx, user_msg)
+            if inspect.isawaitable(text):
+                text = await text
+            if text:
+                notes = [*notes, text]
     if notes:
         ins = "\n\n".join([ins, *notes] if ins else notes)
     return ins
-
-
-async def _memory_notes(memory: Any, ctx: RunContext[Any], user_msg: Message | None) -> list[str]:
-    """Working memory, the user's memories and messages recalled for this input."""
-    notes = []
-    text = await memory.instructions(session_id=ctx.session_id, user_id=ctx.user_id)
-    if text:
-        notes.append(text)
-    if user_msg is not None and memory.recall is not None and user_msg.text:
-        recent = ctx.metadata.get("history_run_ids", ())
-        recalled = await memory.recall_messages(
-            user_msg.text, session_id=ctx.session_id, user_id=ctx.user_id, exclude_run_ids=recent
-        )
-        if recalled:
-            notes.append(memory.recall.format(recalled))
-    return notes
 
 
 def _error_text(exc: BaseException) -> str:
@@ -240,12 +280,28 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _trace_context(run_id: str, opts: RunOptions) -> tuple[str, str, str | None]:
+    """``(trace_id, span_id, parent_run_id)`` for a new run: the caller's, else the trace of
+    the tool call this run was started in, else a new trace."""
+    parent = _CURRENT.get()
+    parent_run_id = opts.parent_run_id
+    trace_id = opts.trace_id
+    if parent is not None:
+        if parent_run_id is None:
+            parent_run_id = parent.run_id
+        if trace_id is None:
+            trace_id = parent.trace_id
+    if opts.run_id is None or _HEX32.fullmatch(run_id):  # a uuid4 hex: random enough for both
+        return trace_id or run_id, run_id[16:], parent_run_id
+    return trace_id or uuid.uuid4().hex, os.urandom(8).hex(), parent_run_id
+
+
 class Runner:
     """Drives one run. ``events()`` yields the event stream; ``state.result`` holds the result."""
 
     __slots__ = ("agent", "opts", "setup", "state")
 
-    def __init__(self, agent: Agent, opts: RunOptions) -> None:
+    def __init__(self, agent: Agent[Any, Any], opts: RunOptions) -> None:
         self.agent = agent
         self.opts = opts
         self.setup = _Setup()
@@ -255,10 +311,20 @@ class Runner:
 
     async def events(self) -> AsyncIterator[ev.RunEvent]:
         agent, opts = self.agent, self.opts
-        paused = opts.paused
-        run_id = paused.run_id if paused else (opts.run_id or uuid.uuid4().hex)
-        session_id = paused.session_id if paused else opts.session_id
-        user_id = paused.user_id if paused else opts.user_id
+        paused = await self._paused() if opts.resume is not None else None
+        if paused is not None:
+            run_id = paused.run_id
+            session_id, user_id = paused.session_id, paused.user_id
+            trace_id, span_id, parent_run_id = paused.trace_id, paused.span_id, paused.parent_run_id
+            if trace_id is None or span_id is None:
+                trace_id, span_id, _ = _trace_context(run_id, opts)
+        else:
+            run_id = opts.run_id or uuid.uuid4().hex
+            session_id, user_id = opts.session_id, opts.user_id
+            if opts.run_id is None and opts.trace_id is None and _CURRENT.get() is None:
+                trace_id, span_id, parent_run_id = run_id, run_id[16:], opts.parent_run_id
+            else:
+                trace_id, span_id, parent_run_id = _trace_context(run_id, opts)
         user_msg: Message | None = None
         binding: SessionBinding | None = None
         history: list[Message]
@@ -269,11 +335,8 @@ class Runner:
         else:
             history = paused.messages
             session_state = paused.session_state
-        storage_spec = agent.storage
-        if storage_spec is None and agent.memory is not None:
-            storage_spec = agent.memory.storage
-        if storage_spec is not None:
-            storage = resolve_storage(storage_spec)
+        if agent.storage is not None:
+            storage = resolve_storage(agent.storage)
             # typed storage errors (ownership, database) surface here, before the run starts
             if paused is None:
                 binding = await SessionBinding.begin(
@@ -296,12 +359,21 @@ class Runner:
                     binding, paused = claimed
                     session_state = paused.session_state
         ctx: RunContext[Any] = RunContext(
-            run_id=run_id,
-            session_id=session_id,
-            user_id=user_id,
-            session_state=session_state,
-            deps=opts.deps if opts.deps is not None else agent.deps,
-            agent_name=agent.name,
+            run_id,
+            session_id,
+            user_id,
+            session_state,
+            opts.deps if opts.deps is not None else agent.deps,
+            agent.name,
+            [],
+            0,
+            None,
+            0,
+            {},
+            trace_id,
+            span_id,
+            parent_run_id,
+            agent,
         )
         if paused is not None:
             state = self.state = RunState(ctx, list(history), paused.new_from)
@@ -319,10 +391,17 @@ class Runner:
         handle = state.handle = register_run(run_id)
         if binding is not None:
             await binding.keep_alive()
+        trace = (trace_id, span_id, parent_run_id)
+        if agent.memory is None and not agent.hooks and not agent.capabilities:
+            finish = binding is not None
+        else:
+            caps = self.setup.caps = agent.run_capabilities()
+            finish = bool(caps) or binding is not None
         try:
             async for event in self._body(paused, user_msg):
-                if binding is not None and type(event) in _TERMINAL:
-                    event = await self._persist(binding, event)
+                if finish and type(event) in _TERMINAL:
+                    event = await self._finish(binding, event)
+                event.trace = trace
                 yield event
         except asyncio.CancelledError:
             if handle.cancel_requested:
@@ -330,8 +409,9 @@ class Runner:
                 if task is not None:
                     task.uncancel()
                 event = self._end("cancelled", error=RunCancelled("cancelled by request"))
-                if binding is not None:
-                    event = await self._persist(binding, event)
+                if finish:
+                    event = await self._finish(binding, event)
+                event.trace = trace
                 yield event
             else:
                 result = self._set_result(
@@ -343,21 +423,42 @@ class Runner:
                 raise
         finally:
             unregister_run(run_id, handle)
-        if self.agent.hooks and state.result is not None:
-            await call_hooks(self.agent.hooks, "after_run", ctx, state.result)
 
-    async def _persist(self, binding: SessionBinding, event: ev.RunEvent) -> ev.RunEvent:
-        """Write the run before its final event goes out; a state the storage refuses turns
-        the outcome into a failure (and the event with it)."""
+    async def _paused(self) -> PausedRun:
+        """The paused run to resume, its approvals checked (nothing is claimed yet)."""
+        run, agent, opts = self.opts.resume, self.agent, self.opts
+        if isinstance(run, dict):
+            paused = PausedRun.from_dict(run)
+        elif isinstance(run, str):
+            paused = await find_paused(agent, run, opts.user_id)
+        else:
+            paused = run
+        check_approvals(agent, paused, opts.approvals or {})
+        forget_paused(paused.run_id)
+        return paused
+
+    async def _finish(self, binding: SessionBinding | None, event: ev.RunEvent) -> ev.RunEvent:
+        """Everything a run does after its outcome is known, before its terminal event goes
+        out: persist the run, then the capabilities' ``after_run``. A state the storage refuses,
+        or an ``after_run`` that raises, turns the outcome into a failure (and the event)."""
         result = self.state.result
         assert result is not None
-        await binding.finish(result)
-        memory = self.agent.memory
-        if memory is not None:
-            await memory.after_run(binding.record, history_runs=self.agent.history_runs)
-        if result.status == "failed" and type(event) is not ev.RunFailed:
+        if binding is not None:
+            await binding.finish(result)
+        caps = self.setup.caps
+        if caps:
+            try:
+                await call_hooks(caps, "after_run", self.state.ctx, result)
+            except Exception as exc:
+                error = exc if isinstance(exc, VivaceError) else UnexpectedError.wrap(exc)
+                result.status = "blocked" if isinstance(exc, GuardrailTripped) else "failed"
+                result.error = error
+                result.paused = None
+                if binding is not None:
+                    await binding.fail(result)
+        if result.status in ("failed", "blocked") and type(event) is not ev.RunFailed:
             assert result.error is not None
-            event = ev.RunFailed(event.run_id, event.seq, "failed", result.error.to_dict())
+            event = ev.RunFailed(event.run_id, event.seq, result.status, result.error.to_dict())
         return event
 
     # -- body ----------------------------------------------------------------------------------
@@ -365,14 +466,20 @@ class Runner:
     async def _body(
         self, paused: PausedRun | None, user_msg: Message | None
     ) -> AsyncIterator[ev.RunEvent]:
-        agent, state = self.agent, self.state
+        agent, state, setup = self.agent, self.state, self.setup
         ctx = state.ctx
         try:
             self._resolve()
+            if setup.dynamic:
+                for toolset in setup.dynamic:  # toolsets that list their tools per run
+                    for t in await toolset.tools_for_run(ctx):
+                        _add_tool(setup.tools, t)
+                self._resolve_output()
+            caps = setup.caps
             if paused is None:
                 assert user_msg is not None
-                if agent.hooks:
-                    replaced = await call_hooks(agent.hooks, "before_run", ctx, user_msg)
+                if caps:
+                    replaced = await call_hooks(caps, "before_run", ctx, user_msg)
                     if replaced is not None:
                         user_msg = replaced
                 state.messages.append(user_msg)
@@ -392,7 +499,7 @@ class Runner:
                 yield ev.RunResumed(ctx.run_id, state.next_seq(), decisions)
                 async for e in self._resume(paused):
                     yield e
-            instructions = await _instructions(agent, ctx, self.setup.notes, user_msg)
+            instructions = await _instructions(agent, ctx, setup.notes, user_msg, caps)
             while True:
                 async for e in self._step(instructions):
                     yield e
@@ -402,15 +509,29 @@ class Runner:
             yield self._end("blocked", error=exc)
         except VivaceError as exc:
             yield self._end("failed", error=exc)
+        except Exception as exc:  # a model, hook or capability raised: the run failed
+            yield self._end("failed", error=UnexpectedError.wrap(exc))
 
     def _resolve(self) -> None:
         agent, opts, setup = self.agent, self.opts, self.setup
         from ..models.router import resolve_model
 
         setup.model = resolve_model(opts.model if opts.model is not None else agent.model)
-        _collect_tools(agent.tools, setup.tools, setup.notes)
-        if agent.memory is not None:
-            _collect_tools(agent.memory.tools(), setup.tools, setup.notes)
+        collect_tools(agent.tools, setup.tools, setup.notes, setup.dynamic)
+        for cap in setup.caps:
+            if "tools" in overridden(cap):
+                collect_tools(cap.tools(), setup.tools, setup.notes, setup.dynamic)
+        settings = agent.model_settings
+        if opts.model_settings:
+            settings = {**settings, **opts.model_settings} if settings else opts.model_settings
+        setup.settings = settings
+        setup.max_steps = opts.max_steps or agent.max_steps
+        if not setup.dynamic:
+            self._resolve_output()
+
+    def _resolve_output(self) -> None:
+        """Tool definitions for the model, and how structured output is asked for."""
+        agent, setup = self.agent, self.setup
         setup.defs = [t.definition() for t in setup.tools.values()]
         if agent.output_type is not None and agent.output_type is not str:
             out = setup.output = output_schema(agent.output_type)
@@ -427,11 +548,6 @@ class Runner:
                         True,
                     )
                 )
-        settings = agent.model_settings
-        if opts.model_settings:
-            settings = {**settings, **opts.model_settings} if settings else opts.model_settings
-        setup.settings = settings
-        setup.max_steps = opts.max_steps or agent.max_steps
 
     def _end(
         self,
@@ -466,7 +582,7 @@ class Runner:
         output: Any = None,
         error: VivaceError | None = None,
         paused: PausedRun | None = None,
-    ) -> RunResult:
+    ) -> RunResult[Any]:
         state = self.state
         ctx = state.ctx
         result = state.result = RunResult(
@@ -480,6 +596,9 @@ class Runner:
             error=error,
             paused=paused,
             session_state=ctx.session_state,
+            trace_id=ctx.trace_id,
+            span_id=ctx.span_id,
+            parent_run_id=ctx.parent_run_id,
         )
         return result
 
@@ -489,7 +608,7 @@ class Runner:
             raise _Finish("cancelled", error=RunCancelled("cancelled by request"))
 
     async def _step(self, instructions: str | None) -> AsyncIterator[ev.RunEvent]:
-        agent, setup, state = self.agent, self.setup, self.state
+        setup, state = self.setup, self.state
         ctx = state.ctx
         self._check_cancel()
         if state.step >= setup.max_steps:
@@ -501,14 +620,10 @@ class Runner:
         ctx.step = state.step
         output = setup.output
         request = ModelRequest(
-            messages=state.messages,
-            instructions=instructions,
-            tools=setup.defs,
-            output=setup.output_spec,
-            settings=setup.settings,
+            state.messages, instructions, setup.defs, setup.output_spec, setup.settings
         )
-        if agent.hooks:
-            replaced = await call_hooks(agent.hooks, "before_model_request", ctx, request)
+        if setup.caps:
+            replaced = await call_hooks(setup.caps, "before_model_request", ctx, request)
             if replaced is not None:
                 request = replaced
         model = setup.model
@@ -534,15 +649,17 @@ class Runner:
         yield ev.ModelRequestCompleted(
             run_id, state.next_seq(), state.step, usage.to_dict(), response.finish_reason
         )
-        if agent.hooks:
-            replaced = await call_hooks(agent.hooks, "after_model_request", ctx, response)
+        if setup.caps:
+            replaced = await call_hooks(setup.caps, "after_model_request", ctx, response)
             if replaced is not None:
                 response = replaced
+        text = response.text
         if not self.opts.stream:
-            if response.reasoning:
-                yield ev.ReasoningDelta(run_id, state.next_seq(), response.reasoning)
-            if response.text:
-                yield ev.TextDelta(run_id, state.next_seq(), response.text)
+            reasoning = response.reasoning
+            if reasoning:
+                yield ev.ReasoningDelta(run_id, state.next_seq(), reasoning)
+            if text:
+                yield ev.TextDelta(run_id, state.next_seq(), text)
         if response.refusal is not None or response.finish_reason == "content_filter":
             state.messages.append(response.to_message())
             raise ModelRefusal(
@@ -562,7 +679,6 @@ class Runner:
             async for e in self._handle_calls(calls):
                 yield e
             return
-        text = response.text
         if output is None:
             raise _Finish("completed", text)
         if setup.output_mode == "tool":
@@ -645,27 +761,29 @@ class Runner:
                 session_state=state.ctx.session_state,
                 tool_failures=state.tool_failures,
                 retries=state.retries,
+                trace_id=state.ctx.trace_id,
+                span_id=state.ctx.span_id,
+                parent_run_id=state.ctx.parent_run_id,
             )
             raise _Finish("paused", paused=paused)
-        async for e in self._after_results(calls, result_parts, results):
-            yield e
+        self._after_results(calls, result_parts, results)
 
-    async def _after_results(
+    def _after_results(
         self,
         calls: list[ToolCallPart],
         result_parts: list[ToolResultPart],
         results: list[tuple[ToolResultPart, Any]],
-    ) -> AsyncIterator[ev.RunEvent]:
-        state = self.state
-        order = {c.id: i for i, c in enumerate(calls)}
-        result_parts.sort(key=lambda r: order.get(r.call_id, 0))
-        state.messages.append(Message("tool", list[Part](result_parts)))
+    ) -> None:
+        """Append the turn's results in call order; a ``stop_after`` tool ends the run."""
+        if len(result_parts) > 1:
+            order = {c.id: i for i, c in enumerate(calls)}
+            result_parts.sort(key=lambda r: order.get(r.call_id, 0))
+        self.state.messages.append(Message("tool", list[Part](result_parts)))
+        tools = self.setup.tools
         for res, raw in results:
-            t = self.setup.tools.get(res.name)
+            t = tools.get(res.name)
             if t is not None and t.stop_after and not res.is_error:
                 raise _Finish("completed", raw)
-        return
-        yield  # pragma: no cover - makes this an async generator
 
     async def _final_result(
         self, call: ToolCallPart, calls: list[ToolCallPart]
@@ -725,16 +843,20 @@ class Runner:
         ctx = state.ctx.for_tool_call(call.id, state.tool_failures.get(t.name, 0))
         try:
             args = arguments if arguments is not None else t.validate(call.arguments)
-            hooks = self.agent.hooks
+            hooks = setup.caps
             if hooks:
                 replaced = await call_hooks(hooks, "before_tool_call", ctx, call, args)
                 if replaced is not None:
                     args = replaced
-            if sem is None:
-                raw = await t.call(args, ctx)
-            else:
-                async with sem:
+            token = _CURRENT.set(ctx)  # a run started by the tool joins this run's trace
+            try:
+                if sem is None:
                     raw = await t.call(args, ctx)
+                else:
+                    async with sem:
+                        raw = await t.call(args, ctx)
+            finally:
+                _CURRENT.reset(token)
             if hooks:
                 replaced = await call_hooks(hooks, "after_tool_call", ctx, call, raw)
                 if replaced is not None:
@@ -747,7 +869,7 @@ class Runner:
             return self._tool_failed(t, call, _error_text(exc)), None
         return ToolResultPart(call.id, call.name, result_to_content(raw)), raw
 
-    def _tool_failed(self, t: Tool, call: ToolCallPart, message: str) -> ToolResultPart:
+    def _tool_failed(self, t: BaseTool, call: ToolCallPart, message: str) -> ToolResultPart:
         state = self.state
         n = state.tool_failures[t.name] = state.tool_failures.get(t.name, 0) + 1
         budget = t.max_retries if t.max_retries is not None else self.agent.tool_retries
@@ -784,9 +906,7 @@ class Runner:
             )
             results.append(pair[0])
             raw_results.append(pair)
-        calls = self._last_calls()
-        async for e in self._after_results(calls, results, raw_results):
-            yield e
+        self._after_results(self._last_calls(), results, raw_results)
 
     def _last_calls(self) -> list[ToolCallPart]:
         for m in reversed(self.state.messages):
@@ -810,7 +930,7 @@ def _final_parts(
     return parts
 
 
-def check_approvals(agent: Agent, paused: PausedRun, approvals: dict[str, Any]) -> None:
+def check_approvals(agent: Agent[Any, Any], paused: PausedRun, approvals: dict[str, Any]) -> None:
     """Raise :class:`ResumeError` unless ``approvals`` decide every pending call validly."""
     pending = {c.id: c for c in paused.pending}
     unknown = set(approvals) - set(pending)
@@ -821,15 +941,16 @@ def check_approvals(agent: Agent, paused: PausedRun, approvals: dict[str, Any]) 
     missing = set(pending) - set(approvals)
     if missing:
         raise ResumeError(f"no decision for pending calls: {sorted(missing)}")
-    tools: dict[str, Tool] = {}
-    _collect_tools(agent.tools, tools, [])
+    tools: dict[str, BaseTool] | None = None
     for call_id, decision in approvals.items():
         if not isinstance(decision, Approve | Reject | bool):
             raise ResumeError(f"approval for {call_id} must be Approve, Reject or a bool")
         if isinstance(decision, Approve) and decision.arguments is not None:
+            if tools is None:
+                tools = static_tools(agent)
             t = tools.get(pending[call_id].name)
-            if t is None:
-                raise ResumeError(f"tool {pending[call_id].name!r} is not on this agent")
+            if t is None:  # a toolset's tool (listed per run): validated when it runs
+                continue
             try:
                 t.validate(decision.arguments)
             except ToolArgumentsError as exc:

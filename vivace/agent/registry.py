@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .result import PausedRun
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 __all__ = [
     "RunHandle",
     "cancel_run",
-    "find_paused",
     "forget_paused",
+    "recall_paused",
     "register_run",
     "remember_paused",
     "unregister_run",
@@ -89,19 +89,10 @@ def remember_paused(paused: PausedRun) -> None:
             _PAUSED.popitem(last=False)
 
 
-async def find_paused(agent: Any, run_id: str, user_id: str | None = None) -> PausedRun:
-    """The paused state of ``run_id``: from the agent's storage, else from this process."""
-    from ..errors import RunNotFound
-
-    if agent.storage is not None:
-        from .session import load_paused
-
-        return await load_paused(agent, run_id, user_id)
+def recall_paused(run_id: str) -> PausedRun | None:
+    """A paused run of an agent without storage, remembered in this process (or None)."""
     with _LOCK:
-        paused = _PAUSED.get(run_id)
-    if paused is not None:
-        return paused
-    raise RunNotFound(f"no paused run {run_id!r} (pass the PausedRun itself, or configure storage)")
+        return _PAUSED.get(run_id)
 
 
 def forget_paused(run_id: str) -> None:

@@ -4,7 +4,7 @@ plus the :class:`Approve` / :class:`Reject` decisions that resume it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..errors import RunError, VivaceError
 from ..messages import Message, ToolCallPart, ToolResultPart, part_from_dict
@@ -12,6 +12,8 @@ from ..models.base import Usage
 from ..storage.records import RunStatus
 
 __all__ = ["Approval", "Approve", "PausedRun", "Reject", "RunResult", "RunStatus"]
+
+OutputT = TypeVar("OutputT", covariant=True)
 
 
 @dataclass(slots=True)
@@ -56,6 +58,9 @@ class PausedRun:
     tool_failures: dict[str, int] = field(default_factory=dict)
     retries: int = 0
     seq: int = 0
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_run_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,9 @@ class PausedRun:
             "tool_failures": self.tool_failures,
             "retries": self.retries,
             "seq": self.seq,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_run_id": self.parent_run_id,
         }
 
     @classmethod
@@ -92,26 +100,33 @@ class PausedRun:
             tool_failures=dict(d.get("tool_failures") or {}),
             retries=int(d.get("retries", 0)),
             seq=int(d.get("seq", 0)),
+            trace_id=d.get("trace_id"),
+            span_id=d.get("span_id"),
+            parent_run_id=d.get("parent_run_id"),
         )
 
 
-class RunResult:
-    """The outcome of a run.
+class RunResult(Generic[OutputT]):
+    """The outcome of a run; ``RunResult[T].output`` is a ``T`` (the agent's output type).
 
     ``status`` is ``completed``, ``paused``, ``failed``, ``cancelled`` or ``blocked`` (a guardrail).
     Reading ``output`` of a run that failed, was cancelled or blocked raises its typed error;
-    of a paused run it is ``None`` (see ``pending`` and ``paused``).
+    of a paused run it is ``None`` (see ``pending`` and ``paused``). ``trace_id``,
+    ``span_id`` and ``parent_run_id`` are the run's trace context (as on its events).
     """
 
     __slots__ = (
         "_output",
         "error",
         "messages",
+        "parent_run_id",
         "paused",
         "run_id",
         "session_id",
         "session_state",
+        "span_id",
         "status",
+        "trace_id",
         "usage",
         "user_id",
     )
@@ -129,6 +144,9 @@ class RunResult:
         error: VivaceError | None = None,
         paused: PausedRun | None = None,
         session_state: dict[str, Any] | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        parent_run_id: str | None = None,
     ) -> None:
         self.run_id = run_id
         self.status: RunStatus = status
@@ -140,13 +158,21 @@ class RunResult:
         self.error = error
         self.paused = paused
         self.session_state = session_state
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_run_id = parent_run_id
 
     @property
-    def output(self) -> Any:
+    def output(self) -> OutputT:
         """The final answer: ``str``, or a validated instance of the agent's ``output_type``."""
         if self.status in ("failed", "cancelled", "blocked"):
             raise self.error or RunError(f"run {self.run_id} ended with status {self.status}")
         return self._output
+
+    @property
+    def cost(self) -> float | None:
+        """What the run's model requests cost in USD (None when no price is known)."""
+        return getattr(self.usage, "cost", None)
 
     @property
     def pending(self) -> list[ToolCallPart]:
@@ -167,6 +193,9 @@ class RunResult:
             "usage": self.usage.to_dict(),
             "error": self.error.to_dict() if self.error else None,
             "paused": self.paused.to_dict() if self.paused else None,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_run_id": self.parent_run_id,
         }
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .agent import Agent
     from .result import PausedRun, RunResult
 
-__all__ = ["SessionBinding", "claim_paused", "load_paused", "resolve_storage"]
+__all__ = ["SessionBinding", "claim_paused", "find_paused", "load_paused", "resolve_storage"]
 
 
 def resolve_storage(spec: Any) -> Storage:
@@ -118,6 +118,11 @@ class SessionBinding:
             _fill(record, result)
             result.session_state = await self.storage.sessions.finish_run(record)
 
+    async def fail(self, result: RunResult) -> None:
+        """Rewrite an already persisted run with its new, failed outcome (no state changes)."""
+        _fill(self.record, result)
+        await self.storage.sessions.finish_run(self.record)
+
 
 def _fill(record: RunRecord, result: RunResult) -> None:
     from ..tools.tool import result_to_content
@@ -129,6 +134,20 @@ def _fill(record: RunRecord, result: RunResult) -> None:
     record.error = result.error.to_dict() if isinstance(result.error, VivaceError) else None
     record.paused = result.paused.to_dict() if result.paused is not None else None
     record.updated_at = time.time()
+
+
+async def find_paused(agent: Agent, run_id: str, user_id: str | None = None) -> PausedRun:
+    """The paused state of ``run_id``: from the agent's storage, else from this process
+    (either way only for the run's own user: :func:`~vivace.storage.may_act`)."""
+    if agent.storage is not None:
+        return await load_paused(agent, run_id, user_id)
+    from ..storage import may_act
+    from .registry import recall_paused
+
+    paused = recall_paused(run_id)
+    if paused is not None and may_act(paused.user_id, user_id):
+        return paused
+    raise RunNotFound(f"no paused run {run_id!r} (pass the PausedRun itself, or configure storage)")
 
 
 async def load_paused(agent: Agent, run_id: str, user_id: str | None = None) -> PausedRun:

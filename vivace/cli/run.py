@@ -108,4 +108,4 @@ async def _run(agent: Any, args: Any) -> int:
                 return 3
             answer = input(f"approve {call.name}({_short(call.arguments)})? [y/N] ")
             approvals[call.id] = Approve() if answer.strip().lower() in ("y", "yes") else Reject()
-        stream = await agent.aresume_stream(result.paused or result.run_id, approvals)
+        stream = agent.aresume_stream(result.paused or result.run_id, approvals)

@@ -13,14 +13,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..agent.capability import Capability
 from ..errors import UserError
-from ..storage.records import UserMemory
+from ..storage.records import RunRecord, UserMemory
 from ..tools import ModelRetry, RunContext
 from .working import WorkingMemory
 
 if TYPE_CHECKING:
+    from ..agent.result import RunResult
     from ..messages import Message
-    from ..storage import RunRecord, Storage
+    from ..storage import Storage
     from .embedder import Embedder
     from .recall import SemanticRecall
     from .summary import SessionSummary
@@ -34,8 +36,10 @@ def _user(ctx: RunContext[Any]) -> str:
     return ctx.user_id
 
 
-class Memory:
-    """Memory features bound to a storage.
+class Memory(Capability):
+    """Memory features bound to a storage: a :class:`~vivace.agent.capability.Capability` that
+    adds its tools, its notes (summary, working memory, the user's memories, recalled
+    messages) to the instructions of every run, and indexes finished runs.
 
     ``working`` enables working memory (tool ``update_working_memory``); ``user_memories``
     enables the tools ``add_memory``, ``search_memories``, ``update_memory`` and
@@ -64,9 +68,42 @@ class Memory:
         self.summary = summary
         self._tools: list[Callable[..., Any]] | None = None
 
-    # -- what the run loop calls -----------------------------------------------------------------
+    # -- the capability -------------------------------------------------------------------------
 
-    async def instructions(
+    async def instructions(self, ctx: RunContext[Any], input: Message | None) -> str | None:
+        """The notes for this run: :meth:`notes`, then the messages recalled for ``input``
+        (leaving out the runs already in the history window)."""
+        text = await self.notes(session_id=ctx.session_id, user_id=ctx.user_id)
+        if input is None or self.recall is None or not input.text:
+            return text
+        recalled = await self.recall_messages(
+            input.text,
+            session_id=ctx.session_id,
+            user_id=ctx.user_id,
+            exclude_run_ids=ctx.metadata.get("history_run_ids", ()),
+        )
+        if not recalled:
+            return text
+        block = self.recall.format(recalled)
+        return f"{text}\n\n{block}" if text else block
+
+    async def after_run(self, ctx: RunContext[Any], result: RunResult[Any]) -> None:
+        """Index the finished run for recall and bring the session summary up to date."""
+        if result.status != "completed" or result.session_id is None:
+            return
+        record = RunRecord(
+            run_id=result.run_id,
+            session_id=result.session_id,
+            user_id=result.user_id,
+            status="completed",
+            messages=result.messages,
+        )
+        agent = ctx.agent
+        await self.index_run(record, history_runs=agent.history_runs if agent is not None else 0)
+
+    # -- parts, also usable on their own ----------------------------------------------------------
+
+    async def notes(
         self, *, session_id: str | None, user_id: str | None, max_user_memories: int = 20
     ) -> str | None:
         """Text to append to the instructions: the session summary, working memory and the
@@ -105,7 +142,7 @@ class Memory:
             exclude_run_ids=exclude_run_ids,
         )
 
-    async def after_run(self, record: RunRecord, *, history_runs: int = 0) -> None:
+    async def index_run(self, record: RunRecord, *, history_runs: int = 0) -> None:
         """Index a finished run's messages for recall; update the session summary with the
         runs that left a history window of ``history_runs`` runs."""
         if record.status != "completed":

@@ -1,16 +1,23 @@
-"""Tools: typed Python functions the model can call, grouped in toolkits."""
+"""Tools: typed Python functions the model can call, and toolsets (every source of tools)."""
 
 from .context import RunContext
-from .tool import ModelRetry, Tool, ToolArgumentsError, ToolTimeout, as_tool, tool
+from .tool import BaseTool, ModelRetry, Tool, ToolArgumentsError, ToolTimeout, as_tool, tool
 from .toolkit import Toolkit
+from .toolset import DynamicToolset, FilteredToolset, PrefixedToolset, SchemaTool, Toolset
 
 __all__ = [
+    "BaseTool",
+    "DynamicToolset",
+    "FilteredToolset",
     "ModelRetry",
+    "PrefixedToolset",
     "RunContext",
+    "SchemaTool",
     "Tool",
     "ToolArgumentsError",
     "ToolTimeout",
     "Toolkit",
+    "Toolset",
     "as_tool",
     "tool",
 ]

@@ -1,14 +1,15 @@
-"""The run context injected into tools, instructions and hooks."""
+"""The run context injected into tools, instructions, hooks and capabilities."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from ..messages import Message
 
-__all__ = ["RunContext"]
+__all__ = ["RunContext", "current_run_context"]
 
 DepsT = TypeVar("DepsT")
 
@@ -20,6 +21,11 @@ class RunContext(Generic[DepsT]):
     A tool parameter annotated with ``RunContext`` receives it and is never shown to the model.
     ``session_state`` is the session's mutable state: changes are persisted with the run when
     the agent has storage. ``deps`` are the dependencies passed to the agent or the run.
+
+    Trace context: ``trace_id`` (32 hex digits, shared by every run, step and call of one
+    trace), ``span_id`` (16 hex digits, this run's span) and ``parent_run_id`` (the run, workflow
+    step or team run that started this one). A run started inside a tool call of another run
+    (an agent used as a tool) inherits the trace and names that run as its parent.
     """
 
     run_id: str
@@ -33,6 +39,10 @@ class RunContext(Generic[DepsT]):
     tool_call_id: str | None = None
     retry: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_run_id: str | None = None
+    agent: Any = None
 
     def for_tool_call(self, call_id: str, retry: int) -> RunContext[DepsT]:
         """A shallow copy naming the tool call being executed (shares state and messages)."""
@@ -48,4 +58,19 @@ class RunContext(Generic[DepsT]):
             call_id,
             retry,
             self.metadata,
+            self.trace_id,
+            self.span_id,
+            self.parent_run_id,
+            self.agent,
         )
+
+
+_CURRENT: ContextVar[RunContext[Any] | None] = ContextVar("vivace_run_context", default=None)
+
+
+def current_run_context() -> RunContext[Any] | None:
+    """The context of the tool call running now (in this task or thread), or None.
+
+    A run started inside a tool call reads it to join the caller's trace as a child run.
+    """
+    return _CURRENT.get()

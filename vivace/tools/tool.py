@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from .context import RunContext
     from .schema import FunctionSchema
 
-__all__ = ["ModelRetry", "Tool", "ToolArgumentsError", "ToolTimeout", "as_tool", "tool"]
+__all__ = [
+    "BaseTool",
+    "ModelRetry",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolTimeout",
+    "as_tool",
+    "tool",
+]
 
 
 class ModelRetry(VivaceError):
@@ -42,7 +50,37 @@ class ToolTimeout(VivaceError):
     code = "tool_timeout"
 
 
-class Tool:
+class BaseTool:
+    """What the run loop needs of any tool: a definition for the model, argument validation,
+    a call, and the options approvals, retries, timeouts and ``stop_after`` work with.
+
+    :class:`Tool` (a Python function) and :class:`~vivace.tools.SchemaTool` (a JSON Schema and
+    a handler, e.g. from a :class:`~vivace.tools.Toolset`) implement it.
+    """
+
+    __slots__ = ("max_retries", "name", "requires_approval", "stop_after", "strict", "timeout")
+
+    name: str
+    requires_approval: bool
+    timeout: float | None
+    stop_after: bool
+    max_retries: int | None
+    strict: bool | None
+
+    def definition(self) -> ToolDefinition:
+        """What the model sees of this tool."""
+        raise NotImplementedError
+
+    def validate(self, arguments: str | dict[str, Any]) -> dict[str, Any]:
+        """Parse and validate the model's arguments; raise :class:`ToolArgumentsError`."""
+        raise NotImplementedError
+
+    async def call(self, arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
+        """Run the tool with validated ``arguments``."""
+        raise NotImplementedError
+
+
+class Tool(BaseTool):
     """A function exposed to the model.
 
     Options: ``name``/``description`` override the function's; ``requires_approval`` pauses the
@@ -65,13 +103,7 @@ class Tool:
         "_schema",
         "description_override",
         "function",
-        "max_retries",
-        "name",
-        "requires_approval",
-        "stop_after",
-        "strict",
         "threaded",
-        "timeout",
     )
 
     def __init__(
@@ -251,13 +283,14 @@ def tool(
 _FUNCTION_TOOLS: dict[Any, Tool] = {}
 
 
-def as_tool(obj: Any) -> Tool:
-    """The :class:`Tool` for a Tool or a plain function (cached per function)."""
+def as_tool(obj: Any) -> BaseTool:
+    """The tool for a :class:`BaseTool` (returned as is) or a plain function (a :class:`Tool`,
+    cached per function)."""
     if type(obj) is Tool:
         return obj
     t = _FUNCTION_TOOLS.get(obj)
     if t is None:
-        if isinstance(obj, Tool):
+        if isinstance(obj, BaseTool):
             return obj
         if not callable(obj):
             from ..errors import ToolDefinitionError

@@ -1,17 +1,19 @@
-"""Toolkits: a named group of tools, given to an agent as one item."""
+"""Toolkits: a named group of function tools, given to an agent as one item."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .tool import Tool, as_tool
+from .tool import BaseTool, Tool, as_tool
+from .toolset import Toolset
 
 __all__ = ["Toolkit"]
 
 
-class Toolkit:
-    """A group of tools. Give tools as a list, or subclass and decorate methods with ``@tool``:
+class Toolkit(Toolset):
+    """A group of tools: the :class:`~vivace.tools.Toolset` of plain functions. Give tools as a
+    list, or subclass and decorate methods with ``@tool``:
 
     .. code-block:: python
 
@@ -19,12 +21,14 @@ class Toolkit:
             @tool
             def forecast(self, city: str) -> str: ...
 
-    ``instructions`` are appended to the agent's instructions when the toolkit is used.
+    ``instructions`` are appended to the agent's instructions when the toolkit is used. The
+    tools are the same for every run (built once per toolkit), so a toolkit costs a run no
+    more than the functions given directly.
     """
 
     def __init__(
         self,
-        tools: Iterable[Tool | Callable[..., Any]] = (),
+        tools: Iterable[BaseTool | Callable[..., Any]] = (),
         *,
         name: str | None = None,
         instructions: str | None = None,
@@ -32,9 +36,9 @@ class Toolkit:
         self.name = name or type(self).__name__
         self.instructions = instructions
         self._given = list(tools)
-        self._tools: list[Tool] | None = None
+        self._tools: list[BaseTool] | None = None
 
-    def get_tools(self) -> list[Tool]:
+    def get_tools(self) -> list[BaseTool]:
         """The toolkit's tools (methods decorated with ``@tool`` are bound to this instance)."""
         if self._tools is None:
             tools = [as_tool(t) for t in self._given]
@@ -46,6 +50,9 @@ class Toolkit:
                         tools.append(_bind(value, self))
             self._tools = tools
         return self._tools
+
+    def static_tools(self) -> Sequence[BaseTool]:
+        return self.get_tools()
 
 
 def _bind(t: Tool, instance: object) -> Tool:

@@ -58,14 +58,16 @@ def agent_info(agent: Agent) -> dict[str, Any]:
     """The public description of an agent (tools with their JSON schemas)."""
     from ...errors import VivaceError
     from ...tools.tool import as_tool
-    from ...tools.toolkit import Toolkit
+    from ...tools.toolset import Toolset
 
     tools: list[dict[str, Any]] = []
     for item in agent.tools or ():
-        items = item.get_tools() if isinstance(item, Toolkit) else [as_tool(item)]
+        # a toolset's tools listed per run are not known here
+        items = list(item.static_tools() or ()) if isinstance(item, Toolset) else [as_tool(item)]
         for t in items:
             try:
-                description, parameters = t.description, t.parameters
+                d = t.definition()
+                description, parameters = d.description, d.parameters
             except VivaceError:
                 description, parameters = "", {}
             tools.append(
@@ -316,10 +318,15 @@ def operations(server: VivaceApp) -> list[Op]:
                 approvals[call_id] = Approve(d.arguments)
             else:
                 approvals[call_id] = Reject(d.reason) if d.reason else Reject()
-        try:
-            stream = await agent.aresume_stream(run_id, approvals)
+        from ...agent.loop import check_approvals
+        from ...agent.session import find_paused
+
+        try:  # a missing run or invalid approvals: an HTTP error before the run starts
+            paused = await find_paused(agent, run_id, owner or None)
+            check_approvals(agent, paused, approvals)
         except VivaceError as exc:
             raise from_vivace_error(exc) from None
+        stream = agent.aresume_stream(paused, approvals)
         info = RunInfo(run_id, agent.id, owner or None)
         task = server.runs.start(info, stream)
         headers = {"x-vivace-run-id": run_id}
@@ -344,13 +351,10 @@ def operations(server: VivaceApp) -> list[Op]:
             if record.agent_id not in (None, agent.id):
                 return None
             return record.user_id or ""
-        from ...agent.registry import find_paused
+        from ...agent.registry import recall_paused
 
-        try:
-            paused = await find_paused(agent, run_id)
-        except VivaceError:
-            return None
-        if paused.agent_name not in (None, agent.name):
+        paused = recall_paused(run_id)  # the caller checks the owner against the principal
+        if paused is None or paused.agent_name not in (None, agent.name):
             return None
         return paused.user_id or ""
 

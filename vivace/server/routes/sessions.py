@@ -212,7 +212,7 @@ def operations(server: VivaceApp) -> list[Op]:
         return json_response({"deleted": True})
 
     s = "sessions"
-    nf = {404: None}
+    nf = {400: None, 404: None}  # 400: an id the id rule refuses (invalid_identifier)
     body_errors = {400: None, 404: None, 413: None, 415: None, 422: None}
     return [
         Op(
