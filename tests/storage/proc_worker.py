@@ -32,8 +32,7 @@ async def one_run(st: Any, session_id: str, worker: int, i: int, lease: float = 
     ctx.state[f"last_{worker}"] = i
     rec.messages = [Message.user(f"hello {worker}/{i}"), Message.assistant(f"hi {worker}/{i}")]
     rec.status = "completed"
-    changes, deletes = ctx.state_changes()
-    await st.sessions.finish_run(rec, state_changes=changes, state_deletes=deletes)
+    await st.sessions.finish_run(rec, state=ctx.state)
     return rec.run_id
 
 

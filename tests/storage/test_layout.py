@@ -74,10 +74,20 @@ def test_no_private_names_cross_storage_modules() -> None:
     assert "hasattr(" not in source
 
 
-def test_records_do_not_load_the_models_package() -> None:
-    code = "import vivace.storage.records, sys; print('vivace.models' in sys.modules)"
+def test_storing_and_reading_a_run_does_not_load_the_models_package() -> None:
+    code = (
+        "import asyncio, sys\n"
+        "from vivace.storage import InMemoryStorage, RunRecord\n"
+        "async def main():\n"
+        "    st = InMemoryStorage()\n"
+        "    rec = RunRecord('r', 's', status='completed', usage={'input_tokens': 3})\n"
+        "    await st.sessions.finish_run(rec)\n"
+        "    assert (await st.sessions.get_run('r')).usage == {'input_tokens': 3}\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('vivace.models', 'vivace.agent'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
 
 
 def test_one_run_status_and_one_session_row_reader() -> None:
