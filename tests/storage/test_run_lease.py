@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,12 @@ async def test_the_lease_is_a_storage_option_on_every_backend(storage_factory: A
 
 async def test_the_lease_from_open_storage_and_the_url(tmp_path: Path, postgres_url: str) -> None:
     sep = "&" if "?" in postgres_url else "?"
+    schema = f"lease_{uuid.uuid4().hex[:10]}"
     stores = [
         open_storage("memory://", run_lease=4321),
         open_storage(f"sqlite:///{tmp_path / 'a.db'}", run_lease=4321),
         open_storage(f"sqlite:///{tmp_path / 'b.db'}?run_lease=4321"),
-        open_storage(f"{postgres_url}{sep}run_lease=4321&schema=lease_url"),
+        open_storage(f"{postgres_url}{sep}run_lease=4321&schema={schema}"),
     ]
     try:
         for st in stores:
@@ -70,7 +72,7 @@ async def test_the_lease_from_open_storage_and_the_url(tmp_path: Path, postgres_
             await st.sessions.begin_run(rec)
             assert 4000 < expires_in(await st.sessions.get_run("r")) <= 4321
     finally:
-        await stores[-1].run_sync(lambda c: c.exec_driver_sql('DROP SCHEMA "lease_url" CASCADE'))
+        await stores[-1].run_sync(lambda c: c.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE'))
         for st in stores:
             await st.close()
     assert (tmp_path / "b.db").exists()
