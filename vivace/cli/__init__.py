@@ -4,7 +4,11 @@
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
 * ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
 * ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
-* ``vivace models`` - the model providers and whether their keys are set.
+* ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
+  and whether their keys are set, models with limits and prices, a catalog refresh.
+
+Every command exits quietly (status 141, like a process ended by SIGPIPE) when the reader
+of its output goes away: ``vivace models | head`` prints no traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["main"]
 
@@ -62,12 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
     m.add_argument("--name", default="vivace", help="server name shown to clients")
 
-    sub.add_parser("models", help="list model providers and whether their keys are set")
+    from .models import add_parser
+
+    add_parser(sub)
     return p
+
+
+EPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vivace`` console script."""
+    try:
+        status = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe shows up here for buffered output
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return EPIPE_STATUS
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         from .serve import serve
@@ -82,41 +100,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return mcp(args)
     if args.command == "models":
-        return _models()
+        from .models import models
+
+        return models(args)
     _parser().print_help()
     return 0
 
 
-def _models() -> int:
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
     try:
-        from ..models.router import list_providers
-    except ImportError:
-        print("the model router is not available in this build (vivace.models.router)")
-        return 1
-    rows: list[dict[str, Any]] = [
-        r.to_dict() if hasattr(r, "to_dict") else dict(vars(r)) for r in list_providers()
-    ]
-    if not rows:
-        print("no providers registered")
-        return 0
-    cols = [c for c in ("id", "protocol", "key_env", "key_set", "base_url") if c in rows[0]]
-    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    ready = [row["id"] for row in rows if row.get("key_set")]
-    print(f"\n{len(rows)} providers; key set for: {', '.join(ready) or 'none'}")
-    print('use one as Agent(model="provider/model-name")')
-    return 0
-
-
-def _cell(v: object) -> str:
-    if v is True:
-        return "yes"
-    if v is False:
-        return "-"
-    return "" if v is None else str(v)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (embedded, tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
