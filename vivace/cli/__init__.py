@@ -6,6 +6,8 @@
 * ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
 * ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
   and whether their keys are set, models with limits and prices, a catalog refresh.
+* ``vivace dev [module:app]`` - ``serve`` with auto-reload, tracing and the Studio at ``/studio``.
+* ``vivace stats`` - runs, errors, tokens, cost and latency per agent/model/day from traces.
 
 Every command exits quietly (status 141, like a process ended by SIGPIPE) when the reader
 of its output goes away: ``vivace models | head`` prints no traceback.
@@ -51,6 +53,21 @@ def _parser() -> argparse.ArgumentParser:
         "storage with several, so a client can reconnect to any worker)",
     )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
+
+    d = sub.add_parser("dev", help="serve with auto-reload, tracing and the Studio at /studio")
+    d.add_argument("target", nargs="?", default=None, help="as for serve")
+    d.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    d.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    d.add_argument("--storage", default=None, help="storage URL (traces are kept there too)")
+    d.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
+    d.add_argument("--log-level", default="warning", help="uvicorn log level")
+
+    st = sub.add_parser("stats", help="runs, tokens, cost and latency per agent/model from traces")
+    st.add_argument("--storage", default=None, help="storage URL (default as for serve)")
+    st.add_argument("--since", default="7d", help="how far back: 30m, 24h, 7d... (default 7d)")
+    st.add_argument("--bucket", default="day", choices=["minute", "hour", "day"], help="grouping")
+    st.add_argument("--agent", default=None, help="only this agent")
+    st.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     r = sub.add_parser("run", help="stream one run of an agent to the terminal")
     r.add_argument("target", help="module:attribute of an Agent (or of a VivaceApp)")
@@ -103,6 +120,14 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from .models import models
 
         return models(args)
+    if args.command == "dev":
+        from .dev import dev
+
+        return dev(args)
+    if args.command == "stats":
+        from .stats import stats
+
+        return stats(args)
     _parser().print_help()
     return 0
 
