@@ -494,6 +494,24 @@ class SQLiteEngine(Engine):
         await self.in_thread(self._setup_sync)
 
     def _setup_sync(self) -> None:
+        """Validate/create/upgrade, then switch to WAL. Processes opening a new file at once
+        can get ``database is locked`` without SQLite's busy wait (it refuses to wait where
+        waiting could deadlock, e.g. while another process switches the journal mode): the
+        whole setup is then tried again, within ``busy_timeout``."""
+        import random
+
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.01
+        while True:
+            try:
+                return self._setup_once()
+            except (sqlite3.OperationalError, sa.exc.OperationalError) as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.5)
+
+    def _setup_once(self) -> None:
         engine = self.sa_engine()
         with engine.connect() as conn:
             # reading the catalogue fails on a file that is not SQLite (nothing is written)
