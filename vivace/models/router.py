@@ -376,6 +376,7 @@ def list_providers() -> list[ProviderRow]:
     ``catalog`` is the catalog provider its models come from (``None``: none).
     """
     from .catalog import load_catalog
+
     get_provider, provider_ids = registry.get_provider, registry.provider_ids
 
     cat = load_catalog()
