@@ -91,6 +91,7 @@ __all__ = [
     "may_act",
     "open_storage",
     "shared_storage",
+    "with_url_option",
 ]
 
 _LAZY = {
@@ -160,3 +161,14 @@ def shared_storage(spec: Storage | str) -> Storage:
     if storage is None:
         storage = _SHARED[spec] = open_storage(spec)
     return storage
+
+
+def with_url_option(url: str, name: str, value: Any) -> str:
+    """``url`` with the query option ``name=value`` set (replacing a value already there),
+    e.g. ``with_url_option("sqlite:///v.db", "run_lease", 30)``."""
+    from urllib.parse import parse_qsl, urlencode
+
+    base, _, query = url.partition("?")
+    items = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    items.append((name, str(value)))
+    return f"{base}?{urlencode(items)}"
