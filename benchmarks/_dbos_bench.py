@@ -100,10 +100,8 @@ async def _measure(url: str, schema: str, quick: bool) -> dict[str, Any]:
         res[f"{engine}_run_10_steps"] = t10
         res[f"{engine}_per_step"] = (t10 - t1) / 9
     res["dbos_added_per_step"] = res["dbos_per_step"] - res["local_per_step"]
-    from vivace.workflows.engine import store_of
-
-    await store_of(local["s1"]).close()  # type: ignore[union-attr]
-    await store_of(dbos["s1"]).close()  # type: ignore[union-attr]
+    await local["s1"].storage.close()
+    await dbos["s1"].storage.close()
     vdbos.shutdown()
     return res
 

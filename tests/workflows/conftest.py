@@ -25,16 +25,8 @@ def step_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 async def wf_storage(storage_factory: Any) -> AsyncIterator[Any]:
-    """A storage on each backend (memory, SQLite, PostgreSQL); its workflow store is closed
-    at the end."""
-    st = storage_factory()
-    yield st
-    from vivace.workflows.engine import resolve_store
-
-    store = resolve_store(st)
-    close = getattr(store, "close", None)
-    if close is not None:
-        await close()
+    """A storage on each backend (memory, SQLite, PostgreSQL), closed by its factory."""
+    yield storage_factory()
 
 
 @pytest.fixture

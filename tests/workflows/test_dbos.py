@@ -112,10 +112,7 @@ def _flows(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _close(wfs: dict[str, Any]) -> None:
-    from vivace.workflows.engine import store_of
-
-    store = store_of(next(iter(wfs.values())))
-    await store.close()  # type: ignore[union-attr]
+    await next(iter(wfs.values())).storage.close()
 
 
 async def test_two_workers_share_the_queue_50_runs_each_once(

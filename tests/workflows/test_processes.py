@@ -33,14 +33,7 @@ def _open(spec: dict[str, Any]) -> Any:
 
 
 async def _close(wfs: dict[str, Any]) -> None:
-    from vivace.workflows.engine import store_of
-
-    seen = set()
-    for wf in wfs.values():
-        store = store_of(wf)
-        if store is not None and id(store) not in seen:
-            seen.add(id(store))
-            await store.close()  # type: ignore[attr-defined]
+    await next(iter(wfs.values())).storage.close()
 
 
 async def test_every_construct_resumed_from_a_second_process(
@@ -166,13 +159,10 @@ async def test_a_schedule_fires_once_per_tick_with_two_workers(
         outs.append(parse_result(stdout, stderr))
     assert all(o == {"done": True} for o in outs)
     storage = _open(sql_spec)
-    from vivace.workflows.engine import resolve_store
-
-    store = resolve_store(storage)
     try:
-        runs = await store.list_runs(workflow="every_second", limit=1000)
+        runs = await storage.workflows.list_runs(workflow="every_second", limit=1000)
     finally:
-        await store.close()  # type: ignore[attr-defined]
+        await storage.close()
     ticks = [r.run_id for r in runs]
     assert len(ticks) >= 2  # both workers were up for several ticks
     assert len(set(ticks)) == len(ticks)

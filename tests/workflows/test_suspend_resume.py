@@ -28,16 +28,12 @@ async def flows(request: pytest.FixtureRequest, step_log: str, tmp_path: Any) ->
         yield build(None)
         return
     from tests.conftest import StorageFactory
-    from vivace.workflows.engine import resolve_store
 
     factory = StorageFactory(request.param, tmp_path, request)
     st = factory()
     try:
         yield build(st)
     finally:
-        close = getattr(resolve_store(st), "close", None)
-        if close is not None:
-            await close()
         await factory.aclose()
 
 
@@ -173,11 +169,12 @@ async def test_stored_run_snapshot_and_listing(wf_storage: Any, step_log: str) -
 async def test_each_step_writes_only_its_own_row(tmp_path: Any) -> None:
     """Durable after every step, O(step): one step row per step, the run row only at the
     start and the end, and the bytes written per step do not grow with the run."""
-    from vivace.workflows.sqlstore import SQLiteWorkflowRunStore
+    from vivace.storage import SQLiteStorage
+    from vivace.storage.sql.workflows import LiteWorkflows
 
-    class Counting(SQLiteWorkflowRunStore):
-        def __init__(self, path: str) -> None:
-            super().__init__(path)
+    class Counting(LiteWorkflows):
+        def __init__(self, engine: Any) -> None:
+            super().__init__(engine)
             self.step_bytes: list[int] = []
             self.run_writes = 0
 
@@ -197,8 +194,9 @@ async def test_each_step_writes_only_its_own_row(tmp_path: Any) -> None:
 
     from tests.workflows.test_runs import inc
 
-    store = Counting(str(tmp_path / "w.db"))
-    wf = Workflow("many", input=int, storage=store)
+    storage = SQLiteStorage(str(tmp_path / "w.db"))
+    store = storage.workflows = Counting(storage.engine)
+    wf = Workflow("many", input=int, storage=storage)
     for i in range(60):
         wf.then(inc.with_id(f"s{i:02d}"))
     r = await wf.arun(0)
@@ -206,11 +204,11 @@ async def test_each_step_writes_only_its_own_row(tmp_path: Any) -> None:
     assert store.run_writes == 2
     assert len(store.step_bytes) == 60
     assert max(store.step_bytes[10:]) <= max(store.step_bytes[:10]) + 4  # flat, not growing
-    # and it really is durable: another store object on the same file reads every step
-    other = SQLiteWorkflowRunStore(str(tmp_path / "w.db"))
-    loaded = await other.load_run(r.run_id)
+    # and it really is durable: another storage on the same file reads every step
+    other = SQLiteStorage(str(tmp_path / "w.db"))
+    loaded = await other.workflows.load_run(r.run_id)
     assert loaded is not None and len(loaded[1]) == 60 and loaded[0].status == "completed"
-    await store.close()
+    await storage.close()
     await other.close()
     assert store_of(wf) is store
 

@@ -81,8 +81,6 @@ Emit = Callable[[ev.WorkflowEvent], None]
 
 # -- which store a workflow uses -------------------------------------------------------------
 
-_STORES: weakref.WeakKeyDictionary[Any, WorkflowRunStore] = weakref.WeakKeyDictionary()
-
 
 def store_of(wf: Workflow[Any, Any]) -> WorkflowRunStore | None:
     """The workflow-run store of ``wf.storage`` (None without storage)."""
@@ -90,6 +88,8 @@ def store_of(wf: Workflow[Any, Any]) -> WorkflowRunStore | None:
 
 
 def resolve_store(spec: Any) -> WorkflowRunStore | None:
+    """``storage.workflows`` of a :class:`~vivace.storage.Storage` or URL (opened once per
+    process), or a workflow store given as is."""
     if spec is None:
         return None
     if isinstance(spec, WorkflowRunStore):
@@ -98,15 +98,7 @@ def resolve_store(spec: Any) -> WorkflowRunStore | None:
         from ..storage import shared_storage
 
         spec = shared_storage(spec)
-    domain = getattr(spec, "workflows", None)
-    if isinstance(domain, WorkflowRunStore):
-        return domain
-    store = _STORES.get(spec)
-    if store is None:
-        from .sqlstore import store_for_storage
-
-        store = _STORES[spec] = store_for_storage(spec)
-    return store
+    return spec.workflows
 
 
 # -- live runs: cancellation and leases ------------------------------------------------------

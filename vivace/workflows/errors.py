@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RunError, UserError
+from ..errors import RunError, StepNotSuspended, UserError, WorkflowRunNotFound
 
 __all__ = [
     "ResumeDataInvalid",
@@ -53,30 +53,10 @@ class WorkflowInputInvalid(UserError):
     code = "workflow_input_invalid"
 
 
-class WorkflowRunNotFound(UserError):
-    """No workflow run with this id is known (to this storage, or this process)."""
-
-    code = "workflow_run_not_found"
-
-
 class WorkflowRunExists(UserError):
     """A run with this id already exists (run ids are chosen once)."""
 
     code = "workflow_run_exists"
-
-
-class StepNotSuspended(UserError):
-    """``resume`` named a step that is not waiting for data: never suspended, already resumed
-    (by this or another process), or the run is not suspended. ``step`` names it and
-    ``status`` is the run's status."""
-
-    code = "step_not_suspended"
-
-    def __init__(self, message: str, *, run_id: str, step: str, status: str | None) -> None:
-        super().__init__(message, run_id=run_id, step=step, status=status)
-        self.run_id = run_id
-        self.step = step
-        self.status = status
 
 
 class ResumeDataInvalid(UserError):
