@@ -184,7 +184,9 @@ async def test_server_closing_between_requests_is_transparent() -> None:
 async def test_connection_close_header_is_honoured() -> None:
     def reply(head: bytes, body: bytes) -> list[bytes]:
         data = json.dumps(ANSWER).encode()
-        return [b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(data) + data]
+        return [
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: %d\r\n\r\n" % len(data) + data
+        ]
 
     async with Server(reply) as srv:
         ep = endpoint(srv.url, retry=RetryPolicy(max_retries=0))
@@ -202,6 +204,19 @@ async def test_http_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
         got = await endpoint("http://model.invalid/v1").post_json("/chat/completions", {})
     assert got == ANSWER
     assert proxy.heads[0].startswith(b"POST http://model.invalid/v1/chat/completions HTTP/1.1")
+
+
+async def test_proxy_credentials_from_the_proxy_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+
+    async with Server(whole) as proxy:
+        monkeypatch.setenv("http_proxy", f"http://alice:s3cret@127.0.0.1:{proxy.port}")
+        got = await endpoint("http://model.invalid/v1").post_json("/chat/completions", {})
+    assert got == ANSWER
+    token = base64.b64encode(b"alice:s3cret")
+    assert b"proxy-authorization: basic " + token in proxy.heads[0].lower().replace(
+        token.lower(), token
+    )
 
 
 async def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,7 +284,7 @@ async def tls_server(tmp: Path) -> AsyncIterator[tuple[Server, Path]]:
 async def test_tls_certificate_is_verified(tmp_path: Path) -> None:
     async with tls_server(tmp_path) as (srv, _cert):
         ep = endpoint(f"https://127.0.0.1:{srv.port}/v1", retry=RetryPolicy(max_retries=2))
-        with pytest.raises(ModelConnectionError, match="(?i)certificate") as info:
+        with pytest.raises(ModelConnectionError, match=r"(?i)certificate") as info:
             await ep.post_json("/chat/completions", {})
     assert not info.value.retryable  # a bad certificate is not retried
     assert "sk-secret-key" not in str(info.value)

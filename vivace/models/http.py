@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import json
 import logging
@@ -57,6 +58,7 @@ import random
 import re
 import ssl
 import time
+import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -213,9 +215,12 @@ def get_client(key: str) -> aiohttp.ClientSession:
         keepalive_timeout=KEEPALIVE_EXPIRY,
         ssl=_ssl_context(),
     )
+    _PROXIES.clear()  # the environment is read again for the new session
     client = aiohttp.ClientSession(
         connector=connector,
-        trust_env=True,  # proxies from HTTP(S)_PROXY / NO_PROXY
+        # not aiohttp's trust_env: it reads the proxy settings and ~/.netrc in a worker
+        # thread on every request; the proxy is resolved once per host here (_proxy)
+        trust_env=False,
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
         raise_for_status=False,
@@ -255,6 +260,32 @@ async def aclose_clients() -> None:
         if ref() is loop:
             _POOL.pop(k, None)
             await client.close()
+
+
+_PROXIES: dict[tuple[str, str], tuple[URL | None, dict[str, str] | None]] = {}
+
+
+def _proxy(url: URL) -> tuple[URL | None, dict[str, str] | None]:
+    """The proxy for ``url`` from the environment (``HTTP_PROXY`` / ``HTTPS_PROXY``, bypassed
+    for hosts in ``NO_PROXY``; lowercase names win, as in urllib) and its
+    ``Proxy-Authorization`` header when the proxy URL has credentials. Cached per scheme and
+    host until the next client session is made."""
+    key = (url.scheme, url.host or "")
+    hit = _PROXIES.get(key)
+    if hit is None:
+        hit = (None, None)
+        proxies = urllib.request.getproxies_environment()
+        found = proxies.get(url.scheme)
+        if found and url.host and not urllib.request.proxy_bypass_environment(url.host, proxies):
+            purl = URL(found if "://" in found else f"http://{found}")
+            auth = None
+            if purl.user:
+                pair = f"{purl.user}:{purl.password or ''}".encode()
+                auth = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode()}
+                purl = purl.with_user(None)
+            hit = (purl, auth)
+        _PROXIES[key] = hit
+    return hit
 
 
 _URLS: dict[str, URL] = {}
@@ -534,6 +565,13 @@ class Endpoint:
                     policy.retry_timeouts,
                 )
         timeout = self.timeouts.to_aiohttp(read_timeout)
+        proxy, proxy_auth = _proxy(target)
+        proxy_headers = None
+        if proxy_auth:  # plain HTTP goes through the proxy as is; HTTPS tunnels (CONNECT)
+            if target.scheme == "https":
+                proxy_headers = proxy_auth
+            else:
+                hdrs.update(proxy_auth)
         attempt = 0
         while True:
             send_headers = self.sign(method, url, dict(hdrs), payload) if self.sign else hdrs
@@ -547,6 +585,8 @@ class Endpoint:
                     headers=send_headers,
                     timeout=timeout,
                     allow_redirects=False,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
                 )
             except TimeoutError as exc:  # aiohttp's connect/read timeouts subclass it
                 err = ModelTimeout(
