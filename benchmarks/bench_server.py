@@ -268,6 +268,7 @@ def _load(
 def measure_side(
     procs: Processes, python: str, side: Side, fake_base: str, fake_pid: int, args: Any
 ) -> dict[str, Any]:
+    db_pid = getattr(args, "db_pid", None) if side.name == "vivace" else None
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [*side.cmd, "--port", str(port)]
@@ -280,6 +281,7 @@ def measure_side(
         for c in args.levels:
             stats0 = json.loads(_http("GET", f"{fake_base}/stats")[1])
             cpu0, fcpu0, t0 = _tree_cpu(pid), _tree_cpu(fake_pid), time.monotonic()
+            dcpu0 = _tree_cpu(db_pid) if db_pid else 0.0
             r = _load(procs, python, side.name, base, c, args)
             elapsed = time.monotonic() - t0
             cpu1, fcpu1 = _tree_cpu(pid), _tree_cpu(fake_pid)
@@ -290,6 +292,8 @@ def measure_side(
             r["server_cpu_share"] = (cpu1 - cpu0) / elapsed
             r["fake_cpu_share"] = (fcpu1 - fcpu0) / elapsed
             r["loadgen_cpu_share"] = r["loadgen_cpu_s"] / elapsed
+            if db_pid:
+                r["db_cpu_share"] = (_tree_cpu(db_pid) - dcpu0) / elapsed
             r["load_average"] = os.getloadavg()[0]
             levels[str(c)] = r
             flag = "" if r["errors"] == 0 else f"  ERRORS: {r['errors']} {r['error_samples'][:2]}"
@@ -298,7 +302,9 @@ def measure_side(
                 f"p99 {fmt_seconds(r['p99']):>9}  ({r['count']} measured, {r['sent']} sent, "
                 f"{r['model_calls_per_run']:.2f} model calls/run; CPU: server "
                 f"{r['server_cpu_share']:.0%}, fake model {r['fake_cpu_share']:.0%}, "
-                f"load {r['loadgen_cpu_share']:.0%}){flag}",
+                f"load {r['loadgen_cpu_share']:.0%}"
+                + (f", PostgreSQL {r['db_cpu_share']:.0%}" if "db_cpu_share" in r else "")
+                + f"){flag}",
                 flush=True,
             )
         if side.name in args.profile_sides:
@@ -607,6 +613,8 @@ def main() -> None:
         storage_url = f"sqlite:///{tmp / 'vivace.db'}"
         if args.postgres:
             pg, pg_uri = _start_postgres(tmp)
+            with contextlib.suppress(Exception):
+                args.db_pid = int(pg.get_pid())
             storage_url = pg_uri.replace("postgresql://", "postgresql+asyncpg://", 1)
             print(f"PostgreSQL for Vivace: {pg_uri}", flush=True)
         sides: list[Side] = []
