@@ -147,7 +147,6 @@ def executor(
             elif task.status.state != TaskState.TASK_STATE_INPUT_REQUIRED:
                 return  # nothing waits for this message: the task is what it is
             updater = TaskUpdater(event_queue, task.id, task.context_id)
-            await updater.start_work()
             try:
                 if task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED:
                     paused = await find_paused(agent, task.id, user_id)
@@ -166,7 +165,16 @@ def executor(
                 ending: dict[str, Any] = {}
                 chunks = 0
                 artifact_id = f"{task.id}-output"
-                async for e in runs.run(agent, stream, task.id, owner, session_id):
+                events = runs.run(agent, stream, task.id, owner, session_id).__aiter__()
+                first = await events.__anext__()  # the run has started (and is stored)
+                await updater.start_work()
+
+                async def all_events() -> AsyncIterator[dict[str, Any]]:
+                    yield first
+                    async for e in events:
+                        yield e
+
+                async for e in all_events():
                     kind = e.get("type")
                     if kind == "text_delta" and e.get("text"):
                         await updater.add_artifact(
@@ -184,6 +192,9 @@ def executor(
                 if exc.code == "session_ownership_error":
                     text = f"no session {task.context_id!r}"
                 await updater.failed(updater.new_agent_message([Part(text=text)]))
+                return
+            except StopAsyncIteration:  # no events at all
+                await updater.failed(updater.new_agent_message([Part(text="the run ended")]))
                 return
             kind = ending.get("type")
             if kind == "run_completed":
