@@ -272,9 +272,10 @@ async def test_tasks_belong_to_the_tokens_user(thread_server: Any) -> None:
         theirs = httpx.post(base, json=get, headers={**v, **auth("bob")}).json()
         assert theirs["error"]["code"] == -32001  # another user's task: not found
         listing = {"jsonrpc": "2.0", "id": 3, "method": "ListTasks", "params": {}}
-        assert httpx.post(base, json=listing, headers={**v, **auth("bob")}).json()["result"][
-            "tasks"
-        ] == []
+        assert (
+            httpx.post(base, json=listing, headers={**v, **auth("bob")}).json()["result"]["tasks"]
+            == []
+        )
         # bob cannot continue alice's context either: the task fails, naming no session
         send["params"]["message"]["contextId"] = alice["task"]["contextId"]  # type: ignore[index]
         refused = httpx.post(base, json=send, headers={**v, **auth("bob")}).json()["result"]

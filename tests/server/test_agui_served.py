@@ -72,7 +72,9 @@ def test_official_client_runs_a_frontend_tool_and_answers_an_interrupt(
     )
     assert code == 0, data
     runs = [[e["type"] for e in r["events"]] for r in data["runs"]]
-    outcomes = [next(e for e in r["events"] if e["type"] == "RUN_FINISHED")["outcome"] for r in data["runs"]]
+    outcomes = [
+        next(e for e in r["events"] if e["type"] == "RUN_FINISHED")["outcome"] for r in data["runs"]
+    ]
     # 1: add_item runs here, then the client's pick_color: the run finishes, one call pending
     assert runs[0] == [
         "RUN_STARTED",
@@ -137,7 +139,11 @@ def test_rejecting_the_interrupt_reaches_the_model(live: ServeProcess, js_module
 
 
 def test_without_credentials_the_servers_401(live: ServeProcess, js_modules: Path) -> None:
-    body = {"threadId": "t", "runId": "r", "messages": [{"id": "1", "role": "user", "content": "x"}]}
+    body = {
+        "threadId": "t",
+        "runId": "r",
+        "messages": [{"id": "1", "role": "user", "content": "x"}],
+    }
     r = httpx.post(f"{live.url}/agents/shop/agui", json=body)
     assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="vivace"'
     code, data = _session(js_modules, f"{live.url}/agents/shop/agui", text="x", threadId="t")
@@ -147,9 +153,12 @@ def test_without_credentials_the_servers_401(live: ServeProcess, js_modules: Pat
 def test_bad_inputs_are_typed_http_errors(live: ServeProcess) -> None:
     url = f"{live.url}/agents/shop/agui"
     with httpx.Client(headers=AUTH) as http:
-        assert http.post(url, content=b"{nope", headers={"content-type": "application/json"}).json()[
-            "error"
-        ]["code"] == "invalid_json"
+        assert (
+            http.post(url, content=b"{nope", headers={"content-type": "application/json"}).json()[
+                "error"
+            ]["code"]
+            == "invalid_json"
+        )
         r = http.post(url, json={"threadId": "t"})
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
         msg = [{"id": "1", "role": "user", "content": "x"}]
@@ -168,7 +177,9 @@ def test_bad_inputs_are_typed_http_errors(live: ServeProcess) -> None:
         clash = {"name": "pay", "description": "the agent has its own pay"}
         r = http.post(url, json={"threadId": "c", "runId": "r", "messages": msg, "tools": [clash]})
         assert r.status_code == 409 and r.json()["error"]["code"] == "tool_clash"
-        r = http.post(f"{live.url}/agents/nobody/agui", json={"threadId": "t", "runId": "r", "messages": msg})
+        r = http.post(
+            f"{live.url}/agents/nobody/agui", json={"threadId": "t", "runId": "r", "messages": msg}
+        )
         assert r.status_code == 404
 
 
@@ -201,7 +212,11 @@ def test_a_thread_continues_on_another_worker(tmp_path: Path, thread_server: Any
             httpx.post(f"{one.url}/agents/shop/agui", json=_body("w", [user], tools=[PICK_COLOR]))
         )
         assert first[-1]["outcome"] == {"type": "success", "pendingToolCallIds": ["f1"]}
-        call = {"id": "f1", "type": "function", "function": {"name": "pick_color", "arguments": "{}"}}
+        call = {
+            "id": "f1",
+            "type": "function",
+            "function": {"name": "pick_color", "arguments": "{}"},
+        }
         history = [
             user,
             {"id": "a1", "role": "assistant", "toolCalls": [call]},

@@ -105,7 +105,9 @@ async def test_without_credentials_the_servers_401(live: ServeProcess) -> None:
             async with client(f"{live.url}/mcp", {}) as c:
                 await c.list_tools()
         assert any(type(e).__name__ == "MCPError" for e in _leaves(info.value))
-        assert (await http.get("/mcp", headers={"Authorization": f"Bearer {KEY}"})).status_code == 405
+        assert (
+            await http.get("/mcp", headers={"Authorization": f"Bearer {KEY}"})
+        ).status_code == 405
 
 
 def _token(user: str, scope: str = "runs") -> str:
@@ -243,9 +245,11 @@ async def test_malformed_messages_are_jsonrpc_errors_never_5xx() -> None:
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             for body in bodies:
-                r = await c.post("/mcp", content=json.dumps(body), headers={
-                    **headers, "content-type": "application/json"
-                })
+                r = await c.post(
+                    "/mcp",
+                    content=json.dumps(body),
+                    headers={**headers, "content-type": "application/json"},
+                )
                 assert r.status_code < 500, (body, r.status_code, r.text)
                 if r.headers.get("content-type", "").startswith("application/json"):
                     assert "error" in r.json() or "result" in r.json(), (body, r.text)

@@ -32,7 +32,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 def test_team_runs_streams_and_sessions(live: ServeProcess) -> None:
     with httpx.Client(base_url=live.url, headers=AUTH, timeout=30) as http:
-        assert http.post("/agents/desk/runs", json={"input": "x"}, headers={"Authorization": ""}).status_code == 401
+        assert (
+            http.post(
+                "/agents/desk/runs", json={"input": "x"}, headers={"Authorization": ""}
+            ).status_code
+            == 401
+        )
         info = http.get("/agents/desk").json()
         assert [t["name"] for t in info["tools"]] == ["weather"]  # the member, as a tool
         r = http.post("/agents/desk/runs", json={"input": "weather?", "session_id": "team-1"})
@@ -85,7 +90,9 @@ def test_team_over_agui_and_a2a(live: ServeProcess) -> None:
             "jsonrpc": "2.0",
             "id": 1,
             "method": "SendMessage",
-            "params": {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "hi"}]}},
+            "params": {
+                "message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "hi"}]}
+            },
         }
         task = http.post("/a2a/desk/", json=send, headers={"A2A-Version": "1.0"}).json()
         assert task["result"]["task"]["status"]["state"] == "TASK_STATE_COMPLETED"

@@ -293,7 +293,7 @@ async def test_a_prefixed_agent_tool_still_streams_its_events() -> None:
     )
     events = [e async for e in lead.astream("a poem please")]
     nested = [e for e in events if isinstance(e, NestedEvent)]
-    assert [e.event.type for e in nested][0] == "run_started"
+    assert nested[0].event.type == "run_started"
     assert "".join(e.event.text for e in nested if e.event.type == "text_delta") == "Roses are red."
     assert {e.call_id for e in nested} == {"c1"}
     done = [e for e in events if e.type == "tool_call_completed"]

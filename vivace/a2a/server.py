@@ -207,9 +207,7 @@ def executor(
                 await updater.complete()
             elif kind == "run_paused":
                 pending = list(ending.get("pending") or ())
-                await updater.requires_input(
-                    approval_message(pending, task.id, task.context_id)
-                )
+                await updater.requires_input(approval_message(pending, task.id, task.context_id))
             elif kind == "run_cancelled":
                 await updater.cancel()
             else:

@@ -443,7 +443,9 @@ async def start_run(
     thread_id = data.thread_id
     stored = agent.storage is not None
     results = {
-        m.tool_call_id: _text(m.content) for m in data.messages if getattr(m, "role", None) == "tool"
+        m.tool_call_id: _text(m.content)
+        for m in data.messages
+        if getattr(m, "role", None) == "tool"
     }
     decisions: dict[str, Any] = {}
     answered: set[str] = set()
@@ -554,7 +556,7 @@ def _tool_result(ag: Any, e: dict[str, Any], sub: str | None) -> Any:
 def _nested(ag: Any, wrapper: dict[str, Any], messages: dict[str, str]) -> list[Any]:
     """AG-UI events for one event of a member's or subagent's run."""
     e = wrapper.get("event") or {}
-    sub = e.get("run_id")
+    sub = str(e.get("run_id"))
     kind = e.get("type")
     out: list[Any] = []
     open_id = messages.get(sub)

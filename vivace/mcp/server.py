@@ -138,7 +138,7 @@ def _entries(agents: Any, tools: Sequence[Any], workflows: Sequence[Any]) -> dic
         base, n = entry.name, 1
         while entry.name in out:  # agent ids that differ only in characters tools cannot have
             n += 1
-            entry.name = f"{base[: 60]}_{n}"
+            entry.name = f"{base[:60]}_{n}"
         add(entry)
     found: dict[str, BaseTool] = {}
     dynamic: list[Any] = []

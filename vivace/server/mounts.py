@@ -28,37 +28,46 @@ T = TypeVar("T")
 class Mounts:
     """Lazily built, closed-at-shutdown objects of the protocol endpoints, by key."""
 
-    __slots__ = ("_items", "_locks")
+    __slots__ = ("_items",)
 
     def __init__(self) -> None:
-        self._items: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
-        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        # key -> (loop, the task building it): concurrent first requests share one build,
+        # and a request that goes away meanwhile does not abandon it half-started
+        self._items: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = {}
 
     async def get(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
-        """The object under ``key``, built by ``await build()`` on first use (in this loop)."""
+        """The object under ``key``, built by ``await build()`` on first use (in this loop).
+        A build that failed is tried again by the next request."""
         loop = asyncio.get_running_loop()
         found = self._items.get(key)
-        if found is not None and found[0] is loop:
-            return found[1]  # type: ignore[no-any-return]
-        lock = self._locks.setdefault((key, id(loop)), asyncio.Lock())
-        async with lock:
-            found = self._items.get(key)
-            if found is not None and found[0] is loop:
-                return found[1]  # type: ignore[no-any-return]
-            value = await build()
-            self._items[key] = (loop, value)
-            return value
+        if found is None or found[0] is not loop or _failed(found[1]):
+            task: asyncio.Task[Any] = loop.create_task(_run(build), name=f"vivace-build-{key}")
+            found = self._items[key] = (loop, task)
+        return await asyncio.shield(found[1])
 
     async def aclose(self) -> None:
         """Close every object built in this loop (``await obj.aclose()`` when it has one)."""
         loop = asyncio.get_running_loop()
         items, self._items = self._items, {}
-        self._locks.clear()
-        for key, (owner, value) in items.items():
+        for key, (owner, task) in items.items():
+            if owner is not loop:
+                continue
+            try:
+                value = await task
+            except Exception:
+                continue  # never built: nothing to close
             close = getattr(value, "aclose", None)
-            if close is None or owner is not loop:
+            if close is None:
                 continue
             try:
                 await close()
             except Exception:
                 logger.warning("closing the %s endpoint failed", key, exc_info=True)
+
+
+async def _run(build: Callable[[], Awaitable[T]]) -> T:
+    return await build()
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and (task.cancelled() or task.exception() is not None)

@@ -110,8 +110,6 @@ async def _mount(request: Request, a: Agent[Any, Any]) -> A2AMount:
     return A2AMount(handler, JsonRpcDispatcher(handler, context_builder=ContextBuilder()))
 
 
-
-
 async def agent_card_route(request: Request) -> Response:
     from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 

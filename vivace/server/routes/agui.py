@@ -52,7 +52,7 @@ async def agui_run(request: Request) -> Response:
         run = await start_run(a, data, user_id=user_id, host=ServerRuns(request.app.state))
     except AGUIError as exc:
         raise HTTPError(_STATUS.get(exc.code, 400), exc.code, exc.message) from None
-    encoder = EventEncoder(accept=request.headers.get("accept"))
+    encoder = EventEncoder(accept=request.headers.get("accept") or "text/event-stream")
 
     async def frames() -> Any:
         async for event in run.events():

@@ -176,7 +176,9 @@ JSONRPC_ERROR: dict[str, Any] = {
 }
 _TRANSPORT_ERROR = Doc({"application/json": JSONRPC_ERROR})
 _HEADERS = [
-    Query("mcp-protocol-version", {"type": "string"}, "the MCP protocol version (after initialize)"),
+    Query(
+        "mcp-protocol-version", {"type": "string"}, "the MCP protocol version (after initialize)"
+    ),
     Query("mcp-session-id", {"type": "string"}, "unused: the endpoint is stateless"),
 ]
 RESOURCE_METADATA: dict[str, Any] = {
@@ -202,7 +204,10 @@ ROUTES = [
         headers=_HEADERS,
         responses={
             200: Doc(
-                {"application/json": JSONRPC_MESSAGE, "text/event-stream": sse_event(JSONRPC_MESSAGE)},
+                {
+                    "application/json": JSONRPC_MESSAGE,
+                    "text/event-stream": sse_event(JSONRPC_MESSAGE),
+                },
                 "The reply: JSON, or SSE whose events are JSON-RPC messages",
             ),
             202: Doc(description="A notification or a response, accepted"),
