@@ -28,6 +28,7 @@ from a2a.types.a2a_pb2 import (
     Part,
     Role,
     SendMessageRequest,
+    SubscribeToTaskRequest,
     TaskState,
 )
 
@@ -190,7 +191,8 @@ async def test_a_cancel_sent_to_another_worker_stops_the_run(
     tmp_path: Path, thread_server: Any
 ) -> None:
     """Two workers (apps with the storage-backed event log) on one SQLite file: a task runs on
-    the first; CancelTask on the second cancels it there through storage."""
+    the first; the second sees it working, streams it (SubscribeToTask, read from storage)
+    and cancels it there through storage."""
     from vivace.storage import SQLiteStorage
 
     from . import protocol_app
@@ -224,10 +226,24 @@ async def test_a_cancel_sent_to_another_worker_stops_the_run(
         second = await create_client(f"{two.url}/a2a/bank/", client_config=ClientConfig())
         seen = await second.get_task(GetTaskRequest(id=task_id))
         assert seen.status.state == TaskState.TASK_STATE_WORKING  # running on the other worker
+        followed: list[Any] = []
+
+        async def follow() -> None:
+            async for ev in second.subscribe(SubscribeToTaskRequest(id=task_id)):
+                followed.append(ev)
+
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(0.3)
         cancelled = await second.cancel_task(CancelTaskRequest(id=task_id))
         assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
         await asyncio.wait_for(consumer, 20)  # the run ended on its worker: its stream too
         assert states[-1] == TaskState.TASK_STATE_CANCELED
+        await asyncio.wait_for(follower, 20)  # the other worker's stream ended with it
+        assert followed[0].WhichOneof("payload") == "task"
+        assert followed[0].task.status.state == TaskState.TASK_STATE_WORKING
+        last = followed[-1]
+        assert last.WhichOneof("payload") == "status_update"
+        assert last.status_update.status.state == TaskState.TASK_STATE_CANCELED
         for c in (first, second):
             got = await c.get_task(GetTaskRequest(id=task_id))
             assert got.status.state == TaskState.TASK_STATE_CANCELED

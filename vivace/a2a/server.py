@@ -49,6 +49,11 @@ class RunHost(Protocol):
         """Cancel the run (and wait, briefly, until it has ended)."""
         ...
 
+    def follow(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The events of a run started elsewhere (another worker), from its first one, as far
+        as this host can read them (nothing when it cannot)."""
+        ...
+
 
 class DirectHost:
     """Runs driven by the executor itself (the standalone :func:`a2a_app`)."""
@@ -66,6 +71,10 @@ class DirectHost:
 
     async def cancel(self, agent: Agent[Any, Any], run_id: str) -> None:
         agent.cancel(run_id)
+
+    async def follow(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        return
+        yield  # an async generator that yields nothing
 
 
 def agent_card(agent: Agent[Any, Any], url: str, *, bearer: bool = False) -> Any:
@@ -278,13 +287,76 @@ def request_handler(
     :func:`task_store`)."""
     from a2a.server.request_handlers import DefaultRequestHandler
 
-    return DefaultRequestHandler(
-        agent_executor=executor(agent, host, user_of),
+    runs: RunHost = host or DirectHost()
+
+    class Handler(DefaultRequestHandler):
+        async def on_subscribe_to_task(  # type: ignore[override]
+            self, params: Any, context: Any
+        ) -> AsyncIterator[Any]:
+            """``SubscribeToTask``: the SDK's for a task running here; for one running on
+            another worker, its current state, then its run's events read from the server's
+            event log (storage-backed with several workers) until it ends or waits."""
+            if await self._active_task_registry.get(params.id) is not None:
+                async for event in super().on_subscribe_to_task(params, context):
+                    yield event
+                return
+            async for event in _follow_elsewhere(self.task_store, runs, params.id, context):
+                yield event
+
+    return Handler(
+        agent_executor=executor(agent, runs, user_of),
         task_store=store if store is not None else task_store(agent),
         agent_card=card,
         # a task parked for input is rebuilt from storage when answered
         interrupted_task_timeout=300.0 if agent.storage is not None else None,
     )
+
+
+async def _follow_elsewhere(
+    store: Any, runs: RunHost, task_id: str, context: Any
+) -> AsyncIterator[Any]:
+    from a2a.types.a2a_pb2 import Artifact, Part, TaskArtifactUpdateEvent, TaskStatusUpdateEvent
+    from a2a.utils.errors import TaskNotFoundError, UnsupportedOperationError
+
+    from .tasks import ENDED, FINAL
+
+    task = await store.get(task_id, context)
+    if task is None:
+        raise TaskNotFoundError
+    if task.status.state in ENDED:
+        if task.status.state in FINAL:
+            raise UnsupportedOperationError(message=f"task {task_id} has ended")
+        yield task  # waiting for input: nothing runs until it is answered
+        return
+    yield task
+    chunks = 0
+    ended = False
+    async for e in runs.follow(task_id):
+        kind = e.get("type")
+        if kind == "text_delta" and e.get("text"):
+            yield TaskArtifactUpdateEvent(
+                task_id=task_id,
+                context_id=task.context_id,
+                artifact=Artifact(
+                    artifact_id=f"{task_id}-output", name="output", parts=[Part(text=e["text"])]
+                ),
+                append=chunks > 0,
+                last_chunk=False,
+            )
+            chunks += 1
+        elif kind in ("run_completed", "run_paused", "run_failed", "run_cancelled"):
+            ended = True
+            break
+    if not ended:
+        return
+    final = await store.get(task_id, context)  # the stored run, now ended
+    if final is None:
+        return
+    for artifact in final.artifacts:
+        yield TaskArtifactUpdateEvent(
+            task_id=task_id, context_id=final.context_id, artifact=artifact, last_chunk=True
+        )
+    yield TaskStatusUpdateEvent(task_id=task_id, context_id=final.context_id, status=final.status)
 
 
 def a2a_routes(agent: Agent[Any, Any], url: str, *, task_store: Any = None) -> list[Any]:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..agent import Agent
     from ..storage import RunRecord
 
-__all__ = ["MAX_LISTED_SESSIONS", "RunTaskStore", "data_part", "task_from_run"]
+__all__ = ["ENDED", "FINAL", "MAX_LISTED_SESSIONS", "RunTaskStore", "data_part", "task_from_run"]
 
 MAX_UNSTORED = 1000
 MAX_LISTED_SESSIONS = 200
@@ -63,7 +63,7 @@ _STATES = {
     "cancelled": TaskState.TASK_STATE_CANCELED,
     "blocked": TaskState.TASK_STATE_REJECTED,
 }
-_ENDED = frozenset(
+ENDED = frozenset(  # a task in these states has no live run: its stored run says it all
     {
         TaskState.TASK_STATE_COMPLETED,
         TaskState.TASK_STATE_FAILED,
@@ -73,6 +73,9 @@ _ENDED = frozenset(
         TaskState.TASK_STATE_AUTH_REQUIRED,
     }
 )
+
+
+FINAL = ENDED - {TaskState.TASK_STATE_INPUT_REQUIRED, TaskState.TASK_STATE_AUTH_REQUIRED}
 
 
 def data_part(value: Any) -> Part:
@@ -201,7 +204,7 @@ class RunTaskStore(TaskStore):
             await self._cancel_stored(task.id)  # running elsewhere, or parked for input
             return
         owner = live[1] if live is not None else self._user(context)
-        if state in _ENDED:  # from now on the stored run is the task
+        if state in ENDED:  # from now on the stored run is the task
             self._live.pop(task.id, None)
             if await self.sessions.get_run(task.id) is None:
                 self._unstored[task.id] = (copy, owner)

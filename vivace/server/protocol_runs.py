@@ -45,6 +45,18 @@ class ServerRuns:
         async for event in self.log.subscribe(run_id, int(first.get("seq", 0)) - 1):
             yield event
 
+    async def follow(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
+        """A run's events from its first one: this worker's, or (with the storage-backed
+        event log) another worker's read from storage; nothing when the log does not know it."""
+        log = self.log
+        prefetch = getattr(log, "prefetch", None)
+        if prefetch is not None:
+            await prefetch(run_id)
+        if log.info(run_id) is None:
+            return
+        async for event in log.subscribe(run_id, log.oldest_seq(run_id) - 1):
+            yield event
+
     async def cancel(self, agent: Agent[Any, Any], run_id: str) -> None:
         """Cancel the run here (waiting up to :data:`CANCEL_WAIT_SECONDS` for its end to be
         stored), or ask the worker running it through storage."""
