@@ -315,3 +315,25 @@ async def test_the_root_card_is_the_only_agents(thread_server: Any) -> None:
         r = httpx.get(f"{b.url}/.well-known/agent-card.json")
         assert r.status_code == 404 and "/a2a/bank/.well-known/agent-card.json" in r.text
         assert httpx.get(f"{b.url}/a2a/nope/.well-known/agent-card.json").status_code == 404
+
+
+async def test_a_vivace_agent_calls_a_served_agent_with_a2a_agent(live: ServeProcess) -> None:
+    from vivace import Agent
+    from vivace.a2a import A2AAgent
+    from vivace.testing import ScriptedModel, call
+
+    remote = A2AAgent(f"{live.url}/a2a/forecaster/", name="forecaster", headers=AUTH)
+    assert await remote.arun("Nice") == "It is sunny in Nice, 21 C."
+    lead = Agent(
+        model=ScriptedModel([call("forecaster", {"task": "Paris"}), "Done."]),
+        tools=[remote.as_tool()],
+    )
+    result = await lead.arun("weather in Paris?")
+    assert result.output == "Done."
+    tool_result = result.messages[-2].parts[0]
+    assert tool_result.content == "It is sunny in Paris, 21 C."
+    await remote.aclose()
+    anonymous = A2AAgent(f"{live.url}/a2a/forecaster/", name="forecaster")
+    with pytest.raises(Exception, match="401"):
+        await anonymous.arun("Nice")
+    await anonymous.aclose()
