@@ -158,7 +158,8 @@ def executor(
             updater = TaskUpdater(event_queue, task.id, task.context_id)
             try:
                 if task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED:
-                    paused = await find_paused(agent, task.id, user_id)
+                    # the task store let this caller see the task: answer as the run's owner
+                    paused = await find_paused(agent, task.id, await _owner(agent, task.id))
                     decisions = _decisions(message, paused.pending, MessageToDict)
                     owner = paused.user_id
                     stream = agent.aresume_stream(paused, decisions, user_id=owner)
@@ -232,6 +233,19 @@ def executor(
                 await runs.cancel(agent, context.task_id)
 
     return VivaceExecutor()
+
+
+async def _owner(agent: Agent[Any, Any], run_id: str) -> str | None:
+    """The user a paused run belongs to (from storage, else this process's paused runs)."""
+    if agent.storage is not None:
+        from ..agent.session import resolve_storage
+
+        record = await resolve_storage(agent.storage).sessions.get_run(run_id)
+        return record.user_id if record is not None else None
+    from ..agent.registry import recall_paused
+
+    paused = recall_paused(run_id)
+    return paused.user_id if paused is not None else None
 
 
 def _data_part(value: Any) -> Any:  # kept for callers of the first version
