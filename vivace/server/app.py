@@ -50,6 +50,9 @@ class VivaceApp:
             environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
             else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
+        workflows: :class:`~vivace.workflows.Workflow`\\ s to serve under ``/workflows`` (those
+            without storage run on the server's). The app recovers their crashed runs and
+            fires their cron schedules while it runs.
         tools: Tools (functions, :class:`~vivace.tools.Tool`\\ s, static toolsets) served over
             MCP beside the agents (see ``protocols``).
         protocols: The open protocols to serve: ``"mcp"`` (``/mcp``: the agents, ``tools``
@@ -75,6 +78,7 @@ class VivaceApp:
         title: str = "Vivace",
         docs: bool = True,
         run_lease: float | None = None,
+        workflows: Sequence[Any] = (),
         tools: Sequence[Any] = (),
         protocols: bool | Sequence[str] | None = None,
     ) -> None:
@@ -94,6 +98,7 @@ class VivaceApp:
             storage = _leased(storage, run_lease)
         self.storage = _server_storage(given, storage)
         self.agents: dict[str, Agent] = _with_storage(given, self.storage)
+        self.workflows: dict[str, Any] = _workflows_with_storage(workflows, self.storage)
         self._auth_arg = auth
         self.auth: Any = None
         self.cors = cors
@@ -113,8 +118,7 @@ class VivaceApp:
         if "mcp" in self.protocols:  # clashing names etc. fail here, not at the first request
             from ..mcp.server import check_served
 
-            workflows = getattr(self, "workflows", None) or {}
-            check_served(self.agents, self.tools, list(dict(workflows).values()))
+            check_served(self.agents, self.tools, list(self.workflows.values()))
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -143,9 +147,17 @@ class VivaceApp:
         setup = getattr(self.storage, "setup", None)
         if setup is not None:
             await setup()
+        worker = None
+        if self.workflows:  # crashed runs are recovered, cron schedules fire
+            from ..workflows import Worker
+
+            worker = Worker(list(self.workflows.values()))
+            await worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await self.mounts.aclose()  # protocol SDKs' sessions and tasks
             await self.runs.shutdown()
             aclose = getattr(self.log, "aclose", None)
@@ -208,6 +220,7 @@ class VivaceApp:
         )
         state = app.state
         state.agents = self.agents
+        state.workflows = self.workflows
         state.tools = self.tools
         state.mounts = self.mounts
         state.storage = self.storage
@@ -372,6 +385,23 @@ def _with_storage(agents: dict[str, Agent], storage: Any) -> dict[str, Agent]:
             a = copy.copy(a)
             a.storage = storage
         out[agent_id] = a
+    return out
+
+
+def _workflows_with_storage(workflows: Sequence[Any], storage: Any) -> dict[str, Any]:
+    """The workflows to serve, by id: those without storage get a copy using the server's."""
+    import copy
+
+    out: dict[str, Any] = {}
+    for wf in workflows:
+        if wf.id in out:
+            from ..errors import UserError
+
+            raise UserError(f"two workflows share the id {wf.id!r}")
+        if wf.storage is None and storage is not None:
+            wf = copy.copy(wf)
+            wf.storage = storage
+        out[wf.id] = wf
     return out
 
 

@@ -35,14 +35,16 @@ from .ownership import may_act
 from .records import (
     HistoryWindow,
     MessageHit,
+    ResumeOutcome,
     RunRecord,
     RunStatus,
     ScoreRecord,
     SessionContext,
     SessionRecord,
     SpanRecord,
+    StepRecord,
     UserMemory,
-    WorkflowSnapshot,
+    WorkflowRunRecord,
 )
 from .state import SessionState, StateDelta
 
@@ -62,6 +64,7 @@ __all__ = [
     "MessageEmbedding",
     "MessageHit",
     "PostgresStorage",
+    "ResumeOutcome",
     "RunRecord",
     "RunStateError",
     "RunStatus",
@@ -82,10 +85,11 @@ __all__ = [
     "StateNotSerializableError",
     "StateTooLargeError",
     "StateUpdateError",
+    "StepRecord",
     "Storage",
     "TraceStore",
     "UserMemory",
-    "WorkflowSnapshot",
+    "WorkflowRunRecord",
     "WorkflowStore",
     "keep_alive",
     "may_act",
