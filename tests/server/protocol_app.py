@@ -12,6 +12,7 @@ from vivace import Agent, RunContext, tool
 from vivace.server import VivaceApp
 from vivace.teams import Team
 from vivace.testing import FunctionModel, call
+from vivace.workflows import StepContext, Workflow, step
 
 
 def get_weather(city: str) -> dict[str, Any]:
@@ -112,4 +113,21 @@ desk = Team(
     model=FunctionModel(lambda m, r: call("weather", {"task": "forecast"})),
 )
 
-app = VivaceApp(agents=[forecaster, bank, shop, desk], tools=[get_weather])
+
+@step
+def double(n: int) -> int:
+    return n * 2
+
+
+@step
+async def ask(n: int, ctx: StepContext) -> int:
+    await ctx.suspend({"n": n})
+    return n
+
+
+doubler = Workflow("doubler", input=int, description="Doubles a number.").then(double)
+asker = Workflow("asker", input=int).then(ask)
+
+app = VivaceApp(
+    agents=[forecaster, bank, shop, desk], tools=[get_weather], workflows=[doubler, asker]
+)

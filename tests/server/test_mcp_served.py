@@ -31,7 +31,7 @@ from .conftest import ServeProcess
 KEY = "mcp-test-key"
 SECRET = "s" * 32
 ISSUER = "https://auth.example.com"
-TOOLS = {"forecaster", "bank", "shop", "desk", "get_weather"}
+TOOLS = {"forecaster", "bank", "shop", "desk", "get_weather", "doubler", "asker"}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,15 @@ async def test_official_client_lists_calls_and_gets_progress(live: ServeProcess,
         assert paused.is_error and "paused for an approval of transfer" in paused.content[0].text  # type: ignore[union-attr]
         bad = await c.call_tool("get_weather", {})
         assert bad.is_error and "city" in bad.content[0].text  # type: ignore[union-attr]
+        # workflows: their input type's schema; a suspended run is an error naming it
+        assert tools["doubler"].input_schema["properties"]["input"]["type"] == "integer"
+        assert tools["doubler"].description == "Doubles a number."
+        doubled = await c.call_tool("doubler", {"input": 21})
+        assert doubled.content[0].text == "42"  # type: ignore[union-attr]
+        wrong = await c.call_tool("doubler", {"input": "many"})
+        assert wrong.is_error
+        waiting = await c.call_tool("asker", {"input": 1})
+        assert waiting.is_error and "is suspended at ask" in waiting.content[0].text  # type: ignore[union-attr]
 
 
 async def test_without_credentials_the_servers_401(live: ServeProcess) -> None:

@@ -107,6 +107,10 @@ def _tool_entry(t: BaseTool) -> _Entry:
 
 
 def _workflow_entry(workflow: Any) -> _Entry:
+    from ..workflows import Workflow
+
+    if isinstance(workflow, Workflow):
+        return _typed_workflow_entry(workflow)
     name = getattr(workflow, "name", None) or getattr(workflow, "id", None) or "workflow"
 
     async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
@@ -115,6 +119,36 @@ def _workflow_entry(workflow: Any) -> _Entry:
 
     text = getattr(workflow, "description", None) or f"Run the {name} workflow."
     return _Entry(tool_name(str(name)), text, WORKFLOW_SCHEMA, call)
+
+
+def _typed_workflow_entry(wf: Any) -> _Entry:
+    """A :class:`~vivace.workflows.Workflow`: its input type's JSON Schema (an object input as
+    the arguments, anything else as ``{"input": ...}``), validated; the run is the caller's."""
+    from ..workflows.typecheck import json_schema, to_jsonable, validate
+
+    given = json_schema(wf.input_type) if wf.input_type is not None else None
+    wrapped = not (given is not None and given.get("type") == "object")
+    schema: dict[str, Any] = (
+        {"type": "object", "properties": {"input": given or {}}, "required": ["input"]}
+        if wrapped or given is None
+        else given
+    )
+
+    async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
+        value = arguments.get("input") if wrapped else arguments
+        if wf.input_type is not None:
+            value = validate(wf.input_type, value)
+        result = await wf.arun(value, user_id=user_id)
+        if result.status in ("suspended", "waiting"):
+            steps = ", ".join(str(getattr(x, "path", x)) for x in result.suspended or ())
+            raise UserError(
+                f"the workflow run {result.run_id} is {result.status} at {steps or 'a step'} "
+                "(resume it through the Vivace server's API)"
+            )
+        return to_jsonable(result.output)
+
+    text = wf.description or f"Run the {wf.id} workflow."
+    return _Entry(tool_name(wf.id), text, schema, call)
 
 
 def check_served(agents: Any, tools: Sequence[Any] = (), workflows: Sequence[Any] = ()) -> None:
