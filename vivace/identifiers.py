@@ -24,7 +24,12 @@ _BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def is_identifier(value: object) -> bool:
     """Whether ``value`` is a str that :func:`check_identifier` accepts."""
-    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and _BAD.search(value) is None
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and _BAD.search(value) is None
+        and value not in _DOTS
+    )
 
 
 def check_identifier(field: str, value: object) -> str:

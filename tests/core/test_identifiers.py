@@ -34,3 +34,4 @@ def test_control_characters_and_surrogates_are_refused_naming_the_field(value: s
 def test_empty_too_long_and_non_strings_are_refused(value: object) -> None:
     with pytest.raises(InvalidIdentifier):
         check_identifier("run_id", value)
+    assert not is_identifier(value)
