@@ -88,6 +88,9 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             lines.append(f"  event log: {kind} (SSE reconnect {_RECONNECT.get(kind, '')})")
         else:
             lines.append("  storage: none (sessions are not kept)")
+        paths = {"mcp": "MCP /mcp", "a2a": "A2A /a2a/<id>/", "agui": "AG-UI /agents/<id>/agui"}
+        if app.protocols:
+            lines.append("  protocols: " + ", ".join(paths[p] for p in app.protocols))
     if target.startswith("vivace.examples"):
         from ..examples.app import MODEL_NOTE
 
