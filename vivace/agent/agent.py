@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, overload
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
+    from ..knowledge import KnowledgeBase
     from ..memory import Memory
     from ..messages import Message, UserInput
     from ..models.base import Model
@@ -65,6 +66,10 @@ class Agent(Generic[DepsT, OutputT]):
             memory's storage when ``memory`` is given.
         memory: A :class:`~vivace.memory.Memory` (working memory, user memories, recall): a
             capability added to every run.
+        knowledge: A :class:`~vivace.knowledge.KnowledgeBase` (agentic RAG: a search tool and
+            instructions on when to use it), or any capability such as ``kb.context()``.
+        knowledge_mode: ``"context"`` puts the knowledge base's top chunks for each message in
+            the prompt instead of giving a tool (classic RAG; the same as ``kb.context()``).
         capabilities: More :class:`~vivace.agent.capability.Capability` objects (instructions,
             tools and work around each run).
         history_runs: How many earlier runs of the session the model sees (with storage).
@@ -81,6 +86,7 @@ class Agent(Generic[DepsT, OutputT]):
         "history_runs",
         "hooks",
         "instructions",
+        "knowledge",
         "max_steps",
         "memory",
         "model",
@@ -99,6 +105,7 @@ class Agent(Generic[DepsT, OutputT]):
     tools: Sequence[ToolItem] | None
     storage: Storage | str | None
     memory: Memory | None
+    knowledge: KnowledgeBase | Capability | None
     hooks: Hooks | Sequence[Hooks] | None
     capabilities: Sequence[Capability] | None
     deps: DepsT | None
@@ -125,6 +132,8 @@ class Agent(Generic[DepsT, OutputT]):
         history_runs: int = 10,
         description: str | None = None,
         capabilities: Sequence[Capability] | None = None,
+        knowledge: KnowledgeBase | Capability | None = None,
+        knowledge_mode: str | None = None,
     ) -> None: ...
 
     @overload
@@ -149,6 +158,8 @@ class Agent(Generic[DepsT, OutputT]):
         history_runs: int = 10,
         description: str | None = None,
         capabilities: Sequence[Capability] | None = None,
+        knowledge: KnowledgeBase | Capability | None = None,
+        knowledge_mode: str | None = None,
     ) -> None: ...
 
     def __init__(
@@ -172,6 +183,8 @@ class Agent(Generic[DepsT, OutputT]):
         history_runs: int = 10,
         description: str | None = None,
         capabilities: Sequence[Capability] | None = None,
+        knowledge: KnowledgeBase | Capability | None = None,
+        knowledge_mode: str | None = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -193,6 +206,9 @@ class Agent(Generic[DepsT, OutputT]):
         self.history_runs = history_runs
         self.description = description
         self.capabilities = capabilities
+        self.knowledge = (
+            knowledge if knowledge_mode is None else _knowledge_in_mode(knowledge, knowledge_mode)
+        )
 
     @property
     def id(self) -> str:
@@ -470,12 +486,14 @@ class Agent(Generic[DepsT, OutputT]):
         return cancel_run(run_id)
 
     def run_capabilities(self) -> tuple[Capability, ...]:
-        """The capabilities every run of this agent uses: its memory, hooks and
+        """The capabilities every run of this agent uses: its memory, knowledge, hooks and
         ``capabilities``, in that order."""
-        memory, hooks, caps = self.memory, self.hooks, self.capabilities
-        if memory is None and not hooks and not caps:
+        memory, knowledge, hooks, caps = self.memory, self.knowledge, self.hooks, self.capabilities
+        if memory is None and knowledge is None and not hooks and not caps:
             return ()
         out: list[Any] = [] if memory is None else [memory]
+        if knowledge is not None:
+            out.append(knowledge)
         if hooks:
             if isinstance(hooks, list | tuple):
                 out.extend(hooks)
@@ -487,6 +505,18 @@ class Agent(Generic[DepsT, OutputT]):
 
     def __repr__(self) -> str:
         return f"<Agent {self.id} model={self.model!r}>"
+
+
+def _knowledge_in_mode(knowledge: Any, mode: str) -> Any:
+    """``knowledge_mode``: ``"agentic"`` keeps the knowledge base (a search tool),
+    ``"context"`` wraps it for classic RAG."""
+    from ..errors import UserError
+
+    if mode == "agentic" or knowledge is None:
+        return knowledge
+    if mode == "context" and callable(getattr(knowledge, "context", None)):
+        return knowledge.context()
+    raise UserError(f"knowledge_mode must be 'agentic' or 'context', not {mode!r}")
 
 
 class RunStream(Generic[OutputT]):

@@ -392,11 +392,10 @@ class Runner:
         if binding is not None:
             await binding.keep_alive()
         trace = (trace_id, span_id, parent_run_id)
-        if agent.memory is None and not agent.hooks and not agent.capabilities:
-            finish = binding is not None
-        else:
-            caps = self.setup.caps = agent.run_capabilities()
-            finish = bool(caps) or binding is not None
+        caps = agent.run_capabilities()
+        if caps:
+            self.setup.caps = caps
+        finish = bool(caps) or binding is not None
         try:
             async for event in self._body(paused, user_msg):
                 if finish and type(event) in _TERMINAL:

@@ -1,0 +1,389 @@
+"""The embedded knowledge store: one SQLite file with full text (FTS5, BM25) and vectors
+(``sqlite-vec``), through ``apsw`` - an SQLite binding that can load extensions (Python's
+``sqlite3`` here cannot). Needs the ``knowledge`` extra.
+
+Per knowledge base: a ``vec0`` table of its vectors (exact cosine KNN; metadata filters
+become a ``rowid IN (...)`` constraint the KNN applies while it scans) and an FTS5 table of
+its chunks (BM25 statistics per knowledge base). Chunks, documents, vectors and full text
+of one write are one transaction. Any number of processes may share the file (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ...errors import NotFound, StorageError, UserError
+from ..errors import missing
+from ..filters import Condition
+from .base import BaseInfo, DocumentWrite, KnowledgeStore, StoredChunk, query_terms
+from .sqlsql import sqlite_conditions
+
+__all__ = ["SQLiteKnowledgeStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kb_bases(
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, dims INTEGER NOT NULL,
+    embedder TEXT NOT NULL, filters TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS kb_documents(
+    kb INTEGER NOT NULL, source TEXT NOT NULL, hash TEXT NOT NULL, metadata TEXT NOT NULL,
+    chunks INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (kb, source)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kb_chunks(
+    id INTEGER PRIMARY KEY, kb INTEGER NOT NULL, source TEXT NOT NULL, position INTEGER NOT NULL,
+    content TEXT NOT NULL, metadata TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS kb_chunks_source ON kb_chunks(kb, source);
+"""
+
+
+def _row(r: Sequence[Any]) -> StoredChunk:
+    return StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4]))
+
+
+class SQLiteKnowledgeStore(KnowledgeStore):
+    """Knowledge bases in the SQLite file at ``path`` (``":memory:"`` is not shared between
+    threads, so use a file; the directory is created)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.url = f"sqlite:///{self.path}"
+        self._local = threading.local()
+        self._conns: list[Any] = []
+        self._conns_lock = threading.Lock()
+        self._ready = False
+        self._ids: dict[str, tuple[int, int]] = {}  # name -> (id, dims)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            import apsw
+            import sqlite_vec
+        except ImportError as exc:
+            raise missing(exc.name or "apsw", "knowledge", "the SQLite knowledge store") from None
+        d = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(d, exist_ok=True)
+        conn = apsw.Connection(self.path)
+        conn.enable_load_extension(True)
+        conn.load_extension(sqlite_vec.loadable_path())
+        conn.enable_load_extension(False)
+        conn.set_busy_timeout(30_000)
+        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536")
+        with self._conns_lock:
+            self._conns.append(conn)
+        self._local.conn = conn
+        if not self._ready:
+            conn.execute(_SCHEMA)
+            self._ready = True
+        return conn
+
+    async def _run(self, fn: Callable[[Any], T]) -> T:
+        def call() -> T:
+            conn = self._conn()
+            try:
+                return fn(conn)
+            except (UserError, NotFound):
+                raise
+            except Exception as exc:
+                import apsw
+
+                if isinstance(exc, apsw.Error):
+                    raise StorageError(f"knowledge store {self.path}: {type(exc).__name__}: {exc}") from exc
+                raise
+
+        return await asyncio.to_thread(call)
+
+    @staticmethod
+    def _write(conn: Any, fn: Callable[[], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return out
+
+    # -- knowledge bases ------------------------------------------------------------------------
+
+    def _base_id(self, conn: Any, name: str, *, required: bool = True) -> tuple[int, int] | None:
+        got = self._ids.get(name)
+        if got is not None:
+            return got
+        row = conn.execute("SELECT id, dims FROM kb_bases WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            if required:
+                raise NotFound(f"no knowledge base {name!r}", knowledge_base=name)
+            return None
+        self._ids[name] = (row[0], row[1])
+        return self._ids[name]
+
+    def _info(self, conn: Any, row: Sequence[Any]) -> BaseInfo:
+        kid = row[0]
+        docs = conn.execute("SELECT count(*), coalesce(sum(chunks), 0) FROM kb_documents WHERE kb = ?", (kid,)).fetchone()
+        return BaseInfo(row[1], row[2], row[3], json.loads(row[4]), docs[0], docs[1], row[5])
+
+    async def ensure_base(
+        self, name: str, *, dims: int, embedder: str, filters: Mapping[str, str]
+    ) -> BaseInfo:
+        def fn(conn: Any) -> BaseInfo:
+            def create() -> BaseInfo:
+                row = conn.execute(
+                    "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO kb_bases(name, dims, embedder, filters, created_at) VALUES (?, ?, ?, ?, ?)",
+                        (name, dims, embedder, json.dumps(dict(filters)), time.time()),
+                    )
+                    kid = conn.last_insert_rowid()
+                    conn.execute(
+                        f"CREATE VIRTUAL TABLE kb_vec_{kid} USING vec0("
+                        f"id INTEGER PRIMARY KEY, embedding float[{int(dims)}] distance_metric=cosine)"
+                    )
+                    conn.execute(
+                        f"CREATE VIRTUAL TABLE kb_fts_{kid} USING fts5(content, content='', "
+                        "contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')"
+                    )
+                    row = conn.execute(
+                        "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE id = ?", (kid,)
+                    ).fetchone()
+                elif row[2] != dims:
+                    raise UserError(
+                        f"knowledge base {name!r} holds {row[2]}-dimension vectors; this embedder makes {dims}",
+                        knowledge_base=name,
+                    )
+                else:
+                    merged = {**json.loads(row[4]), **filters}
+                    if merged != json.loads(row[4]):
+                        conn.execute("UPDATE kb_bases SET filters = ? WHERE id = ?", (json.dumps(merged), row[0]))
+                        row = (*row[:4], json.dumps(merged), row[5])
+                return self._info(conn, row)
+
+            return self._write(conn, create)
+
+        return await self._run(fn)
+
+    async def get_base(self, name: str) -> BaseInfo | None:
+        def fn(conn: Any) -> BaseInfo | None:
+            row = conn.execute(
+                "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE name = ?", (name,)
+            ).fetchone()
+            return self._info(conn, row) if row else None
+
+        return await self._run(fn)
+
+    async def list_bases(self) -> list[BaseInfo]:
+        def fn(conn: Any) -> list[BaseInfo]:
+            rows = conn.execute(
+                "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases ORDER BY name"
+            ).fetchall()
+            return [self._info(conn, r) for r in rows]
+
+        return await self._run(fn)
+
+    async def drop_base(self, name: str) -> bool:
+        def fn(conn: Any) -> bool:
+            def drop() -> bool:
+                got = self._base_id(conn, name, required=False)
+                if got is None:
+                    return False
+                kid = got[0]
+                conn.execute(f"DROP TABLE IF EXISTS kb_vec_{kid}")
+                conn.execute(f"DROP TABLE IF EXISTS kb_fts_{kid}")
+                conn.execute("DELETE FROM kb_chunks WHERE kb = ?", (kid,))
+                conn.execute("DELETE FROM kb_documents WHERE kb = ?", (kid,))
+                conn.execute("DELETE FROM kb_bases WHERE id = ?", (kid,))
+                return True
+
+            try:
+                return self._write(conn, drop)
+            finally:
+                self._ids.pop(name, None)
+
+        return await self._run(fn)
+
+    # -- documents ------------------------------------------------------------------------------
+
+    async def document_hashes(self, name: str, sources: Sequence[str]) -> dict[str, str]:
+        def fn(conn: Any) -> dict[str, str]:
+            got = self._base_id(conn, name, required=False)
+            if got is None or not sources:
+                return {}
+            out: dict[str, str] = {}
+            srcs = list(sources)
+            for i in range(0, len(srcs), 500):
+                part = srcs[i : i + 500]
+                q = f"SELECT source, hash FROM kb_documents WHERE kb = ? AND source IN ({','.join('?' * len(part))})"
+                out.update(dict(conn.execute(q, (got[0], *part)).fetchall()))
+            return out
+
+        return await self._run(fn)
+
+    @staticmethod
+    def _remove(conn: Any, kid: int, source: str) -> None:
+        ids = [r[0] for r in conn.execute("SELECT id FROM kb_chunks WHERE kb = ? AND source = ?", (kid, source))]
+        if ids:
+            conn.executemany(f"DELETE FROM kb_fts_{kid} WHERE rowid = ?", [(i,) for i in ids])
+            conn.executemany(f"DELETE FROM kb_vec_{kid} WHERE id = ?", [(i,) for i in ids])
+            conn.execute("DELETE FROM kb_chunks WHERE kb = ? AND source = ?", (kid, source))
+        conn.execute("DELETE FROM kb_documents WHERE kb = ? AND source = ?", (kid, source))
+
+    async def write_documents(self, name: str, docs: Sequence[DocumentWrite]) -> None:
+        if not docs:
+            return
+
+        def fn(conn: Any) -> None:
+            kid, dims = self._base_id(conn, name)  # type: ignore[misc]
+            for d in docs:
+                if len(d.vectors) != len(d.chunks):
+                    raise UserError(f"{d.source}: {len(d.chunks)} chunks but {len(d.vectors)} vectors")
+                for v in d.vectors:
+                    if len(v) != 4 * dims:
+                        raise UserError(f"{d.source}: a vector has {len(v) // 4} dimensions, not {dims}")
+
+            def write() -> None:
+                now = time.time()
+                next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM kb_chunks").fetchone()[0]) + 1
+                chunk_rows: list[tuple[Any, ...]] = []
+                fts_rows: list[tuple[Any, ...]] = []
+                vec_rows: list[tuple[Any, ...]] = []
+                doc_rows: list[tuple[Any, ...]] = []
+                for d in docs:
+                    self._remove(conn, kid, d.source)
+                    for c, v in zip(d.chunks, d.vectors, strict=True):
+                        chunk_rows.append(
+                            (next_id, kid, d.source, c.position, c.text,
+                             json.dumps(c.metadata, ensure_ascii=False, default=str), c.start, c.end)
+                        )  # fmt: skip
+                        fts_rows.append((next_id, c.text))
+                        vec_rows.append((next_id, v))
+                        next_id += 1
+                    doc_rows.append(
+                        (kid, d.source, d.hash, json.dumps(d.metadata, ensure_ascii=False, default=str), len(d.chunks), now)
+                    )
+                conn.executemany("INSERT INTO kb_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows)
+                conn.executemany(f"INSERT INTO kb_fts_{kid}(rowid, content) VALUES (?, ?)", fts_rows)
+                conn.executemany(f"INSERT INTO kb_vec_{kid}(id, embedding) VALUES (?, ?)", vec_rows)
+                conn.executemany("INSERT INTO kb_documents VALUES (?, ?, ?, ?, ?, ?)", doc_rows)
+
+            self._write(conn, write)
+
+        await self._run(fn)
+
+    async def delete_documents(
+        self, name: str, *, sources: Sequence[str] | None = None, conds: Sequence[Condition] = ()
+    ) -> int:
+        def fn(conn: Any) -> int:
+            got = self._base_id(conn, name, required=False)
+            if got is None:
+                return 0
+            kid = got[0]
+
+            def delete() -> int:
+                where, params = "d.kb = ?", [kid]
+                if sources is not None:
+                    if not sources:
+                        return 0
+                    where += f" AND d.source IN ({','.join('?' * len(sources))})"
+                    params += list(sources)
+                if conds:
+                    sql, p = sqlite_conditions(conds, "d")
+                    where += " AND " + sql
+                    params += p
+                picked = [r[0] for r in conn.execute(f"SELECT d.source FROM kb_documents d WHERE {where}", params)]
+                for s in picked:
+                    self._remove(conn, kid, s)
+                return len(picked)
+
+            return self._write(conn, delete)
+
+        return await self._run(fn)
+
+    async def list_documents(self, name: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        def fn(conn: Any) -> list[dict[str, Any]]:
+            got = self._base_id(conn, name, required=False)
+            if got is None:
+                return []
+            rows = conn.execute(
+                "SELECT source, hash, chunks, metadata, updated_at FROM kb_documents WHERE kb = ? "
+                "ORDER BY source LIMIT ? OFFSET ?",
+                (got[0], limit, offset),
+            ).fetchall()
+            return [
+                {"source": r[0], "hash": r[1], "chunks": r[2], "metadata": json.loads(r[3]), "updated_at": r[4]}
+                for r in rows
+            ]
+
+        return await self._run(fn)
+
+    # -- search -----------------------------------------------------------------------------------
+
+    async def vector_search(
+        self, name: str, vector: bytes, k: int, conds: Sequence[Condition] = ()
+    ) -> list[tuple[StoredChunk, float]]:
+        def fn(conn: Any) -> list[tuple[StoredChunk, float]]:
+            kid, dims = self._base_id(conn, name)  # type: ignore[misc]
+            if len(vector) != 4 * dims:
+                raise UserError(f"the query vector has {len(vector) // 4} dimensions, not {dims}")
+            params: list[Any] = [vector, k]
+            extra = ""
+            if conds:
+                sql, p = sqlite_conditions(conds, "c")
+                extra = f" AND id IN (SELECT c.id FROM kb_chunks c WHERE c.kb = ? AND {sql})"
+                params += [kid, *p]
+            rows = conn.execute(
+                f"WITH knn AS (SELECT id, distance FROM kb_vec_{kid} WHERE embedding MATCH ? AND k = ?{extra}) "
+                "SELECT c.id, c.source, c.position, c.content, c.metadata, knn.distance "
+                "FROM knn JOIN kb_chunks c ON c.id = knn.id ORDER BY knn.distance, c.id",
+                params,
+            ).fetchall()
+            return [(_row(r), 1.0 - float(r[5])) for r in rows]
+
+        return await self._run(fn)
+
+    async def text_search(
+        self, name: str, query: str, k: int, conds: Sequence[Condition] = ()
+    ) -> list[tuple[StoredChunk, float]]:
+        terms = query_terms(query)
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+        def fn(conn: Any) -> list[tuple[StoredChunk, float]]:
+            kid, _ = self._base_id(conn, name)  # type: ignore[misc]
+            params: list[Any] = [match]
+            extra = ""
+            if conds:
+                sql, p = sqlite_conditions(conds, "c")
+                extra = " AND " + sql
+                params += p
+            params.append(k)
+            rows = conn.execute(
+                f"SELECT c.id, c.source, c.position, c.content, c.metadata, -f.rank "
+                f"FROM kb_fts_{kid} f JOIN kb_chunks c ON c.id = f.rowid "
+                f"WHERE kb_fts_{kid} MATCH ?{extra} ORDER BY f.rank LIMIT ?",
+                params,
+            ).fetchall()
+            return [(_row(r), float(r[5])) for r in rows]
+
+        return await self._run(fn)
+
+    async def close(self) -> None:
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self._local = threading.local()
