@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from ...errors import UserError
 from ..documents import Chunk, Document
 
-__all__ = ["Chunker", "merge_spans", "split_recursive", "to_chunks"]
+__all__ = ["Chunker", "merge_spans", "recursive_windows", "split_recursive", "to_chunks"]
 
 Span = tuple[int, int]
 
@@ -72,6 +72,44 @@ def merge_spans(spans: Sequence[Span], size: int, overlap: int) -> list[Span]:
             k -= 1
         i = k
     return out
+
+
+def recursive_windows(
+    text: str, start: int, end: int, size: int, overlap: int, seps: Sequence[str]
+) -> list[Span]:
+    """Windows of at most ``size`` over ``text[start:end]``: split at the first separator of
+    ``seps`` found; runs of pieces that fit are merged (with ``overlap``); a piece too long is
+    windowed on its own with the next separators, so a window never mixes the end of one
+    paragraph with words of a long one after it."""
+    if end - start <= size:
+        return [(start, end)] if end > start else []
+    for i, sep in enumerate(seps):
+        if sep == "":
+            break
+        if text.find(sep, start, end) < 0:
+            continue
+        out: list[Span] = []
+        run: list[Span] = []
+        pos = start
+        while pos < end:
+            j = text.find(sep, pos, end)
+            piece_end = end if j < 0 else j + len(sep)
+            if piece_end - pos > size:
+                out += merge_spans(run, size, overlap)
+                run = []
+                out += recursive_windows(text, pos, piece_end, size, overlap, seps[i + 1 :])
+            else:
+                run.append((pos, piece_end))
+            pos = piece_end
+        return out + merge_spans(run, size, overlap)
+    out = []
+    s = start
+    while True:  # no separator left: hard cuts, overlapping by ``overlap``
+        e = min(s + size, end)
+        out.append((s, e))
+        if e >= end:
+            return out
+        s = e - overlap
 
 
 def to_chunks(

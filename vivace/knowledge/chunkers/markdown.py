@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ..documents import Chunk, Document
-from .base import check_sizes, merge_spans, split_recursive, to_chunks
+from .base import check_sizes, recursive_windows, to_chunks
 from .recursive import RecursiveChunker
 
 __all__ = ["MarkdownChunker"]
@@ -53,8 +53,7 @@ class MarkdownChunker:
             if not text[s:e].strip():
                 continue
             meta = {"headings": [t for _, t in path]} if path else {}
-            pieces = split_recursive(text, s, e, self.size, seps)
-            for span in merge_spans(pieces, self.size, self.overlap):
+            for span in recursive_windows(text, s, e, self.size, self.overlap, seps):
                 spans.append(span)
                 extra.append(meta)
         return to_chunks(doc, spans, extra)

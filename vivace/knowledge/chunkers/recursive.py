@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..documents import Chunk, Document
-from .base import check_sizes, merge_spans, split_recursive, to_chunks
+from .base import check_sizes, merge_spans, recursive_windows, split_recursive, to_chunks
 
 __all__ = ["FixedSizeChunker", "RecursiveChunker"]
 
@@ -43,5 +43,5 @@ class RecursiveChunker:
         self.separators = tuple(separators) if separators is not None else self.DEFAULT_SEPARATORS
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        spans = split_recursive(doc.text, 0, len(doc.text), self.size, self.separators)
-        return to_chunks(doc, merge_spans(spans, self.size, self.overlap))
+        windows = recursive_windows(doc.text, 0, len(doc.text), self.size, self.overlap, self.separators)
+        return to_chunks(doc, windows)
