@@ -107,7 +107,9 @@ def faq(root: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
             n += 1
             did = f"faq/{name}:{n}"
             docs.append({"type": "doc", "id": did, "text": answer})
-            queries.append({"type": "query", "id": f"q-{did}", "text": title, "relevant": [did], "kind": "faq"})
+            queries.append(
+                {"type": "query", "id": f"q-{did}", "text": title, "relevant": [did], "kind": "faq"}
+            )
     return docs, queries
 
 
@@ -131,7 +133,15 @@ def library(root: Path) -> tuple[list[dict[str, object]], list[dict[str, object]
         seen.add(key)
         did = f"library/{path.name.removesuffix('.rst.txt')}"
         docs.append({"type": "doc", "id": did, "text": intro})
-        queries.append({"type": "query", "id": f"q-{did}", "text": synopsis, "relevant": [did], "kind": "synopsis"})
+        queries.append(
+            {
+                "type": "query",
+                "id": f"q-{did}",
+                "text": synopsis,
+                "relevant": [did],
+                "kind": "synopsis",
+            }
+        )
     return docs, queries
 
 

@@ -46,7 +46,11 @@ def embedder() -> CachingEmbedder:
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def kstore(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """A fresh knowledge store on each backend."""
-    from vivace.knowledge.stores import InMemoryKnowledgeStore, PostgresKnowledgeStore, SQLiteKnowledgeStore
+    from vivace.knowledge.stores import (
+        InMemoryKnowledgeStore,
+        PostgresKnowledgeStore,
+        SQLiteKnowledgeStore,
+    )
 
     if request.param == "memory":
         store: Any = InMemoryKnowledgeStore()
@@ -87,8 +91,7 @@ CORPUS = {
         {"year": 2021, "team": "geo", "public": False},
     ),
     "errors.txt": (
-        "Error E4417 means the license key expired. Renew it in the admin console under "
-        "Billing.",
+        "Error E4417 means the license key expired. Renew it in the admin console under Billing.",
         {"year": 2023, "team": "support", "public": False},
     ),
     "ocean.txt": (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from vivace.errors import UserError
@@ -39,10 +41,10 @@ def test_fixed_size_windows_cover_the_text_with_overlap(size: int, overlap: int)
     _check(doc, chunks, size)
     assert all(c.metadata == {"lang": "en"} for c in chunks)
     if overlap:
-        shared = [a.end - b.start for a, b in zip(chunks, chunks[1:], strict=False)]
+        shared = [a.end - b.start for a, b in itertools.pairwise(chunks)]
         assert all(0 < s <= overlap for s in shared)
     else:
-        assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:], strict=False))
+        assert all(a.end <= b.start for a, b in itertools.pairwise(chunks))
 
 
 def test_fixed_size_cuts_a_word_longer_than_the_size() -> None:
@@ -95,7 +97,9 @@ def test_sentences_are_never_cut_and_overlap_by_sentence() -> None:
 
 
 async def test_semantic_chunker_breaks_where_the_topic_changes(embedder) -> None:
-    cats = "Cats are small furry pets. A cat purrs when it is happy. Kittens love to play with yarn."
+    cats = (
+        "Cats are small furry pets. A cat purrs when it is happy. Kittens love to play with yarn."
+    )
     tax = "Income tax returns are due in April. Deductions lower the taxable income. File the forms online."
     doc = Document("mix.txt", f"{cats} {tax}")
     chunks = await SemanticChunker(embedder, size=1000, percentile=25).chunk(doc)
@@ -103,7 +107,10 @@ async def test_semantic_chunker_breaks_where_the_topic_changes(embedder) -> None
     assert chunks[1].start == doc.text.index("Income")
 
 
-@pytest.mark.parametrize("make", [lambda: FixedSizeChunker(10, 10), lambda: RecursiveChunker(0), lambda: MarkdownChunker(5, -1)])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: FixedSizeChunker(10, 10), lambda: RecursiveChunker(0), lambda: MarkdownChunker(5, -1)],
+)
 def test_bad_sizes_are_user_errors(make) -> None:
     with pytest.raises(UserError):
         make()

@@ -35,10 +35,21 @@ def _pdf(text_pages: list[str], password: str | None = None) -> bytes:
         page_id, content_id = 3 + 2 * i, 4 + 2 * i
         kids.append(f"{page_id} 0 R")
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-        objs.append((page_id, f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R /Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()))
-        objs.append((content_id, b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"))
+        objs.append(
+            (
+                page_id,
+                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R /Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode(),
+            )
+        )
+        objs.append(
+            (content_id, b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+        )
     objs.append((font_id, b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"))
-    objs = [(1, b"<< /Type /Catalog /Pages 2 0 R >>"), (2, f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {n_pages} >>".encode()), *objs]
+    objs = [
+        (1, b"<< /Type /Catalog /Pages 2 0 R >>"),
+        (2, f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {n_pages} >>".encode()),
+        *objs,
+    ]
     objs.sort()
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
@@ -50,7 +61,9 @@ def _pdf(text_pages: list[str], password: str | None = None) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1))
     for num, _ in objs:
         out.write(b"%010d 00000 n \n" % offsets[num])
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    )
     data = out.getvalue()
     if password is None:
         return data
@@ -92,11 +105,21 @@ async def test_every_format_is_read_and_searchable(kb: KnowledgeBase, tmp_path: 
         "<html><head><title>Volcanoes</title><script>var x = 'ignored';</script></head>"
         "<body><nav>menu</nav><h1>Volcanoes</h1><p>Magma rises through the crust.</p></body></html>"
     )
-    (tmp_path / "report.pdf").write_bytes(_pdf(["Quarterly revenue grew nine percent.", "Page two covers hiring."]))
-    (tmp_path / "memo.docx").write_bytes(_docx([("Memo", "Heading1"), ("The cafeteria closes at noon on Fridays.", None)]))
-    (tmp_path / "people.csv").write_text("id,name,bio,age\n7,Ada,Wrote the first program,36\n8,Alan,Broke the Enigma code,41\n")
-    (tmp_path / "items.json").write_text(json.dumps([{"sku": "x1", "text": "Red running shoes", "price": 80}]))
-    (tmp_path / "events.jsonl").write_text('{"text": "Launch party on Mars"}\n{"text": "Board meeting"}\n')
+    (tmp_path / "report.pdf").write_bytes(
+        _pdf(["Quarterly revenue grew nine percent.", "Page two covers hiring."])
+    )
+    (tmp_path / "memo.docx").write_bytes(
+        _docx([("Memo", "Heading1"), ("The cafeteria closes at noon on Fridays.", None)])
+    )
+    (tmp_path / "people.csv").write_text(
+        "id,name,bio,age\n7,Ada,Wrote the first program,36\n8,Alan,Broke the Enigma code,41\n"
+    )
+    (tmp_path / "items.json").write_text(
+        json.dumps([{"sku": "x1", "text": "Red running shoes", "price": 80}])
+    )
+    (tmp_path / "events.jsonl").write_text(
+        '{"text": "Launch party on Mars"}\n{"text": "Board meeting"}\n'
+    )
     report = await kb.aadd(tmp_path, id_field="id")
     assert not report.failed, [f.error for f in report.failed]
     by_source = {i.source: i for i in report.items}
@@ -104,7 +127,8 @@ async def test_every_format_is_read_and_searchable(kb: KnowledgeBase, tmp_path: 
         f"{tmp_path.as_posix()}/{n}"
         for n in ("notes.txt", "guide.md", "page.html", "report.pdf", "memo.docx", "items.json#0")
     } | {f"{tmp_path.as_posix()}/people.csv#7", f"{tmp_path.as_posix()}/people.csv#8"} | {
-        f"{tmp_path.as_posix()}/events.jsonl#0", f"{tmp_path.as_posix()}/events.jsonl#1"
+        f"{tmp_path.as_posix()}/events.jsonl#0",
+        f"{tmp_path.as_posix()}/events.jsonl#1",
     }
 
     async def top(q: str, **kw):
@@ -121,7 +145,11 @@ async def test_every_format_is_read_and_searchable(kb: KnowledgeBase, tmp_path: 
     h = await top("when does the canteen close")
     assert h.source.endswith("memo.docx")
     h = await top("who cracked enigma")
-    assert h.source.endswith("people.csv#8") and h.metadata["name"] == "Alan" and h.metadata["age"] == 41
+    assert (
+        h.source.endswith("people.csv#8")
+        and h.metadata["name"] == "Alan"
+        and h.metadata["age"] == 41
+    )
     h = await top("sneakers", filters={"price": {"lt": 100}})
     assert h.source.endswith("items.json#0")
 
@@ -141,12 +169,20 @@ async def test_bad_items_fail_alone_with_typed_errors(kb: KnowledgeBase, tmp_pat
     report = await kb.aadd(tmp_path / "*", tmp_path / "missing.txt")
     errors = {Path(i.source).name: i.error for i in report.failed}
     assert type(errors["empty.txt"]) is EmptyContent
-    assert type(errors["image.png"]) is UnsupportedContent and "'.png'" in errors["image.png"].message
+    assert (
+        type(errors["image.png"]) is UnsupportedContent and "'.png'" in errors["image.png"].message
+    )
     assert type(errors["broken.pdf"]) is UnreadableContent
-    assert type(errors["secret.pdf"]) is UnreadableContent and "encrypted" in errors["secret.pdf"].message
+    assert (
+        type(errors["secret.pdf"]) is UnreadableContent
+        and "encrypted" in errors["secret.pdf"].message
+    )
     assert type(errors["bad.json"]) is UnreadableContent
     assert type(errors["broken.docx"]) is UnreadableContent
-    assert type(errors["huge.txt"]) is ContentTooLarge and errors["huge.txt"].details["size"] == 2 * 1024**3
+    assert (
+        type(errors["huge.txt"]) is ContentTooLarge
+        and errors["huge.txt"].details["size"] == 2 * 1024**3
+    )
     assert type(errors["missing.txt"]) is UnreadableContent
     for name, err in errors.items():
         assert isinstance(err, IngestError) and name in err.source and err.to_dict()["code"]
@@ -156,7 +192,9 @@ async def test_bad_items_fail_alone_with_typed_errors(kb: KnowledgeBase, tmp_pat
 
 
 def test_read_bytes_dispatch_by_content_type() -> None:
-    [d] = read_bytes(b"<p>Hello <b>world</b></p>", "upload-1", content_type="text/html; charset=utf-8")
+    [d] = read_bytes(
+        b"<p>Hello <b>world</b></p>", "upload-1", content_type="text/html; charset=utf-8"
+    )
     assert d.text == "Hello world" and d.markdown
     with pytest.raises(UnsupportedContent):
         read_bytes(b"data", "upload-2", content_type="application/octet-stream")
@@ -165,10 +203,15 @@ def test_read_bytes_dispatch_by_content_type() -> None:
 
 
 async def test_raw_text_and_records(kb: KnowledgeBase) -> None:
-    r = await kb.aadd_text("Penguins live in the southern hemisphere.", source="note-1", metadata={"lang": "en"})
+    r = await kb.aadd_text(
+        "Penguins live in the southern hemisphere.", source="note-1", metadata={"lang": "en"}
+    )
     assert r.added == 1 and r.chunks == 1
     r = await kb.aadd_records(
-        [{"id": "p1", "title": "Tea", "body": "Green tea has caffeine."}, {"id": "p2", "title": "Milk", "body": "Milk has calcium."}],
+        [
+            {"id": "p1", "title": "Tea", "body": "Green tea has caffeine."},
+            {"id": "p2", "title": "Milk", "body": "Milk has calcium."},
+        ],
         source="products",
         text_fields=["title", "body"],
         id_field="id",
@@ -226,7 +269,13 @@ def http_base() -> Iterator[str]:
 
 async def test_urls_are_fetched_with_limits_and_named_errors(embedder, http_base: str) -> None:
     kb = KnowledgeBase("web", store="memory", embedder=embedder, max_bytes=1000, fetch_timeout=0.5)
-    report = await kb.aadd(f"{http_base}/page", f"{http_base}/doc.md", f"{http_base}/missing", f"{http_base}/big", f"{http_base}/slow")
+    report = await kb.aadd(
+        f"{http_base}/page",
+        f"{http_base}/doc.md",
+        f"{http_base}/missing",
+        f"{http_base}/big",
+        f"{http_base}/slow",
+    )
     status = {i.source.rsplit("/", 1)[1]: i for i in report.items}
     assert status["page"].status == "added" and status["doc.md"].status == "added"
     for name, kind in (("missing", FetchError), ("big", ContentTooLarge), ("slow", FetchError)):

@@ -73,7 +73,35 @@ _LAZY = {
     "open_store": ".stores",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Chunk",
+    "ContentTooLarge",
+    "Document",
+    "EmptyContent",
+    "FetchError",
+    "FixedSizeChunker",
+    "InMemoryKnowledgeStore",
+    "IngestError",
+    "IngestProgress",
+    "IngestReport",
+    "InvalidFilter",
+    "ItemResult",
+    "KnowledgeBase",
+    "KnowledgeContext",
+    "KnowledgeStore",
+    "MarkdownChunker",
+    "MissingExtra",
+    "OnnxEmbedder",
+    "PostgresKnowledgeStore",
+    "RecursiveChunker",
+    "SQLiteKnowledgeStore",
+    "SearchHit",
+    "SemanticChunker",
+    "SentenceChunker",
+    "UnreadableContent",
+    "UnsupportedContent",
+    "open_store",
+]
 
 
 def __getattr__(name: str) -> Any:

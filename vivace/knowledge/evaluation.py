@@ -46,7 +46,12 @@ class RetrievalScores:
     k: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, f"recall@{self.k}": self.recall, f"ndcg@{self.k}": self.ndcg, "queries": self.queries}
+        return {
+            "mode": self.mode,
+            f"recall@{self.k}": self.recall,
+            f"ndcg@{self.k}": self.ndcg,
+            "queries": self.queries,
+        }
 
 
 async def evaluate(
@@ -72,5 +77,7 @@ async def evaluate(
             rs.append(recall_at_k(ranked, rel, k))
             ns.append(ndcg_at_k(ranked, rel, k))
         n = len(rs)
-        out[mode] = RetrievalScores(mode, sum(rs) / n if n else 0.0, sum(ns) / n if n else 0.0, n, k)
+        out[mode] = RetrievalScores(
+            mode, sum(rs) / n if n else 0.0, sum(ns) / n if n else 0.0, n, k
+        )
     return out

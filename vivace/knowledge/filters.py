@@ -18,10 +18,19 @@ from typing import Any
 
 from .errors import InvalidFilter
 
-__all__ = ["Condition", "FIELD_TYPES", "compile_filters", "field_schema", "matches"]
+__all__ = ["FIELD_TYPES", "Condition", "compile_filters", "field_schema", "matches"]
 
 FIELD_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_NAMES = {"string": str, "integer": int, "number": float, "boolean": bool, "str": str, "int": int, "float": float, "bool": bool}
+_NAMES = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+}
 _OPS = ("eq", "in", "gt", "gte", "lt", "lte")
 
 
@@ -38,10 +47,13 @@ def normalize_declared(declared: Mapping[str, Any] | None) -> dict[str, str]:
     """``{"year": int, "lang": "string"}`` -> ``{"year": "integer", "lang": "string"}``."""
     out: dict[str, str] = {}
     for name, t in (declared or {}).items():
-        kind = FIELD_TYPES.get(t) or (FIELD_TYPES.get(_NAMES.get(t)) if isinstance(t, str) else None)
+        kind = FIELD_TYPES.get(t) or (
+            FIELD_TYPES.get(_NAMES.get(t)) if isinstance(t, str) else None
+        )
         if kind is None:
             raise InvalidFilter(
-                f"filter field {name!r}: type must be str, int, float or bool, not {t!r}", field=name
+                f"filter field {name!r}: type must be str, int, float or bool, not {t!r}",
+                field=name,
             )
         if not name or name == "source" or not isinstance(name, str):
             raise InvalidFilter(f"filter field name {name!r} is reserved or empty", field=name)
@@ -52,7 +64,9 @@ def normalize_declared(declared: Mapping[str, Any] | None) -> dict[str, str]:
 def _check(field: str, kind: str | None, value: Any) -> Any:
     if kind is None:  # undeclared: any JSON scalar
         if value is None or not isinstance(value, str | int | float | bool):
-            raise InvalidFilter(f"filter {field!r}: values must be strings, numbers or booleans", field=field)
+            raise InvalidFilter(
+                f"filter {field!r}: values must be strings, numbers or booleans", field=field
+            )
         return value
     ok = {
         "string": isinstance(value, str),
@@ -91,11 +105,14 @@ def compile_filters(
             for op, value in cond.items():
                 if op not in _OPS:
                     raise InvalidFilter(
-                        f"filter {field!r}: unknown operator {op!r} (use {', '.join(_OPS)})", field=field
+                        f"filter {field!r}: unknown operator {op!r} (use {', '.join(_OPS)})",
+                        field=field,
                     )
                 if op == "in":
                     if not isinstance(value, list | tuple) or not value:
-                        raise InvalidFilter(f"filter {field!r}: 'in' takes a non-empty list", field=field)
+                        raise InvalidFilter(
+                            f"filter {field!r}: 'in' takes a non-empty list", field=field
+                        )
                     out.append(Condition(field, "in", tuple(_check(field, kind, v) for v in value)))
                 else:
                     v = _check(field, kind, value)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .context import KnowledgeContext
     from .stores.base import BaseInfo, KnowledgeStore, StoredChunk
 
-__all__ = ["CITATIONS_KEY", "KnowledgeBase", "SEARCH_MODES"]
+__all__ = ["CITATIONS_KEY", "SEARCH_MODES", "KnowledgeBase"]
 
 SEARCH_MODES = ("hybrid", "vector", "text")
 CITATIONS_KEY = "knowledge_citations"
@@ -252,7 +252,9 @@ class KnowledgeBase(Capability):
                     report.items.append(ItemResult(job[0], "failed", error=res))
                 else:
                     docs.extend(res)
-            written += await self._ingest_docs(docs, report, chunker, batch_chunks, on_progress, done, total, written)
+            written += await self._ingest_docs(
+                docs, report, chunker, batch_chunks, on_progress, done, total, written
+            )
             done += len(part)
             if on_progress is not None:
                 await _call(on_progress, IngestProgress(done, total, written, part[-1][0]))
@@ -262,16 +264,26 @@ class KnowledgeBase(Capability):
         """Synchronous :meth:`aadd`."""
         from ..agent.agent import run_sync
 
-        return run_sync(self.aadd(*items, **options))  # type: ignore[no-any-return]
+        return run_sync(self.aadd(*items, **options))
 
     async def aadd_text(
-        self, text: str, *, source: str, metadata: Mapping[str, Any] | None = None, markdown: bool = False
+        self,
+        text: str,
+        *,
+        source: str,
+        metadata: Mapping[str, Any] | None = None,
+        markdown: bool = False,
     ) -> IngestReport:
         """Add one text (``source`` names it; adding the same source again replaces it)."""
         return await self.aadd(Document(source, text, dict(metadata or {}), markdown=markdown))
 
     def add_text(
-        self, text: str, *, source: str, metadata: Mapping[str, Any] | None = None, markdown: bool = False
+        self,
+        text: str,
+        *,
+        source: str,
+        metadata: Mapping[str, Any] | None = None,
+        markdown: bool = False,
     ) -> IngestReport:
         """Synchronous :meth:`aadd_text`."""
         return self.add(Document(source, text, dict(metadata or {}), markdown=markdown))
@@ -289,7 +301,9 @@ class KnowledgeBase(Capability):
         from .readers.records import records_to_documents
 
         try:
-            docs = records_to_documents(list(records), source, text_fields=text_fields, id_field=id_field)
+            docs = records_to_documents(
+                list(records), source, text_fields=text_fields, id_field=id_field
+            )
         except IngestError as exc:
             return IngestReport([ItemResult(source, "failed", error=exc)])
         return await self.aadd(*docs)
@@ -298,7 +312,7 @@ class KnowledgeBase(Capability):
         """Synchronous :meth:`aadd_records`."""
         from ..agent.agent import run_sync
 
-        return run_sync(self.aadd_records(records, **options))  # type: ignore[no-any-return]
+        return run_sync(self.aadd_records(records, **options))
 
     def _jobs(self, items: Sequence[Item], glob: str) -> list[tuple[str, Any]]:
         from pathlib import Path
@@ -318,7 +332,9 @@ class KnowledgeBase(Capability):
                 for p in found:
                     jobs.append((Path(p).as_posix(), ("path", p)))
             else:
-                raise UserError(f"cannot add {type(it).__name__} {it!r}: give paths, URLs or Documents")
+                raise UserError(
+                    f"cannot add {type(it).__name__} {it!r}: give paths, URLs or Documents"
+                )
         return jobs
 
     async def _read(
@@ -333,12 +349,21 @@ class KnowledgeBase(Capability):
             size = len(what.text.encode("utf-8", "surrogatepass"))
             if size > self.max_bytes:
                 raise ContentTooLarge(
-                    f"{source}: {size} bytes is more than the limit of {self.max_bytes} bytes", source=source
+                    f"{source}: {size} bytes is more than the limit of {self.max_bytes} bytes",
+                    source=source,
                 )
             if not what.text.strip():
                 raise EmptyContent(f"{source}: the text is empty", source=source)
             if extra:
-                return [Document(what.source, what.text, {**extra, **what.metadata}, what.markdown, what.page_starts)]
+                return [
+                    Document(
+                        what.source,
+                        what.text,
+                        {**extra, **what.metadata},
+                        what.markdown,
+                        what.page_starts,
+                    )
+                ]
             return [what]
         kind, target = what
         if kind == "missing":
@@ -346,11 +371,18 @@ class KnowledgeBase(Capability):
         if kind == "url":
             from .readers.url import fetch_url
 
-            return await fetch_url(target, max_bytes=self.max_bytes, timeout=self.fetch_timeout, metadata=extra)
+            return await fetch_url(
+                target, max_bytes=self.max_bytes, timeout=self.fetch_timeout, metadata=extra
+            )
         from .readers import read_path
 
         return await asyncio.to_thread(
-            read_path, target, max_bytes=self.max_bytes, metadata=extra, text_fields=text_fields, id_field=id_field
+            read_path,
+            target,
+            max_bytes=self.max_bytes,
+            metadata=extra,
+            text_fields=text_fields,
+            id_field=id_field,
         )
 
     async def _chunk(self, doc: Document, chunker: Any) -> list[Chunk]:
@@ -399,14 +431,28 @@ class KnowledgeBase(Capability):
             if not pending:
                 return
             texts = [c.text for _, chunks in pending for c in chunks]
-            vectors = await self._embed(texts)
-            writes, i = [], 0
-            for d, chunks in pending:
-                writes.append(
-                    DocumentWrite(d.source, hashes[d.source], d.metadata, chunks, vectors[i : i + len(chunks)])
-                )
-                i += len(chunks)
-            await self.store.write_documents(self.name, writes)
+            try:
+                vectors = await self._embed(texts)
+                writes, i = [], 0
+                for d, chunks in pending:
+                    writes.append(
+                        DocumentWrite(
+                            d.source,
+                            hashes[d.source],
+                            d.metadata,
+                            chunks,
+                            vectors[i : i + len(chunks)],
+                        )
+                    )
+                    i += len(chunks)
+                await self.store.write_documents(self.name, writes)
+            except (
+                VivaceError
+            ) as exc:  # the embedder or the store failed: this batch is not written
+                for d, _ in pending:
+                    report.items.append(ItemResult(d.source, "failed", error=exc))
+                pending, count = [], 0
+                return
             for d, chunks in pending:
                 report.items.append(
                     ItemResult(d.source, "updated" if d.source in stored else "added", len(chunks))
@@ -414,7 +460,9 @@ class KnowledgeBase(Capability):
             new += len(texts)
             pending, count = [], 0
             if on_progress is not None:
-                await _call(on_progress, IngestProgress(done, total, written + new, writes[-1].source))
+                await _call(
+                    on_progress, IngestProgress(done, total, written + new, writes[-1].source)
+                )
 
         for source, d in unique.items():
             if stored.get(source) == hashes[source]:
@@ -442,13 +490,15 @@ class KnowledgeBase(Capability):
         if not sources and not filters:
             return 0
         conds = compile_filters(filters, self._declared, strict=False)
-        return await self.store.delete_documents(self.name, sources=list(sources) if sources else None, conds=conds)
+        return await self.store.delete_documents(
+            self.name, sources=list(sources) if sources else None, conds=conds
+        )
 
     def delete(self, *sources: str, filters: Mapping[str, Any] | None = None) -> int:
         """Synchronous :meth:`adelete`."""
         from ..agent.agent import run_sync
 
-        return run_sync(self.adelete(*sources, filters=filters))  # type: ignore[no-any-return]
+        return run_sync(self.adelete(*sources, filters=filters))
 
     async def adrop(self) -> bool:
         """Delete the whole knowledge base from its store."""
@@ -494,7 +544,10 @@ class KnowledgeBase(Capability):
         if mode == "vector":
             hits = [_hit(c, s, vrank=i) for i, (c, s) in enumerate(await vec(), 1)]
         elif mode == "text":
-            hits = [_hit(c, s, trank=i) for i, (c, s) in enumerate(await store.text_search(name, query, n, conds), 1)]
+            hits = [
+                _hit(c, s, trank=i)
+                for i, (c, s) in enumerate(await store.text_search(name, query, n, conds), 1)
+            ]
         else:
             v, t = await asyncio.gather(vec(), store.text_search(name, query, n, conds))
             by_id: dict[Any, SearchHit] = {}
@@ -507,7 +560,11 @@ class KnowledgeBase(Capability):
                 else:
                     h.text_rank = i
             fused = reciprocal_rank_fusion(
-                [([c.id for c, _ in v], self.vector_weight), ([c.id for c, _ in t], self.text_weight)], self.rrf_k
+                [
+                    ([c.id for c, _ in v], self.vector_weight),
+                    ([c.id for c, _ in t], self.text_weight),
+                ],
+                self.rrf_k,
             )
             hits = []
             for cid, score in fused:
@@ -528,7 +585,7 @@ class KnowledgeBase(Capability):
         """Synchronous :meth:`asearch`."""
         from ..agent.agent import run_sync
 
-        return run_sync(self.asearch(query, **options))  # type: ignore[no-any-return]
+        return run_sync(self.asearch(query, **options))
 
     # -- the capability (agentic RAG) --------------------------------------------------------------
 
@@ -553,7 +610,11 @@ class KnowledgeBase(Capability):
         move_citations(ctx, result)
 
     def context(
-        self, *, top_k: int | None = None, filters: Mapping[str, Any] | None = None, min_score: float | None = None
+        self,
+        *,
+        top_k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+        min_score: float | None = None,
     ) -> KnowledgeContext:
         """A capability for classic RAG: the top chunks for the user's message are put in the
         instructions of every run (no tool). ``Agent(knowledge=kb, knowledge_mode="context")``
@@ -566,7 +627,9 @@ class KnowledgeBase(Capability):
         return f"<KnowledgeBase {self.name!r}>"
 
 
-def _hit(c: StoredChunk, score: float, *, vrank: int | None = None, trank: int | None = None) -> SearchHit:
+def _hit(
+    c: StoredChunk, score: float, *, vrank: int | None = None, trank: int | None = None
+) -> SearchHit:
     return SearchHit(c.source, c.position, c.text, score, c.metadata, c.id, vrank, trank)
 
 

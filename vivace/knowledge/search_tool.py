@@ -23,7 +23,10 @@ MAX_TOP_K = 20
 def search_parameters(kb: KnowledgeBase) -> dict[str, Any]:
     """The JSON Schema of the tool's arguments."""
     filter_props: dict[str, Any] = {
-        "source": {**field_schema("string"), "description": "Only passages of this source (or these)."}
+        "source": {
+            **field_schema("string"),
+            "description": "Only passages of this source (or these).",
+        }
     }
     for name, kind in kb.declared_filters.items():
         filter_props[name] = field_schema(kind)
@@ -68,8 +71,12 @@ def make_search_tool(kb: KnowledgeBase) -> SchemaTool:
         if not isinstance(q, str) or not q.strip():
             raise ToolArgumentsError("invalid arguments: query must be a non-empty string")
         top_k = args.get("top_k")
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K):
-            raise ToolArgumentsError(f"invalid arguments: top_k must be an integer from 1 to {MAX_TOP_K}")
+        if top_k is not None and (
+            not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= MAX_TOP_K
+        ):
+            raise ToolArgumentsError(
+                f"invalid arguments: top_k must be an integer from 1 to {MAX_TOP_K}"
+            )
         try:
             from .filters import compile_filters
 

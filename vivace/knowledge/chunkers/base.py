@@ -24,7 +24,9 @@ def check_sizes(size: int, overlap: int) -> None:
     if size < 1:
         raise UserError(f"chunk size must be at least 1, not {size}")
     if overlap < 0 or overlap >= size:
-        raise UserError(f"chunk overlap must be >= 0 and smaller than the size ({size}), not {overlap}")
+        raise UserError(
+            f"chunk overlap must be >= 0 and smaller than the size ({size}), not {overlap}"
+        )
 
 
 def split_recursive(text: str, start: int, end: int, size: int, seps: Sequence[str]) -> list[Span]:
@@ -68,7 +70,11 @@ def merge_spans(spans: Sequence[Span], size: int, overlap: int) -> list[Span]:
             break
         # the next window starts with the last spans of this one that fit in ``overlap``
         k = j + 1
-        while k - 1 > i and spans[j][1] - spans[k - 1][0] <= overlap and spans[j + 1][1] - spans[k - 1][0] <= size:
+        while (
+            k - 1 > i
+            and spans[j][1] - spans[k - 1][0] <= overlap
+            and spans[j + 1][1] - spans[k - 1][0] <= size
+        ):
             k -= 1
         i = k
     return out

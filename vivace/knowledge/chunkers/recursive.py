@@ -43,5 +43,7 @@ class RecursiveChunker:
         self.separators = tuple(separators) if separators is not None else self.DEFAULT_SEPARATORS
 
     def chunk(self, doc: Document) -> list[Chunk]:
-        windows = recursive_windows(doc.text, 0, len(doc.text), self.size, self.overlap, self.separators)
+        windows = recursive_windows(
+            doc.text, 0, len(doc.text), self.size, self.overlap, self.separators
+        )
         return to_chunks(doc, windows)

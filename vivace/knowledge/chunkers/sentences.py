@@ -12,7 +12,7 @@ from .base import check_sizes, to_chunks
 
 __all__ = ["SemanticChunker", "SentenceChunker", "sentence_spans"]
 
-_END = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+|\n\s*\n")
+_END = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])[\"')\]]*\s+|\n\s*\n")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -29,7 +29,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _group(spans: list[tuple[int, int]], breaks: set[int], size: int, overlap: int) -> list[tuple[int, int]]:
+def _group(
+    spans: list[tuple[int, int]], breaks: set[int], size: int, overlap: int
+) -> list[tuple[int, int]]:
     """Sentences joined into chunks of at most ``size`` characters, starting a new chunk at
     each index in ``breaks``; each chunk after the first repeats its predecessor's last
     ``overlap`` sentences (when they fit)."""

@@ -24,7 +24,7 @@ def resolve(spec: Any) -> Any:
     """The embedder for ``spec``: an object with ``embed`` as is, ``"local"`` the shared
     offline embedder, ``"provider/model"`` the router's embedder."""
     global _LOCAL_DEFAULT
-    if spec is None or isinstance(spec, str) and spec in ("local", LOCAL):
+    if spec is None or (isinstance(spec, str) and spec in ("local", LOCAL)):
         if _LOCAL_DEFAULT is None:
             from .onnx import OnnxEmbedder
 

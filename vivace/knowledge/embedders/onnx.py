@@ -24,7 +24,7 @@ def _package_dir(name: str) -> str | None:
     spec = importlib.util.find_spec(name)  # finds the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
-    return list(spec.submodule_search_locations)[0]
+    return next(iter(spec.submodule_search_locations))
 
 
 def default_files() -> tuple[str, str]:
@@ -86,7 +86,9 @@ class OnnxEmbedder:
                 import onnxruntime as ort
                 from tokenizers import Tokenizer
             except ImportError as exc:
-                raise missing(exc.name or "onnxruntime", "local-embeddings", "the local embedder") from None
+                raise missing(
+                    exc.name or "onnxruntime", "local-embeddings", "the local embedder"
+                ) from None
             model, tok = self.model_path, self.tokenizer_path
             if model is None or tok is None:
                 dm, dt = default_files()
@@ -140,7 +142,7 @@ class OnnxEmbedder:
         if not texts:
             return []
         arr = await asyncio.to_thread(self.embed_array, texts)
-        return arr.tolist()  # type: ignore[no-any-return]
+        return arr.tolist()
 
     def __repr__(self) -> str:
         return f"<OnnxEmbedder {self.id}>"

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..documents import Document
-from ..errors import ContentTooLarge, EmptyContent, IngestError, UnreadableContent, UnsupportedContent
+from ..errors import (
+    ContentTooLarge,
+    EmptyContent,
+    IngestError,
+    UnreadableContent,
+    UnsupportedContent,
+)
 
 __all__ = [
     "CONTENT_TYPES",
@@ -123,7 +129,11 @@ def read_bytes(
         elif kind in ("csv", "json", "jsonl"):
             from .records import parse_csv, parse_json, records_to_documents
 
-            rows = parse_csv(text, source) if kind == "csv" else parse_json(text, source, lines=kind == "jsonl")
+            rows = (
+                parse_csv(text, source)
+                if kind == "csv"
+                else parse_json(text, source, lines=kind == "jsonl")
+            )
             docs = records_to_documents(rows, source, text_fields=text_fields, id_field=id_field)
             for d in docs:
                 d.metadata = {**meta, **d.metadata}
@@ -164,7 +174,9 @@ def read_path(
     except FileNotFoundError:
         raise UnreadableContent(f"{src}: no such file", source=src) from None
     except OSError as exc:
-        raise UnreadableContent(f"{src}: cannot read the file ({exc.strerror or exc})", source=src) from None
+        raise UnreadableContent(
+            f"{src}: cannot read the file ({exc.strerror or exc})", source=src
+        ) from None
     meta = {"file_name": p.name, **(metadata or {})}
     return read_bytes(
         data, src, kind=kind, metadata=meta, text_fields=text_fields, id_field=id_field

@@ -21,9 +21,9 @@ def read_pdf(data: bytes, source: str, metadata: dict[str, object]) -> Document:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             try:
-                ok = reader.decrypt("")
+                ok = bool(reader.decrypt(""))
             except Exception:
-                ok = 0
+                ok = False
             if not ok:
                 raise UnreadableContent(
                     f"{source}: the PDF is encrypted (password protected)", source=source

@@ -37,7 +37,9 @@ def records_to_documents(
             raise UnreadableContent(
                 f"{source}: record {i} is a {type(rec).__name__}, not an object", source=source
             )
-        fields = list(text_fields) if text_fields else [k for k, v in rec.items() if isinstance(v, str)]
+        fields = (
+            list(text_fields) if text_fields else [k for k, v in rec.items() if isinstance(v, str)]
+        )
         lines = []
         for k in fields:
             v = rec.get(k)
@@ -61,7 +63,9 @@ def parse_csv(text: str, source: str) -> list[dict[str, Any]]:
     try:
         rows = list(csv.DictReader(io.StringIO(text), dialect=dialect))
     except csv.Error as exc:
-        raise UnreadableContent(f"{source}: not a readable CSV file ({exc})", source=source) from None
+        raise UnreadableContent(
+            f"{source}: not a readable CSV file ({exc})", source=source
+        ) from None
     out = []
     for r in rows:
         if None in r:

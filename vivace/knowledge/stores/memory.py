@@ -43,7 +43,9 @@ class InMemoryKnowledgeStore(KnowledgeStore):
     ) -> BaseInfo:
         b = self._bases.get(name)
         if b is None:
-            b = self._bases[name] = _Base(BaseInfo(name, dims, embedder, dict(filters), created_at=time.time()))
+            b = self._bases[name] = _Base(
+                BaseInfo(name, dims, embedder, dict(filters), created_at=time.time())
+            )
         elif b.info.dims != dims:
             raise UserError(
                 f"knowledge base {name!r} holds {b.info.dims}-dimension vectors; this embedder "
@@ -56,7 +58,9 @@ class InMemoryKnowledgeStore(KnowledgeStore):
 
     def _info(self, b: _Base) -> BaseInfo:
         i = b.info
-        return BaseInfo(i.name, i.dims, i.embedder, dict(i.filters), len(b.docs), len(b.chunks), i.created_at)
+        return BaseInfo(
+            i.name, i.dims, i.embedder, dict(i.filters), len(b.docs), len(b.chunks), i.created_at
+        )
 
     async def get_base(self, name: str) -> BaseInfo | None:
         b = self._bases.get(name)
@@ -96,7 +100,9 @@ class InMemoryKnowledgeStore(KnowledgeStore):
                 raise UserError(f"{d.source}: {len(d.chunks)} chunks but {len(d.vectors)} vectors")
             for v in d.vectors:
                 if len(v) != 4 * b.info.dims:
-                    raise UserError(f"{d.source}: a vector has {len(v) // 4} dimensions, not {b.info.dims}")
+                    raise UserError(
+                        f"{d.source}: a vector has {len(v) // 4} dimensions, not {b.info.dims}"
+                    )
         async with self._lock:
             now = time.time()
             for d in docs:
@@ -137,7 +143,9 @@ class InMemoryKnowledgeStore(KnowledgeStore):
                 self._remove(b, s)
         return len(picked)
 
-    async def list_documents(self, name: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    async def list_documents(
+        self, name: str, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         b = self._bases.get(name)
         if b is None:
             return []

@@ -83,7 +83,11 @@ class PostgresKnowledgeStore(KnowledgeStore):
 
     async def _init_conn(self, conn: Any) -> None:
         await conn.set_type_codec(
-            "vector", schema=self._vns, encoder=_encode_vector, decoder=_decode_vector, format="binary"
+            "vector",
+            schema=self._vns,
+            encoder=_encode_vector,
+            decoder=_decode_vector,
+            format="binary",
         )
 
     async def _get_pool(self) -> Any:
@@ -99,7 +103,9 @@ class PostgresKnowledgeStore(KnowledgeStore):
             try:
                 conn = await asyncpg.connect(self._dsn)
             except Exception as exc:
-                raise StorageError(f"knowledge store: cannot connect to PostgreSQL ({exc})") from exc
+                raise StorageError(
+                    f"knowledge store: cannot connect to PostgreSQL ({exc})"
+                ) from exc
             try:
                 ns = await conn.fetchval(
                     "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
@@ -140,7 +146,9 @@ class PostgresKnowledgeStore(KnowledgeStore):
             )
             return self._pool
 
-    async def _base_id(self, conn: Any, name: str, *, required: bool = True) -> tuple[int, int] | None:
+    async def _base_id(
+        self, conn: Any, name: str, *, required: bool = True
+    ) -> tuple[int, int] | None:
         got = self._ids.get(name)
         if got is not None:
             return got
@@ -154,7 +162,8 @@ class PostgresKnowledgeStore(KnowledgeStore):
 
     async def _info(self, conn: Any, row: Any) -> BaseInfo:
         n = await conn.fetchrow(
-            f"SELECT count(*), coalesce(sum(chunks), 0) FROM {self._s}.kb_documents WHERE kb = $1", row["id"]
+            f"SELECT count(*), coalesce(sum(chunks), 0) FROM {self._s}.kb_documents WHERE kb = $1",
+            row["id"],
         )
         return BaseInfo(
             row["name"], row["dims"], row["embedder"], json.loads(row["filters"]), int(n[0]), int(n[1]),
@@ -169,7 +178,9 @@ class PostgresKnowledgeStore(KnowledgeStore):
     ) -> BaseInfo:
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"vivace-kb:{self.schema}:{name}")
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"vivace-kb:{self.schema}:{name}"
+            )
             row = await conn.fetchrow(f"SELECT * FROM {self._s}.kb_bases WHERE name = $1", name)
             if row is None:
                 row = await conn.fetchrow(
@@ -243,10 +254,14 @@ class PostgresKnowledgeStore(KnowledgeStore):
             kid, dims = await self._base_id(conn, name)  # type: ignore[misc]
             for d in docs:
                 if len(d.vectors) != len(d.chunks):
-                    raise UserError(f"{d.source}: {len(d.chunks)} chunks but {len(d.vectors)} vectors")
+                    raise UserError(
+                        f"{d.source}: {len(d.chunks)} chunks but {len(d.vectors)} vectors"
+                    )
                 for v in d.vectors:
                     if len(v) != 4 * dims:
-                        raise UserError(f"{d.source}: a vector has {len(v) // 4} dimensions, not {dims}")
+                        raise UserError(
+                            f"{d.source}: a vector has {len(v) // 4} dimensions, not {dims}"
+                        )
             now = time.time()
             rows = [
                 (kid, d.source, c.position, c.text.replace("\x00", ""), json.dumps(c.metadata, default=str),
@@ -258,25 +273,50 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 async with conn.transaction():
                     sources = [d.source for d in docs]
                     await conn.execute(
-                        f"DELETE FROM {self._s}.kb_chunks WHERE kb = $1 AND source = ANY($2::text[])", kid, sources
+                        f"DELETE FROM {self._s}.kb_chunks WHERE kb = $1 AND source = ANY($2::text[])",
+                        kid,
+                        sources,
                     )
                     await conn.execute(
-                        f"DELETE FROM {self._s}.kb_documents WHERE kb = $1 AND source = ANY($2::text[])", kid, sources
+                        f"DELETE FROM {self._s}.kb_documents WHERE kb = $1 AND source = ANY($2::text[])",
+                        kid,
+                        sources,
                     )
                     await conn.copy_records_to_table(
                         "kb_chunks",
                         schema_name=self.schema,
-                        columns=["kb", "source", "position", "content", "metadata", "start", "end", "embedding"],
+                        columns=[
+                            "kb",
+                            "source",
+                            "position",
+                            "content",
+                            "metadata",
+                            "start",
+                            "end",
+                            "embedding",
+                        ],
                         records=rows,
                     )
                     await conn.executemany(
                         f"INSERT INTO {self._s}.kb_documents VALUES ($1, $2, $3, $4, $5, $6)",
-                        [(kid, d.source, d.hash, json.dumps(d.metadata, default=str), len(d.chunks), now) for d in docs],
+                        [
+                            (
+                                kid,
+                                d.source,
+                                d.hash,
+                                json.dumps(d.metadata, default=str),
+                                len(d.chunks),
+                                now,
+                            )
+                            for d in docs
+                        ],
                     )
             except Exception as exc:
                 if isinstance(exc, UserError | NotFound):
                     raise
-                raise StorageError(f"knowledge store: writing failed ({type(exc).__name__}: {exc})") from exc
+                raise StorageError(
+                    f"knowledge store: writing failed ({type(exc).__name__}: {exc})"
+                ) from exc
 
     async def delete_documents(
         self, name: str, *, sources: Sequence[str] | None = None, conds: Sequence[Condition] = ()
@@ -287,7 +327,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
             if got is None or (sources is not None and not sources):
                 return 0
             kid = got[0]
-            where, params = "d.kb = $1", [kid]
+            where, params = "d.kb = $1", list[Any]([kid])
             if sources is not None:
                 params.append(list(sources))
                 where += f" AND d.source = ANY(${len(params)}::text[])"
@@ -297,18 +337,27 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 params += p
             async with conn.transaction():
                 picked = [
-                    r[0] for r in await conn.fetch(f"SELECT d.source FROM {self._s}.kb_documents d WHERE {where}", *params)
+                    r[0]
+                    for r in await conn.fetch(
+                        f"SELECT d.source FROM {self._s}.kb_documents d WHERE {where}", *params
+                    )
                 ]
                 if picked:
                     await conn.execute(
-                        f"DELETE FROM {self._s}.kb_chunks WHERE kb = $1 AND source = ANY($2::text[])", kid, picked
+                        f"DELETE FROM {self._s}.kb_chunks WHERE kb = $1 AND source = ANY($2::text[])",
+                        kid,
+                        picked,
                     )
                     await conn.execute(
-                        f"DELETE FROM {self._s}.kb_documents WHERE kb = $1 AND source = ANY($2::text[])", kid, picked
+                        f"DELETE FROM {self._s}.kb_documents WHERE kb = $1 AND source = ANY($2::text[])",
+                        kid,
+                        picked,
                     )
             return len(picked)
 
-    async def list_documents(self, name: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    async def list_documents(
+        self, name: str, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         pool = await self._get_pool()
         async with pool.acquire() as conn:
             got = await self._base_id(conn, name, required=False)
@@ -320,7 +369,13 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 got[0], limit, offset,
             )  # fmt: skip
             return [
-                {"source": r[0], "hash": r[1], "chunks": r[2], "metadata": json.loads(r[3]), "updated_at": r[4]}
+                {
+                    "source": r[0],
+                    "hash": r[1],
+                    "chunks": r[2],
+                    "metadata": json.loads(r[3]),
+                    "updated_at": r[4],
+                }
                 for r in rows
             ]
 
@@ -349,7 +404,9 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 if conds:
                     await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 rows = await conn.fetch(query, *params)
-        out = [(StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), 1.0 - float(r[5])) for r in rows]
+        out = [
+            (StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), 1.0 - float(r[5])) for r in rows
+        ]
         out.sort(key=lambda t: -t[1])
         return out
 

@@ -97,7 +97,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 import apsw
 
                 if isinstance(exc, apsw.Error):
-                    raise StorageError(f"knowledge store {self.path}: {type(exc).__name__}: {exc}") from exc
+                    raise StorageError(
+                        f"knowledge store {self.path}: {type(exc).__name__}: {exc}"
+                    ) from exc
                 raise
 
         return await asyncio.to_thread(call)
@@ -129,7 +131,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
 
     def _info(self, conn: Any, row: Sequence[Any]) -> BaseInfo:
         kid = row[0]
-        docs = conn.execute("SELECT count(*), coalesce(sum(chunks), 0) FROM kb_documents WHERE kb = ?", (kid,)).fetchone()
+        docs = conn.execute(
+            "SELECT count(*), coalesce(sum(chunks), 0) FROM kb_documents WHERE kb = ?", (kid,)
+        ).fetchone()
         return BaseInfo(row[1], row[2], row[3], json.loads(row[4]), docs[0], docs[1], row[5])
 
     async def ensure_base(
@@ -138,7 +142,8 @@ class SQLiteKnowledgeStore(KnowledgeStore):
         def fn(conn: Any) -> BaseInfo:
             def create() -> BaseInfo:
                 row = conn.execute(
-                    "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE name = ?", (name,)
+                    "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE name = ?",
+                    (name,),
                 ).fetchone()
                 if row is None:
                     conn.execute(
@@ -155,7 +160,8 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                         "contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')"
                     )
                     row = conn.execute(
-                        "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE id = ?", (kid,)
+                        "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE id = ?",
+                        (kid,),
                     ).fetchone()
                 elif row[2] != dims:
                     raise UserError(
@@ -165,7 +171,10 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 else:
                     merged = {**json.loads(row[4]), **filters}
                     if merged != json.loads(row[4]):
-                        conn.execute("UPDATE kb_bases SET filters = ? WHERE id = ?", (json.dumps(merged), row[0]))
+                        conn.execute(
+                            "UPDATE kb_bases SET filters = ? WHERE id = ?",
+                            (json.dumps(merged), row[0]),
+                        )
                         row = (*row[:4], json.dumps(merged), row[5])
                 return self._info(conn, row)
 
@@ -176,7 +185,8 @@ class SQLiteKnowledgeStore(KnowledgeStore):
     async def get_base(self, name: str) -> BaseInfo | None:
         def fn(conn: Any) -> BaseInfo | None:
             row = conn.execute(
-                "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE name = ?", (name,)
+                "SELECT id, name, dims, embedder, filters, created_at FROM kb_bases WHERE name = ?",
+                (name,),
             ).fetchone()
             return self._info(conn, row) if row else None
 
@@ -231,7 +241,12 @@ class SQLiteKnowledgeStore(KnowledgeStore):
 
     @staticmethod
     def _remove(conn: Any, kid: int, source: str) -> None:
-        ids = [r[0] for r in conn.execute("SELECT id FROM kb_chunks WHERE kb = ? AND source = ?", (kid, source))]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM kb_chunks WHERE kb = ? AND source = ?", (kid, source)
+            )
+        ]
         if ids:
             conn.executemany(f"DELETE FROM kb_fts_{kid} WHERE rowid = ?", [(i,) for i in ids])
             conn.executemany(f"DELETE FROM kb_vec_{kid} WHERE id = ?", [(i,) for i in ids])
@@ -246,14 +261,20 @@ class SQLiteKnowledgeStore(KnowledgeStore):
             kid, dims = self._base_id(conn, name)  # type: ignore[misc]
             for d in docs:
                 if len(d.vectors) != len(d.chunks):
-                    raise UserError(f"{d.source}: {len(d.chunks)} chunks but {len(d.vectors)} vectors")
+                    raise UserError(
+                        f"{d.source}: {len(d.chunks)} chunks but {len(d.vectors)} vectors"
+                    )
                 for v in d.vectors:
                     if len(v) != 4 * dims:
-                        raise UserError(f"{d.source}: a vector has {len(v) // 4} dimensions, not {dims}")
+                        raise UserError(
+                            f"{d.source}: a vector has {len(v) // 4} dimensions, not {dims}"
+                        )
 
             def write() -> None:
                 now = time.time()
-                next_id = (conn.execute("SELECT coalesce(max(id), 0) FROM kb_chunks").fetchone()[0]) + 1
+                next_id = (
+                    (conn.execute("SELECT coalesce(max(id), 0) FROM kb_chunks").fetchone()[0]) + 1
+                )
                 chunk_rows: list[tuple[Any, ...]] = []
                 fts_rows: list[tuple[Any, ...]] = []
                 vec_rows: list[tuple[Any, ...]] = []
@@ -269,10 +290,21 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                         vec_rows.append((next_id, v))
                         next_id += 1
                     doc_rows.append(
-                        (kid, d.source, d.hash, json.dumps(d.metadata, ensure_ascii=False, default=str), len(d.chunks), now)
+                        (
+                            kid,
+                            d.source,
+                            d.hash,
+                            json.dumps(d.metadata, ensure_ascii=False, default=str),
+                            len(d.chunks),
+                            now,
+                        )
                     )
-                conn.executemany("INSERT INTO kb_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows)
-                conn.executemany(f"INSERT INTO kb_fts_{kid}(rowid, content) VALUES (?, ?)", fts_rows)
+                conn.executemany(
+                    "INSERT INTO kb_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows
+                )
+                conn.executemany(
+                    f"INSERT INTO kb_fts_{kid}(rowid, content) VALUES (?, ?)", fts_rows
+                )
                 conn.executemany(f"INSERT INTO kb_vec_{kid}(id, embedding) VALUES (?, ?)", vec_rows)
                 conn.executemany("INSERT INTO kb_documents VALUES (?, ?, ?, ?, ?, ?)", doc_rows)
 
@@ -290,7 +322,7 @@ class SQLiteKnowledgeStore(KnowledgeStore):
             kid = got[0]
 
             def delete() -> int:
-                where, params = "d.kb = ?", [kid]
+                where, params = "d.kb = ?", list[Any]([kid])
                 if sources is not None:
                     if not sources:
                         return 0
@@ -300,7 +332,12 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                     sql, p = sqlite_conditions(conds, "d")
                     where += " AND " + sql
                     params += p
-                picked = [r[0] for r in conn.execute(f"SELECT d.source FROM kb_documents d WHERE {where}", params)]
+                picked = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT d.source FROM kb_documents d WHERE {where}", params
+                    )
+                ]
                 for s in picked:
                     self._remove(conn, kid, s)
                 return len(picked)
@@ -309,7 +346,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
 
         return await self._run(fn)
 
-    async def list_documents(self, name: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    async def list_documents(
+        self, name: str, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         def fn(conn: Any) -> list[dict[str, Any]]:
             got = self._base_id(conn, name, required=False)
             if got is None:
@@ -320,7 +359,13 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 (got[0], limit, offset),
             ).fetchall()
             return [
-                {"source": r[0], "hash": r[1], "chunks": r[2], "metadata": json.loads(r[3]), "updated_at": r[4]}
+                {
+                    "source": r[0],
+                    "hash": r[1],
+                    "chunks": r[2],
+                    "metadata": json.loads(r[3]),
+                    "updated_at": r[4],
+                }
                 for r in rows
             ]
 

@@ -15,10 +15,14 @@ _SQL_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 def _check_name(field: str) -> None:
     if '"' in field or "\\" in field or any(ord(ch) < 32 for ch in field):
-        raise InvalidFilter(f"filter field {field!r} has characters filters cannot name", field=field)
+        raise InvalidFilter(
+            f"filter field {field!r} has characters filters cannot name", field=field
+        )
 
 
-def sqlite_conditions(conds: Sequence[Condition], table: str, meta_col: str = "metadata") -> tuple[str, list[Any]]:
+def sqlite_conditions(
+    conds: Sequence[Condition], table: str, meta_col: str = "metadata"
+) -> tuple[str, list[Any]]:
     """``(sql, params)``: the conditions ANDed, on ``table``'s ``source`` and JSON metadata."""
     parts: list[str] = []
     params: list[Any] = []
@@ -75,14 +79,30 @@ def pg_conditions(conds: Sequence[Condition], table: str, start: int) -> tuple[s
             key = p(c.field)
             raw = f"({table}.metadata -> {key}::text)"
             if bool in kinds:
-                col, guard = f"({table}.metadata ->> {key}::text)::boolean", f"jsonb_typeof{raw} = 'boolean' AND "
+                col, guard = (
+                    f"({table}.metadata ->> {key}::text)::boolean",
+                    f"jsonb_typeof{raw} = 'boolean' AND ",
+                )
             elif kinds <= {int, float}:
-                col, guard = f"({table}.metadata ->> {key}::text)::float8", f"jsonb_typeof{raw} = 'number' AND "
+                col, guard = (
+                    f"({table}.metadata ->> {key}::text)::float8",
+                    f"jsonb_typeof{raw} = 'number' AND ",
+                )
             else:
-                col, guard = f"({table}.metadata ->> {key}::text)", f"jsonb_typeof{raw} = 'string' AND "
+                col, guard = (
+                    f"({table}.metadata ->> {key}::text)",
+                    f"jsonb_typeof{raw} = 'string' AND ",
+                )
         if c.op == "in":
-            vals = [float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in values]
-            cast = "float8[]" if kinds <= {int, float} and bool not in kinds else ("boolean[]" if bool in kinds else "text[]")
+            vals = [
+                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in values
+            ]
+            cast = (
+                "float8[]"
+                if kinds <= {int, float} and bool not in kinds
+                else ("boolean[]" if bool in kinds else "text[]")
+            )
             expr = f"{col} = ANY({p(vals)}::{cast})"
         else:
             v = c.value
@@ -93,5 +113,7 @@ def pg_conditions(conds: Sequence[Condition], table: str, start: int) -> tuple[s
             else:
                 expr = f"{col} = {p(v)}::text"
         # a CASE keeps the cast from running on rows whose value has another type
-        parts.append(f"(CASE WHEN {guard}TRUE THEN {expr} ELSE FALSE END)" if guard else f"({expr})")
+        parts.append(
+            f"(CASE WHEN {guard}TRUE THEN {expr} ELSE FALSE END)" if guard else f"({expr})"
+        )
     return " AND ".join(parts), params
