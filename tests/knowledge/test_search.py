@@ -42,8 +42,8 @@ def test_reciprocal_rank_fusion() -> None:
     from vivace.knowledge.fusion import reciprocal_rank_fusion
 
     fused = reciprocal_rank_fusion([(["a", "b", "c"], 1.0), (["c", "b", "d"], 1.0)], k=60)
-    assert [key for key, _ in fused] == ["b", "c", "a", "d"]
-    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 62)
+    assert [key for key, _ in fused] == ["c", "b", "a", "d"]  # 1/63 + 1/61 > 2/62
+    assert dict(fused)["b"] == pytest.approx(2 / 62) and dict(fused)["a"] == pytest.approx(1 / 61)
     weighted = reciprocal_rank_fusion([(["a", "b"], 2.0), (["b", "a"], 1.0)], k=1)
     assert [key for key, _ in weighted] == ["a", "b"]
     assert reciprocal_rank_fusion([(["a"], 0.0), (["b"], 1.0)]) == [("b", 1 / 61)]
