@@ -71,7 +71,8 @@ class KnowledgeBase(Capability):
         description: What it holds (shown to the model).
         mode: ``"hybrid"`` (vector and full-text fused by reciprocal rank), ``"vector"`` or
             ``"text"``.
-        top_k: Hits per search. ``vector_weight``/``text_weight``/``rrf_k`` tune the fusion;
+        top_k: Hits per search. ``vector_weight``/``text_weight``/``rrf_k`` tune the fusion
+            (defaults 1.0/0.5/10, tuned on held-out queries: docs/benchmarks.md);
             ``candidates`` is how many hits each method contributes (default ``4 * top_k``,
             at least 20).
         min_score: Drop hits scoring below it (cosine similarity in vector mode, BM25 in text
@@ -120,8 +121,8 @@ class KnowledgeBase(Capability):
         mode: str = "hybrid",
         top_k: int = 5,
         vector_weight: float = 1.0,
-        text_weight: float = 1.0,
-        rrf_k: int = 60,
+        text_weight: float = 0.5,
+        rrf_k: int = 10,
         candidates: int | None = None,
         min_score: float | None = None,
         reranker: Any = None,
