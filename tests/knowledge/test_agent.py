@@ -142,3 +142,15 @@ async def test_one_knowledge_base_serves_concurrent_agents(kb: KnowledgeBase) ->
         one("French capital", "paris.txt"),
         one("deepest ocean", "ocean.txt"),
     )
+
+
+def test_sync_api_and_agent_runs_share_one_store(kstore, embedder) -> None:
+    """The sync wrappers and Agent.run use their own event loops: every store works from any."""
+    kb = KnowledgeBase("sync", store=kstore, embedder=embedder)
+    report = kb.add(*corpus_documents())
+    assert report.added == 5
+    model = ScriptedModel([call("search_knowledge", {"query": "capital of France", "top_k": 1}), "Paris."])
+    result = Agent(model, knowledge=kb).run("Capital of France?")
+    assert [c["source"] for c in result.citations] == ["paris.txt"]
+    assert kb.search("purring", top_k=1)[0].source == "cats.txt"
+    assert kb.delete("cats.txt") == 1

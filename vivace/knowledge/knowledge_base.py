@@ -263,7 +263,7 @@ class KnowledgeBase(Capability):
 
     def add(self, *items: Item, **options: Any) -> IngestReport:
         """Synchronous :meth:`aadd`."""
-        from ..agent.agent import run_sync
+        from ._sync import run_sync
 
         return run_sync(self.aadd(*items, **options))
 
@@ -311,7 +311,7 @@ class KnowledgeBase(Capability):
 
     def add_records(self, records: Iterable[Mapping[str, Any]], **options: Any) -> IngestReport:
         """Synchronous :meth:`aadd_records`."""
-        from ..agent.agent import run_sync
+        from ._sync import run_sync
 
         return run_sync(self.aadd_records(records, **options))
 
@@ -497,7 +497,7 @@ class KnowledgeBase(Capability):
 
     def delete(self, *sources: str, filters: Mapping[str, Any] | None = None) -> int:
         """Synchronous :meth:`adelete`."""
-        from ..agent.agent import run_sync
+        from ._sync import run_sync
 
         return run_sync(self.adelete(*sources, filters=filters))
 
@@ -584,7 +584,7 @@ class KnowledgeBase(Capability):
 
     def search(self, query: str, **options: Any) -> list[SearchHit]:
         """Synchronous :meth:`asearch`."""
-        from ..agent.agent import run_sync
+        from ._sync import run_sync
 
         return run_sync(self.asearch(query, **options))
 

@@ -3,8 +3,8 @@ processes)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,7 +36,7 @@ class InMemoryKnowledgeStore(KnowledgeStore):
     def __init__(self) -> None:
         self._bases: dict[str, _Base] = {}
         self._next = 1
-        self._lock = asyncio.Lock()
+        self._lock = threading.Lock()  # writes have no await: safe across loops and threads
 
     async def ensure_base(
         self, name: str, *, dims: int, embedder: str, filters: Mapping[str, str]
@@ -103,7 +103,7 @@ class InMemoryKnowledgeStore(KnowledgeStore):
                     raise UserError(
                         f"{d.source}: a vector has {len(v) // 4} dimensions, not {b.info.dims}"
                     )
-        async with self._lock:
+        with self._lock:
             now = time.time()
             for d in docs:
                 self._remove(b, d.source)
@@ -138,7 +138,7 @@ class InMemoryKnowledgeStore(KnowledgeStore):
         picked = set(b.docs) if sources is None else {s for s in sources if s in b.docs}
         if conds:
             picked = {s for s in picked if matches(list(conds), s, b.docs[s]["metadata"])}
-        async with self._lock:
+        with self._lock:
             for s in picked:
                 self._remove(b, s)
         return len(picked)

@@ -15,6 +15,7 @@ import json
 import struct
 import sys
 import time
+import weakref
 from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,8 +73,9 @@ class PostgresKnowledgeStore(KnowledgeStore):
         self.text_config = text_config
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         self.pool_size = pool_size
-        self._pool: Any = None
-        self._lock = asyncio.Lock()
+        self._pools: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._schema_ready = False
         self._vns = "public"
         self._ids: dict[str, tuple[int, int]] = {}
 
@@ -91,34 +93,47 @@ class PostgresKnowledgeStore(KnowledgeStore):
         )
 
     async def _get_pool(self) -> Any:
-        if self._pool is not None:
-            return self._pool
-        async with self._lock:
-            if self._pool is not None:
-                return self._pool
+        """The connection pool of the running event loop (asyncpg pools belong to one loop;
+        sync wrappers and worker threads may run their own)."""
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            pool = self._pools.get(loop)
+            if pool is not None:
+                return pool
             try:
                 import asyncpg
             except ImportError:
                 raise missing("asyncpg", "postgres", "the PostgreSQL knowledge store") from None
+            if not self._schema_ready:
+                await self._setup(asyncpg)
+            pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=self.pool_size, init=self._init_conn
+            )
+            self._pools[loop] = pool
+            return pool
+
+    async def _setup(self, asyncpg: Any) -> None:
+        try:
+            conn = await asyncpg.connect(self._dsn)
+        except Exception as exc:
+            raise StorageError(f"knowledge store: cannot connect to PostgreSQL ({exc})") from exc
+        find = (
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+            "WHERE e.extname = 'vector'"
+        )
+        try:
+            ns = await conn.fetchval(find)
+            if ns is None:
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                ns = await conn.fetchval(find)
+            self._vns = ns
+            s, v = self._s, _ident(ns)
+            await conn.execute("SELECT pg_advisory_lock(hashtext('vivace-knowledge-schema'))")
             try:
-                conn = await asyncpg.connect(self._dsn)
-            except Exception as exc:
-                raise StorageError(
-                    f"knowledge store: cannot connect to PostgreSQL ({exc})"
-                ) from exc
-            try:
-                ns = await conn.fetchval(
-                    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-                    "WHERE e.extname = 'vector'"
-                )
-                if ns is None:
-                    await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                    ns = await conn.fetchval(
-                        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-                        "WHERE e.extname = 'vector'"
-                    )
-                self._vns = ns
-                s, v = self._s, _ident(ns)
                 await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
                 await conn.execute(
                     f"""
@@ -137,14 +152,13 @@ class PostgresKnowledgeStore(KnowledgeStore):
                     CREATE INDEX IF NOT EXISTS kb_chunks_tsv ON {s}.kb_chunks USING gin(tsv);
                     """
                 )
-            except Exception as exc:
-                raise StorageError(f"knowledge store: cannot set up the tables ({exc})") from exc
             finally:
-                await conn.close()
-            self._pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self.pool_size, init=self._init_conn
-            )
-            return self._pool
+                await conn.execute("SELECT pg_advisory_unlock(hashtext('vivace-knowledge-schema'))")
+        except Exception as exc:
+            raise StorageError(f"knowledge store: cannot set up the tables ({exc})") from exc
+        finally:
+            await conn.close()
+        self._schema_ready = True
 
     async def _base_id(
         self, conn: Any, name: str, *, required: bool = True
@@ -434,9 +448,18 @@ class PostgresKnowledgeStore(KnowledgeStore):
         return [(StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), float(r[5])) for r in rows]
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        """Close the pool of this event loop; pools of other loops are terminated."""
+        try:
+            current: Any = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        pools = list(self._pools.items())
+        self._pools = weakref.WeakKeyDictionary()
+        for loop, pool in pools:
+            if loop is current:
+                await pool.close()
+            else:
+                pool.terminate()
 
 
 def _lit(text: str) -> str:
