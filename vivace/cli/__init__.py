@@ -4,6 +4,7 @@
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
 * ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
 * ``vivace models`` - the model providers and whether their keys are set.
+* ``vivace knowledge add|search|list|delete`` - knowledge bases (:mod:`.knowledge`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print events as JSON lines")
 
     sub.add_parser("models", help="list model providers and whether their keys are set")
+    from .knowledge import add_parser
+
+    add_parser(sub)
     return p
 
 
@@ -74,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     if args.command == "models":
         return _models()
+    if args.command == "knowledge":
+        from .knowledge import knowledge
+
+        return knowledge(args)
     _parser().print_help()
     return 0
 

@@ -532,9 +532,12 @@ class KnowledgeBase(Capability):
         conds = compile_filters(filters, self._declared, strict=_strict)
         if not query or not query.strip():
             return []
-        if self._base is None:
-            await self.info()
         store, name = self.store, self.name
+        if self._base is None:
+            base = await store.get_base(name)
+            if base is None:
+                return []  # nothing was ever added: searching creates nothing
+            self._base = base
         reranker = self.reranker if rerank else None
         n = max(self.candidates or 4 * k, 20) if (mode == "hybrid" or reranker is not None) else k
 
