@@ -149,7 +149,9 @@ def test_sync_api_and_agent_runs_share_one_store(kstore, embedder) -> None:
     kb = KnowledgeBase("sync", store=kstore, embedder=embedder)
     report = kb.add(*corpus_documents())
     assert report.added == 5
-    model = ScriptedModel([call("search_knowledge", {"query": "capital of France", "top_k": 1}), "Paris."])
+    model = ScriptedModel(
+        [call("search_knowledge", {"query": "capital of France", "top_k": 1}), "Paris."]
+    )
     result = Agent(model, knowledge=kb).run("Capital of France?")
     assert [c["source"] for c in result.citations] == ["paris.txt"]
     assert kb.search("purring", top_k=1)[0].source == "cats.txt"

@@ -243,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/slow":
             import time
 
-            time.sleep(2)
+            time.sleep(8)
             body = b"late"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -258,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def http_base() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.block_on_close = False  # the /slow handler may still sleep at teardown
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     try:
@@ -268,7 +270,7 @@ def http_base() -> Iterator[str]:
 
 
 async def test_urls_are_fetched_with_limits_and_named_errors(embedder, http_base: str) -> None:
-    kb = KnowledgeBase("web", store="memory", embedder=embedder, max_bytes=1000, fetch_timeout=0.5)
+    kb = KnowledgeBase("web", store="memory", embedder=embedder, max_bytes=1000, fetch_timeout=3.0)
     report = await kb.aadd(
         f"{http_base}/page",
         f"{http_base}/doc.md",
