@@ -124,3 +124,51 @@ async def test_a_different_embedding_size_is_refused(kstore, embedder) -> None:
     other = HashEmbedder(dims=64)
     with pytest.raises(UserError, match="384-dimension"):
         await KnowledgeBase("dims", store=kstore, embedder=other).aadd(Document("y", "more"))
+
+
+async def test_bulk_ingest_into_an_empty_postgres_base_builds_the_index_at_the_end(
+    postgres_url, embedder, monkeypatch
+) -> None:
+    import uuid
+
+    import asyncpg
+
+    from vivace.knowledge import knowledge_base
+    from vivace.knowledge.stores import PostgresKnowledgeStore
+
+    monkeypatch.setattr(knowledge_base, "BULK_ITEMS", 3)
+    store = PostgresKnowledgeStore(postgres_url, schema=f"k_{uuid.uuid4().hex[:12]}")
+    kb = KnowledgeBase("bulk", store=store, embedder=embedder)
+    seen: list[bool] = []
+
+    async def index_exists() -> bool:
+        conn = await asyncpg.connect(store._dsn)
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = $1 "
+                    "AND indexname LIKE 'kb_chunks_hnsw_%')",
+                    store.schema,
+                )
+            )
+        finally:
+            await conn.close()
+
+    async def progress(p: IngestProgress) -> None:
+        seen.append(await index_exists())
+
+    try:
+        r = await kb.aadd(*corpus_documents(), on_progress=progress)
+        assert r.added == 5
+        assert seen and not any(seen)  # no index while loading
+        assert await index_exists()  # built once at the end
+        [hit] = await kb.asearch("purring pet", top_k=1, mode="vector")
+        assert hit.source == "cats.txt"
+        # a later small ingest into the non-empty base keeps the index
+        await kb.aadd(Document("more", "Hamsters store food in their cheeks."))
+        assert await index_exists()
+    finally:
+        await store.close()
+        conn = await asyncpg.connect(store._dsn)
+        await conn.execute(f'DROP SCHEMA "{store.schema}" CASCADE')
+        await conn.close()

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..agent.capability import Capability
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["CITATIONS_KEY", "SEARCH_MODES", "KnowledgeBase"]
 
 SEARCH_MODES = ("hybrid", "vector", "text")
+BULK_ITEMS = 500
+"""An ingest of this many items or more lets the store defer index work (``store.bulk``)."""
 CITATIONS_KEY = "knowledge_citations"
 """``ctx.metadata`` key under which a run collects the chunks its knowledge searches
 returned (moved to ``RunResult.citations`` when the run ends)."""
@@ -229,9 +232,7 @@ class KnowledgeBase(Capability):
         await self.info()
         jobs = self._jobs(items, glob)
         total = len(jobs)
-        done = 0
-        written = 0
-        window = max(1, concurrency * 4)
+        window = max(1, concurrency * 16)
         sem = asyncio.Semaphore(max(1, concurrency))
         extra = dict(metadata or {})
 
@@ -244,6 +245,21 @@ class KnowledgeBase(Capability):
                 except VivaceError as exc:
                     return UnreadableContent(f"{job[0]}: {exc.message}", source=job[0])
 
+        async with self.store.bulk(self.name) if total >= BULK_ITEMS else _no_bulk():
+            await self._ingest_jobs(jobs, report, read, window, chunker, batch_chunks, on_progress)
+        return report
+
+    async def _ingest_jobs(
+        self,
+        jobs: list[tuple[str, Any]],
+        report: IngestReport,
+        read: Any,
+        window: int,
+        chunker: Any,
+        batch_chunks: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        total, done, written = len(jobs), 0, 0
         for w in range(0, total, window):
             part = jobs[w : w + window]
             results = await asyncio.gather(*(read(j) for j in part))
@@ -259,7 +275,6 @@ class KnowledgeBase(Capability):
             done += len(part)
             if on_progress is not None:
                 await _call(on_progress, IngestProgress(done, total, written, part[-1][0]))
-        return report
 
     def add(self, *items: Item, **options: Any) -> IngestReport:
         """Synchronous :meth:`aadd`."""
@@ -649,6 +664,11 @@ def record_citations(ctx: Any, hits: Sequence[SearchHit], kb: str) -> list[dict[
     if ctx is not None:
         ctx.metadata.setdefault(CITATIONS_KEY, []).extend(out)
     return out
+
+
+@contextlib.asynccontextmanager
+async def _no_bulk() -> AsyncIterator[None]:
+    yield
 
 
 async def _call(fn: Any, *args: Any) -> None:

@@ -3,9 +3,10 @@ knowledge bases, with vector and full-text search that apply metadata filters in
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +178,12 @@ class KnowledgeStore(ABC):
         self, name: str, query: str, k: int, conds: Sequence[Condition] = ()
     ) -> list[tuple[StoredChunk, float]]:
         """The ``k`` best full-text matches for ``query`` (higher score is better)."""
+
+    @contextlib.asynccontextmanager
+    async def bulk(self, name: str) -> AsyncIterator[None]:
+        """Around a large ingest: a store may defer index maintenance (PostgreSQL builds the
+        HNSW index once at the end when the knowledge base was empty)."""
+        yield
 
     async def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""

@@ -11,13 +11,14 @@ so a selective filter still returns ``k`` hits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 import sys
 import time
 import weakref
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ...errors import NotFound, StorageError, UserError
@@ -202,12 +203,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                     "VALUES ($1, $2, $3, $4, $5) RETURNING *",
                     name, dims, embedder, json.dumps(dict(filters)), time.time(),
                 )  # fmt: skip
-                kid = row["id"]
-                await conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS kb_chunks_hnsw_{kid} ON {self._s}.kb_chunks "
-                    f"USING hnsw ({self._vec_expr(dims)} {_ident(self._vns)}.vector_cosine_ops) "
-                    f"WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)}) WHERE kb = {int(kid)}"
-                )
+                await conn.execute(self._index_sql(row["id"], dims))
             elif row["dims"] != dims:
                 raise UserError(
                     f"knowledge base {name!r} holds {row['dims']}-dimension vectors; this embedder makes {dims}",
@@ -220,7 +216,57 @@ class PostgresKnowledgeStore(KnowledgeStore):
                         f"UPDATE {self._s}.kb_bases SET filters = $1 WHERE id = $2 RETURNING *",
                         json.dumps(merged), row["id"],
                     )  # fmt: skip
+                # an index a crashed bulk load dropped is rebuilt (unless a load is running)
+                if await conn.fetchval(
+                    "SELECT pg_try_advisory_xact_lock_shared(hashtext($1))", self._bulk_key(name)
+                ):
+                    await conn.execute(self._index_sql(row["id"], row["dims"]))
             return await self._info(conn, row)
+
+    def _index_sql(self, kid: int, dims: int) -> str:
+        return (
+            f"CREATE INDEX IF NOT EXISTS kb_chunks_hnsw_{int(kid)} ON {self._s}.kb_chunks "
+            f"USING hnsw ({self._vec_expr(dims)} {_ident(self._vns)}.vector_cosine_ops) "
+            f"WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)}) "
+            f"WHERE kb = {int(kid)}"
+        )
+
+    def _bulk_key(self, name: str) -> str:
+        return f"vivace-kb-bulk:{self.schema}:{name}"
+
+    @contextlib.asynccontextmanager
+    async def bulk(self, name: str) -> AsyncIterator[None]:
+        """A large ingest into an empty knowledge base: its HNSW index is dropped and built
+        once at the end (much faster than growing it row by row). Searches meanwhile are
+        exact scans; another process's bulk load into the same base makes this a plain one."""
+        pool = await self._get_pool()
+        conn = await pool.acquire()
+        try:
+            key = self._bulk_key(name)
+            got = await self._base_id(conn, name, required=False)
+            if got is None or not await conn.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", key
+            ):
+                yield
+                return
+            kid, dims = got
+            try:
+                empty = not await conn.fetchval(
+                    f"SELECT EXISTS (SELECT 1 FROM {self._s}.kb_chunks WHERE kb = $1)", kid
+                )
+                if empty:
+                    await conn.execute(f"DROP INDEX IF EXISTS {self._s}.kb_chunks_hnsw_{int(kid)}")
+                try:
+                    yield
+                finally:
+                    if empty:
+                        await conn.execute("SET maintenance_work_mem = '256MB'")
+                        await conn.execute(self._index_sql(kid, dims))
+                        await conn.execute("RESET maintenance_work_mem")
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+        finally:
+            await pool.release(conn)
 
     async def get_base(self, name: str) -> BaseInfo | None:
         pool = await self._get_pool()
