@@ -246,7 +246,7 @@ def speed_vivace(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 hits = await kb.asearch(q, top_k=10, mode=mode)
                 lat.append(time.perf_counter() - t0)
-                assert len(hits) == 10
+                assert len(hits) == 10 or mode == "text"
             res[f"query_{mode}"] = _pcts(lat)
 
         def model_fn(messages: list[Any], request: Any) -> Any:

@@ -142,3 +142,33 @@ async def sql_factory(
 def new_id() -> Callable[[str], str]:
     """Unique ids for records."""
     return lambda prefix="id": f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- Node.js: official protocol clients and servers (tests/js/package.json) --------------------
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+@pytest.fixture(scope="session")
+def js_modules() -> Path:
+    """``tests/js/node_modules`` with the npm packages the protocol tests use (installed with
+    ``npm ci`` from the lockfile on first use); skips when Node.js or npm is missing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed (needed for the official JS protocol clients)")
+    modules = JS_DIR / "node_modules"
+    stamp = modules / ".package-lock.json"
+    lock = JS_DIR / "package-lock.json"
+    if not stamp.exists() or stamp.stat().st_mtime + 1 < lock.stat().st_mtime:
+        if shutil.which("npm") is None:
+            pytest.skip("npm is not installed (needed to install tests/js/package.json)")
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+            cwd=JS_DIR,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return modules

@@ -3,8 +3,10 @@ each text once), and a knowledge store on each backend (in-memory, SQLite, Postg
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +111,49 @@ def corpus_documents() -> list[Any]:
         Document(src, text, dict(meta), markdown=src.endswith(".md"))
         for src, (text, meta) in CORPUS.items()
     ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/page":
+            body = b"<html><head><title>Tides</title></head><body><p>The moon drives the tides.</p></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+        elif self.path == "/doc.md":
+            body = b"# Comets\n\nComets have icy nuclei."
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+        elif self.path == "/big":
+            body = b"x" * 5000
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+        elif self.path == "/slow":
+            import time
+
+            time.sleep(8)
+            body = b"late"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+        else:
+            body = b"nope"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def http_base() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.block_on_close = False  # the /slow handler may still sleep at teardown
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

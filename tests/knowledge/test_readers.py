@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -221,52 +218,6 @@ async def test_raw_text_and_records(kb: KnowledgeBase) -> None:
     assert hit.source == "products#p2" and hit.text == "title: Milk\nbody: Milk has calcium."
     r = await kb.aadd(Document("empty", "  "), Document("ok", "fine text here"))
     assert [type(i.error) for i in r.failed] == [EmptyContent] and r.added == 1
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if self.path == "/page":
-            body = b"<html><head><title>Tides</title></head><body><p>The moon drives the tides.</p></body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-        elif self.path == "/doc.md":
-            body = b"# Comets\n\nComets have icy nuclei."
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-        elif self.path == "/big":
-            body = b"x" * 5000
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-        elif self.path == "/slow":
-            import time
-
-            time.sleep(8)
-            body = b"late"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-        else:
-            body = b"nope"
-            self.send_response(404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def http_base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.block_on_close = False  # the /slow handler may still sleep at teardown
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_urls_are_fetched_with_limits_and_named_errors(embedder, http_base: str) -> None:

@@ -47,6 +47,17 @@ def _tool_then_answer(tool_name: str, args: dict[str, str]) -> FunctionModel:
     return FunctionModel(fn, model_name=f"{tool_name}-model")
 
 
+def _provider_down(messages, request):  # type: ignore[no-untyped-def]
+    from vivace.errors import ModelHTTPError
+
+    raise ModelHTTPError("the provider is down", provider="test", status=503)
+
+
+def _transcript(messages, request):  # type: ignore[no-untyped-def]
+    """Answers with the whole conversation it was given (history included)."""
+    return " | ".join(f"{m.role}:{m.text}" for m in messages if m.role in ("user", "assistant"))
+
+
 def make_agents() -> list[Agent]:
     return [
         Agent(model=EchoModel(), name="echo", description="Repeats what you say."),
@@ -61,6 +72,8 @@ def make_agents() -> list[Agent]:
             tools=[delete_file],
         ),
         Agent(model=_tool_then_answer("wait_gate", {}), name="gated", tools=[wait_gate]),
+        Agent(model=FunctionModel(_provider_down, model_name="down"), name="broken"),
+        Agent(model=FunctionModel(_transcript, model_name="transcript"), name="transcript"),
     ]
 
 

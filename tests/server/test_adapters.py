@@ -16,7 +16,7 @@ from .conftest import parse_sse
 
 async def _exercise(c: httpx.AsyncClient, prefix: str) -> None:
     r = await c.get(f"{prefix}/agents")
-    assert r.status_code == 200 and len(r.json()["agents"]) == 4
+    assert r.status_code == 200 and len(r.json()["agents"]) == 6
     r = await c.post(f"{prefix}/agents/weather/runs", json={"input": "x"})
     assert r.json()["output"] == "done: sunny in Paris"
     r = await c.post(f"{prefix}/agents/echo/runs", json={"input": "hey", "stream": True})

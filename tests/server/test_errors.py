@@ -123,3 +123,25 @@ async def test_failed_run_is_a_result_not_a_500(make_app: Any) -> None:
         assert r.status_code == 200
         assert r.json()["status"] == "failed"
         assert r.json()["error"]["code"] == "unexpected_model_behavior"
+
+
+def test_typed_errors_map_to_statuses_in_one_place() -> None:
+    from vivace.errors import InvalidIdentifier, RunNotFound, StorageError, UserError
+    from vivace.server.errors import from_vivace_error
+    from vivace.storage import RunStateError, SessionOwnershipError
+
+    class StateConflict(UserError):  # as the storage layer names it
+        code = "state_conflict"
+
+    bad_id = from_vivace_error(InvalidIdentifier("session_id has a NUL", field="session_id"))
+    assert (bad_id.status, bad_id.code, bad_id.param) == (400, "invalid_identifier", "session_id")
+    theirs = from_vivace_error(SessionOwnershipError("secret owner", session_id="s1"))
+    assert (theirs.status, theirs.code, theirs.message) == (
+        404,
+        "session_not_found",
+        "no session 's1'",
+    )
+    assert from_vivace_error(StateConflict("busy")).status == 409
+    assert from_vivace_error(RunStateError("not paused")).status == 409
+    assert from_vivace_error(RunNotFound("no run")).status == 404
+    assert from_vivace_error(StorageError("down")).status == 503

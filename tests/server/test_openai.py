@@ -98,8 +98,8 @@ def test_unknown_model_and_bad_key(server: Any, oai: openai.OpenAI) -> None:
         bad.chat.completions.create(model="echo", messages=[{"role": "user", "content": "x"}])
 
 
-def test_session_via_header_and_user(server: Any, oai: openai.OpenAI) -> None:
-    """The session id reaches the run (header wins over ``user``)."""
+def test_session_only_via_the_header_user_is_the_user(server: Any, oai: openai.OpenAI) -> None:
+    """The header binds the session; ``user`` is only the user id (never a session)."""
     h = {"Authorization": "Bearer sk-test", "X-Vivace-Session-Id": "oai-s1"}
     r = httpx.post(
         server.url + "/v1/chat/completions",
@@ -110,7 +110,7 @@ def test_session_via_header_and_user(server: Any, oai: openai.OpenAI) -> None:
     r = oai.chat.completions.with_raw_response.create(
         model="echo", messages=[{"role": "user", "content": "x"}], user="u9"
     )
-    assert r.headers["x-vivace-session-id"] == "u9"
+    assert r.headers["x-vivace-session-id"] not in ("u9", "oai-s1")  # a new session
 
 
 def test_image_input(oai: openai.OpenAI) -> None:
@@ -139,3 +139,38 @@ def test_image_input(oai: openai.OpenAI) -> None:
                 }
             ],
         )
+
+
+def test_chat_is_stateless_without_the_session_header(server: Any, oai: openai.OpenAI) -> None:
+    """Issue 8 item 7: ``user`` does not bind a session; the client's messages are the
+    conversation, as on every OpenAI-compatible server."""
+    convo = [
+        {"role": "system", "content": "ignored"},
+        {"role": "user", "content": "my name is Ann"},
+        {"role": "assistant", "content": "hello Ann"},
+        {"role": "user", "content": "what is my name?"},
+    ]
+    r = oai.chat.completions.create(model="transcript", messages=convo, user="ann")  # type: ignore[arg-type]
+    assert r.choices[0].message.content == (
+        "user:my name is Ann | assistant:hello Ann | user:what is my name?"
+    )
+    # the same user again, a new conversation: nothing of the first one leaks in
+    r = oai.chat.completions.create(
+        model="transcript", messages=[{"role": "user", "content": "hi"}], user="ann"
+    )
+    assert r.choices[0].message.content == "user:hi"
+    r2 = oai.responses.create(model="transcript", input=convo[1:], user="ann")  # type: ignore[arg-type]
+    assert r2.output_text == "user:my name is Ann | assistant:hello Ann | user:what is my name?"
+
+
+def test_the_session_header_continues_a_stored_session(server: Any, oai: openai.OpenAI) -> None:
+    h = {"X-Vivace-Session-Id": "oai-story"}
+    msgs = [{"role": "user", "content": "one"}]
+    oai.chat.completions.create(model="transcript", messages=msgs, extra_headers=h)  # type: ignore[arg-type]
+    r = oai.chat.completions.create(
+        model="transcript",
+        messages=[{"role": "user", "content": "ignored"}, {"role": "user", "content": "two"}],
+        extra_headers=h,
+    )
+    # history from storage, only the last user message from the client
+    assert r.choices[0].message.content == "user:one | assistant:user:one | user:two"

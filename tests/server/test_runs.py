@@ -18,7 +18,7 @@ async def test_health_and_agents(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and r.json()["status"] == "ok"
     r = await client.get("/agents")
     ids = [a["id"] for a in r.json()["agents"]]
-    assert ids == ["echo", "weather", "approver", "gated"]
+    assert ids == ["echo", "weather", "approver", "gated", "broken", "transcript"]
     r = await client.get("/agents/weather")
     info = r.json()
     assert info["model"] == "test/get_weather-model"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..models.base import Model
     from ..storage import Storage
     from ..tools import BaseTool, Toolset
+    from .as_tool import AgentTool
     from .capability import Capability
     from .events import RunEvent
     from .hooks import Hooks
@@ -484,6 +485,44 @@ class Agent(Generic[DepsT, OutputT]):
         from .registry import cancel_run
 
         return cancel_run(run_id)
+
+    def as_tool(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        *,
+        session: str = "own",
+        stream_model: bool = True,
+        requires_approval: bool = False,
+        timeout: float | None = None,
+        stop_after: bool = False,
+        max_retries: int | None = None,
+        max_depth: int | None = None,
+    ) -> AgentTool:
+        """This agent as a tool of another agent (arguments: ``{"task": str}``).
+
+        Each call is a child run of the caller's run (same trace, ``parent_run_id`` set), in
+        a new session (``session="own"``) or the caller's (``"same"``), stored in this
+        agent's storage or else the caller's. Its events stream through the caller's stream
+        as ``nested_event`` events; when it pauses for an approval the caller pauses too and
+        resuming the caller resumes it. Options as for :func:`~vivace.tools.tool`;
+        ``max_depth`` bounds nested delegation (default 5, a team's own limit inside a team).
+        See :mod:`vivace.agent.as_tool`.
+        """
+        from .as_tool import AgentTool
+
+        return AgentTool(
+            self,
+            name=name,
+            description=description,
+            session=session,
+            stream_model=stream_model,
+            requires_approval=requires_approval,
+            timeout=timeout,
+            stop_after=stop_after,
+            max_retries=max_retries,
+            max_depth=max_depth,
+        )
 
     def run_capabilities(self) -> tuple[Capability, ...]:
         """The capabilities every run of this agent uses: its memory, knowledge, hooks and

@@ -21,7 +21,14 @@ type                          fields
 ``run_completed``             output, usage
 ``run_failed``                status (failed/blocked), error {type, code, message}
 ``run_cancelled``             reason
+``nested_event``              path, call_id, event (an event of a run this run started)
 ============================  =========================================================
+
+An agent used as a tool, a team member or a remote agent runs as a child run; its events
+reach the parent's stream as ``nested_event`` events, each numbered in the parent's sequence
+and carrying the child's own event untouched (its run id, seq and trace). ``path`` names the
+members from the parent down (``["researcher"]``, or ``["writers", "editor"]`` for a member
+of a member), ``call_id`` is the parent's tool call that started that branch.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ __all__ = [
     "EVENT_TYPES",
     "ModelRequestCompleted",
     "ModelRequestStarted",
+    "NestedEvent",
     "ReasoningDelta",
     "RunCancelled",
     "RunCompleted",
@@ -172,6 +180,31 @@ class RunCancelled(RunEvent):
     type: ClassVar[str] = "run_cancelled"
 
 
+@dataclass(slots=True)
+class NestedEvent(RunEvent):
+    """An event of a child run (a member, a subagent), forwarded through this run's stream."""
+
+    path: list[str] = field(default_factory=list)
+    call_id: str | None = None
+    event: RunEvent | None = None
+    type: ClassVar[str] = "nested_event"
+
+    def to_dict(self) -> dict[str, Any]:
+        inner = self.event
+        trace_id, span_id, parent_run_id = self.trace
+        return {
+            "type": "nested_event",
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "path": self.path,
+            "call_id": self.call_id,
+            "event": inner.to_dict() if inner is not None else None,
+            "trace_id": trace_id,
+            "span_id": span_id,
+            "parent_run_id": parent_run_id,
+        }
+
+
 EVENT_TYPES: dict[str, type[RunEvent]] = {
     cls.type: cls
     for cls in (
@@ -187,6 +220,7 @@ EVENT_TYPES: dict[str, type[RunEvent]] = {
         RunCompleted,
         RunFailed,
         RunCancelled,
+        NestedEvent,
     )
 }
 
@@ -198,6 +232,8 @@ def event_from_dict(d: dict[str, Any]) -> RunEvent:
     if cls is None:
         raise ValueError(f"unknown event type: {d.get('type')!r}")
     trace = (data.pop("trace_id", None), data.pop("span_id", None), data.pop("parent_run_id", None))
+    if cls is NestedEvent and isinstance(data.get("event"), dict):
+        data["event"] = event_from_dict(data["event"])
     event = cls(**data)
     if trace != NO_TRACE:
         event.trace = trace

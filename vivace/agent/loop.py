@@ -46,6 +46,8 @@ from ..tools.tool import (
     BaseTool,
     ModelRetry,
     ToolArgumentsError,
+    ToolResume,
+    ToolSuspended,
     ToolTimeout,
     as_tool,
     result_to_content,
@@ -386,6 +388,7 @@ class Runner:
             history = list(history)
             state = self.state = RunState(ctx, history, len(history))
         ctx.messages = state.messages
+        ctx.usage = state.usage
         if binding is not None and binding.context.history_run_ids:
             ctx.metadata["history_run_ids"] = binding.context.history_run_ids
         handle = state.handle = register_run(run_id)
@@ -727,45 +730,90 @@ class Runner:
             return
         pending: list[ToolCallPart] = []
         runnable: list[ToolCallPart] = []
+        emits = False
         for call in calls:
             t = setup.tools.get(call.name)
-            if t is not None and t.requires_approval:
-                pending.append(call)
-            else:
-                runnable.append(call)
+            if t is not None:
+                if t.requires_approval:
+                    pending.append(call)
+                    continue
+                if t.emits_events:
+                    emits = True
+            runnable.append(call)
         for call in runnable:
             yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
-        results = await self._execute(runnable)
-        for call, (res, _) in zip(runnable, results, strict=True):
+        if emits:
+            results: list[tuple[ToolResultPart, Any]] = []
+            async for e in self._execute_emitting(runnable, results, None):
+                yield e
+        else:
+            results = await self._execute(runnable)
+        suspended: dict[str, tuple[ToolCallPart, ToolSuspended]] | None = None
+        for call, (res, raw) in zip(runnable, results, strict=True):
+            if type(raw) is ToolSuspended:
+                if suspended is None:
+                    suspended = {}
+                suspended[call.id] = (call, raw)
+                continue
             yield ev.ToolCallCompleted(
                 run_id, state.next_seq(), call.id, call.name, res.content, res.is_error
             )
-        result_parts = [r for r, _ in results]
-        if pending:
+        if suspended is None:
+            result_parts = [r for r, _ in results]
+        else:
+            result_parts = [r for r, raw in results if type(raw) is not ToolSuspended]
+        if pending or suspended:
             for call in pending:
                 yield ev.ToolCallStarted(
                     run_id, state.next_seq(), call.id, call.name, _args_view(call)
                 )
-            paused = PausedRun(
-                run_id=run_id,
-                agent_name=self.agent.name,
-                session_id=state.ctx.session_id,
-                user_id=state.ctx.user_id,
-                messages=state.messages,
-                new_from=state.new_from,
-                pending=pending,
-                results=result_parts,
-                usage=state.usage,
-                step=state.step,
-                session_state=state.ctx.session_state,
-                tool_failures=state.tool_failures,
-                retries=state.retries,
-                trace_id=state.ctx.trace_id,
-                span_id=state.ctx.span_id,
-                parent_run_id=state.ctx.parent_run_id,
-            )
-            raise _Finish("paused", paused=paused)
+            raise _Finish("paused", paused=self._paused_state(pending, result_parts, suspended))
         self._after_results(calls, result_parts, results)
+
+    def _paused_state(
+        self,
+        pending: list[ToolCallPart],
+        results: list[ToolResultPart],
+        suspended: dict[str, tuple[ToolCallPart, ToolSuspended]] | None,
+    ) -> PausedRun:
+        """The run's resume state; calls of suspended tools join ``pending`` as
+        ``"<call id>/<their id>"``."""
+        state = self.state
+        ctx = state.ctx
+        held: dict[str, Any] = {}
+        if suspended:
+            pending = list(pending)
+            for call_id, (call, exc) in suspended.items():
+                inner = [
+                    ToolCallPart(f"{call_id}/{p.id}", p.name, p.arguments, p.meta)
+                    for p in exc.pending
+                ]
+                pending += inner
+                held[call_id] = {
+                    "name": call.name,
+                    "arguments": call.arguments,
+                    "state": exc.state,
+                    "pending": [p.id for p in inner],
+                }
+        return PausedRun(
+            run_id=ctx.run_id,
+            agent_name=self.agent.name,
+            session_id=ctx.session_id,
+            user_id=ctx.user_id,
+            messages=state.messages,
+            new_from=state.new_from,
+            pending=pending,
+            results=results,
+            usage=state.usage,
+            step=state.step,
+            session_state=ctx.session_state,
+            tool_failures=state.tool_failures,
+            retries=state.retries,
+            trace_id=ctx.trace_id,
+            span_id=ctx.span_id,
+            parent_run_id=ctx.parent_run_id,
+            suspended=held,
+        )
 
     def _after_results(
         self,
@@ -815,21 +863,61 @@ class Runner:
         )
         raise _Finish("completed", value)
 
-    async def _execute(self, calls: list[ToolCallPart]) -> list[tuple[ToolResultPart, Any]]:
+    async def _execute(
+        self, calls: list[ToolCallPart], resumes: dict[str, ToolResume] | None = None
+    ) -> list[tuple[ToolResultPart, Any]]:
         if not calls:
             return []
         if len(calls) == 1:
-            return [await self._execute_one(calls[0], None)]
+            c = calls[0]
+            return [await self._execute_one(c, None, None, resumes.get(c.id) if resumes else None)]
         sem = asyncio.Semaphore(self.agent.tool_concurrency)
-        return list(await asyncio.gather(*(self._execute_one(c, None, sem) for c in calls)))
+        return list(
+            await asyncio.gather(
+                *(
+                    self._execute_one(c, None, sem, resumes.get(c.id) if resumes else None)
+                    for c in calls
+                )
+            )
+        )
+
+    async def _execute_emitting(
+        self,
+        calls: list[ToolCallPart],
+        out: list[tuple[ToolResultPart, Any]],
+        resumes: dict[str, ToolResume] | None,
+    ) -> AsyncIterator[ev.RunEvent]:
+        """Execute ``calls`` (results into ``out``) while yielding the events their tools emit
+        through ``ctx.emit``, numbered in this run's sequence, as they come."""
+        state = self.state
+        ctx = state.ctx
+        run_id = ctx.run_id
+        queue: asyncio.Queue[ev.RunEvent | None] = asyncio.Queue()
+        ctx.emit = queue.put_nowait
+        task = asyncio.ensure_future(self._execute(calls, resumes))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            while (e := await queue.get()) is not None:
+                e.run_id = run_id
+                e.seq = state.next_seq()
+                yield e
+        finally:
+            ctx.emit = None
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        out.extend(task.result())
 
     async def _execute_one(
         self,
         call: ToolCallPart,
         arguments: dict[str, Any] | None,
         sem: asyncio.Semaphore | None = None,
+        resume: ToolResume | None = None,
     ) -> tuple[ToolResultPart, Any]:
-        """Run one call; failures become error results within the tool's retry budget."""
+        """Run one call; failures become error results within the tool's retry budget. A tool
+        that suspends itself gives ``(placeholder, ToolSuspended)``."""
         state, setup = self.state, self.setup
         state.usage.tool_calls += 1
         t = setup.tools.get(call.name)
@@ -839,7 +927,7 @@ class Runner:
             return ToolResultPart(
                 call.id, call.name, f"unknown tool {call.name!r}; available tools: {known}", True
             ), None
-        ctx = state.ctx.for_tool_call(call.id, state.tool_failures.get(t.name, 0))
+        ctx = state.ctx.for_tool_call(call.id, state.tool_failures.get(t.name, 0), resume)
         try:
             args = arguments if arguments is not None else t.validate(call.arguments)
             hooks = setup.caps
@@ -862,6 +950,8 @@ class Runner:
                     raw = replaced
         except (GuardrailTripped, RunCancelled):
             raise
+        except ToolSuspended as exc:
+            return ToolResultPart(call.id, call.name, "waiting for a decision", True), exc
         except (ToolArgumentsError, ModelRetry, ToolTimeout) as exc:
             return self._tool_failed(t, call, exc.message), None
         except Exception as exc:
@@ -887,7 +977,10 @@ class Runner:
         run_id = state.ctx.run_id
         results = list(paused.results)
         raw_results: list[tuple[ToolResultPart, Any]] = [(r, None) for r in results]
+        held = paused.suspended
         for call in paused.pending:
+            if held and call.id.split("/", 1)[0] in held:
+                continue  # a suspended tool's call: decided by running that tool again below
             decision = approvals[call.id]
             if decision is False or isinstance(decision, Reject):
                 reason = decision.reason if isinstance(decision, Reject) else Reject().reason
@@ -905,6 +998,30 @@ class Runner:
             )
             results.append(pair[0])
             raw_results.append(pair)
+        if held:
+            calls: list[ToolCallPart] = []
+            resumes: dict[str, ToolResume] = {}
+            for call_id, info in held.items():
+                calls.append(ToolCallPart(call_id, info["name"], info["arguments"]))
+                resumes[call_id] = ToolResume(
+                    info.get("state"),
+                    {pid.split("/", 1)[1]: approvals[pid] for pid in info["pending"]},
+                )
+            out: list[tuple[ToolResultPart, Any]] = []
+            async for e in self._execute_emitting(calls, out, resumes):
+                yield e
+            again: dict[str, tuple[ToolCallPart, ToolSuspended]] = {}
+            for call, pair in zip(calls, out, strict=True):
+                if type(pair[1]) is ToolSuspended:
+                    again[call.id] = (call, pair[1])
+                    continue
+                yield ev.ToolCallCompleted(
+                    run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
+                )
+                results.append(pair[0])
+                raw_results.append(pair)
+            if again:
+                raise _Finish("paused", paused=self._paused_state([], results, again))
         self._after_results(self._last_calls(), results, raw_results)
 
     def _last_calls(self) -> list[ToolCallPart]:
@@ -941,9 +1058,12 @@ def check_approvals(agent: Agent[Any, Any], paused: PausedRun, approvals: dict[s
     if missing:
         raise ResumeError(f"no decision for pending calls: {sorted(missing)}")
     tools: dict[str, BaseTool] | None = None
+    held = paused.suspended
     for call_id, decision in approvals.items():
         if not isinstance(decision, Approve | Reject | bool):
             raise ResumeError(f"approval for {call_id} must be Approve, Reject or a bool")
+        if held and call_id.split("/", 1)[0] in held:
+            continue  # a child run's call: checked when that run resumes
         if isinstance(decision, Approve) and decision.arguments is not None:
             if tools is None:
                 tools = static_tools(agent)

@@ -41,8 +41,9 @@ class PausedRun:
 
     ``messages`` is the model context so far (history + this run); ``new_from`` is where this
     run's own messages start; ``seq`` is the next event sequence number, so the resumed run's
-    events continue the same gap-free stream. ``pending`` are the calls waiting for a decision; ``results`` the
-    results already computed for the other calls of the same model turn.
+    events continue the same gap-free stream. ``pending`` are the calls waiting for a decision
+    (with those of child runs, see ``suspended``); ``results`` the results already computed
+    for the other calls of the same model turn.
     """
 
     run_id: str
@@ -62,6 +63,9 @@ class PausedRun:
     trace_id: str | None = None
     span_id: str | None = None
     parent_run_id: str | None = None
+    suspended: dict[str, Any] = field(default_factory=dict)
+    """Tool calls that paused themselves (an agent used as a tool whose run paused), by call
+    id: ``{"name", "arguments", "state", "pending": [ids in pending]}``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +86,7 @@ class PausedRun:
             "trace_id": self.trace_id,
             "span_id": self.span_id,
             "parent_run_id": self.parent_run_id,
+            "suspended": self.suspended,
         }
 
     @classmethod
@@ -104,6 +109,7 @@ class PausedRun:
             trace_id=d.get("trace_id"),
             span_id=d.get("span_id"),
             parent_run_id=d.get("parent_run_id"),
+            suspended=dict(d.get("suspended") or {}),
         )
 
 

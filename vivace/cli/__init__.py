@@ -3,6 +3,7 @@
 * ``vivace serve [module:app]`` - serve a :class:`~vivace.server.VivaceApp`, an Agent, a list
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
 * ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
+* ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
 * ``vivace models`` - the model providers and whether their keys are set.
 * ``vivace knowledge add|search|list|delete`` - knowledge bases (:mod:`.knowledge`).
 """
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--yes", action="store_true", help="approve every tool call that asks")
     r.add_argument("--json", action="store_true", help="print events as JSON lines")
 
+    m = sub.add_parser("mcp", help="serve agents over MCP on stdin/stdout (for MCP clients)")
+    m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
+    m.add_argument("--name", default="vivace", help="server name shown to clients")
+
     sub.add_parser("models", help="list model providers and whether their keys are set")
     from .knowledge import add_parser
 
@@ -76,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .run import run
 
         return run(args)
+    if args.command == "mcp":
+        from .mcp import mcp
+
+        return mcp(args)
     if args.command == "models":
         return _models()
     if args.command == "knowledge":

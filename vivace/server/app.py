@@ -7,8 +7,6 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import HTTPError
-
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
@@ -24,14 +22,17 @@ EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
 
 
 class VivaceApp:
-    """Serve agents over HTTP.
+    r"""Serve agents over HTTP.
 
     Args:
         agents: The agents, addressed by ``agent.id`` (their name).
         storage: A :class:`~vivace.storage.Storage` (or a URL string) for sessions, runs and
-            memory. Agents without their own storage get this one. ``None``: the
-            ``VIVACE_STORAGE_URL`` environment variable when set (``vivace serve`` sets it
-            to SQLite under ``.vivace/``), else no storage.
+            memory. Agents without their own storage run on this one (the app serves copies
+            of them; the agents passed in are not changed); an agent that brought its own
+            storage keeps it, and it must be this same storage (a ``UserError`` otherwise: the
+            server's session routes could not see its sessions). ``None``: the storage the
+            agents brought, else the ``VIVACE_STORAGE_URL`` environment variable
+            (``vivace serve`` sets it to SQLite under ``.vivace/``), else no storage.
         auth: An auth object (:class:`~vivace.server.auth.APIKeyAuth`,
             :class:`~vivace.server.auth.JWTAuth`...), a list of them, ``None`` (from the
             environment: ``VIVACE_API_KEY``, ``VIVACE_JWT_SECRET``, ``VIVACE_JWT_PUBLIC_KEY``;
@@ -46,6 +47,8 @@ class VivaceApp:
             environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
             else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
+        knowledge: Knowledge bases (:class:`~vivace.knowledge.KnowledgeBase`) to serve under
+            ``/knowledge`` (with those the agents use).
 
     The object is itself an ASGI app (``uvicorn module:app``); ``.asgi`` is the Starlette app,
     to mount into another app (``fastapi_app.mount("/vivace", app.asgi)``).
@@ -63,28 +66,22 @@ class VivaceApp:
         allowed_media_types: Sequence[str] | None = None,
         title: str = "Vivace",
         docs: bool = True,
+        knowledge: Sequence[Any] = (),
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
 
+        given: dict[str, Agent] = {}
         if isinstance(agents, Mapping):
-            self.agents: dict[str, Agent] = dict(agents)
+            given = dict(agents)
         else:
-            self.agents = {}
             for a in agents:
-                if a.id in self.agents:
+                if a.id in given:
                     from ..errors import UserError
 
                     raise UserError(f"two agents share the id {a.id!r}: give them distinct names")
-                self.agents[a.id] = a
-        if storage is None:
-            storage = os.environ.get("VIVACE_STORAGE_URL") or None
-        if isinstance(storage, str):
-            storage = _storage_from_url(storage)
-        self.storage = storage
-        if storage is not None:
-            for a in self.agents.values():
-                if a.storage is None:
-                    a.storage = storage
+                given[a.id] = a
+        self.storage = _server_storage(given, storage)
+        self.agents: dict[str, Agent] = _with_storage(given, self.storage)
         self._auth_arg = auth
         self.auth: Any = None
         self.cors = cors
@@ -97,8 +94,8 @@ class VivaceApp:
         self.allowed_media_types = tuple(allowed_media_types or DEFAULT_MEDIA_TYPES)
         self.title = title
         self.docs = docs
+        self.knowledge = list(knowledge)
         self._asgi: Starlette | None = None
-        self._openapi: bytes | None = None
         self.ops: list[Op] = []
 
     # -- ASGI ----------------------------------------------------------------------------------
@@ -131,6 +128,9 @@ class VivaceApp:
         try:
             yield
         finally:
+            jobs = getattr(self.asgi.state, "knowledge_jobs", None)
+            if jobs is not None:  # ingests still running stop between whole documents
+                await jobs.shutdown()
             await self.runs.shutdown()
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
@@ -142,24 +142,21 @@ class VivaceApp:
     def _build(self) -> Starlette:
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
-        from starlette.routing import Route
 
-        from .auth import check, resolve_auth
+        from .auth import resolve_auth
         from .errors import install_handlers
+        from .idempotency import RecentRuns
+        from .ids import SlashSafePaths
         from .middleware import BodyLimit
-        from .routes import all_operations
+        from .routes import all_routes
+        from .routing import starlette_routes
         from .runs import LiveRuns
+        from .state import Settings
 
         self.auth = resolve_auth(self._auth_arg)
         self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
-        self.ops = all_operations(self)
-        routes: list[Any] = []
-        for op in self.ops:
-            routes.append(Route(op.path, _endpoint(self, op, check), methods=[op.method]))
-        if self.docs:
-            routes.append(Route("/openapi.json", self._serve_openapi, methods=["GET"]))
-            routes.append(Route("/docs", _docs_page, methods=["GET"]))
+        self.ops = all_routes(docs=self.docs)
         middleware = []
         if self.cors:
             from starlette.middleware.cors import CORSMiddleware
@@ -173,12 +170,41 @@ class VivaceApp:
             opts.setdefault("allow_methods", ["*"])
             opts.setdefault(
                 "allow_headers",
-                ["authorization", "content-type", "last-event-id", "x-vivace-session-id"],
+                [
+                    "authorization",
+                    "content-type",
+                    "idempotency-key",
+                    "last-event-id",
+                    "x-vivace-session-id",
+                ],
             )
-            opts.setdefault("expose_headers", ["x-vivace-run-id", "x-vivace-session-id"])
+            opts.setdefault(
+                "expose_headers",
+                ["x-vivace-run-id", "x-vivace-session-id", "idempotent-replayed"],
+            )
             middleware.append(Middleware(CORSMiddleware, **opts))
         middleware.append(Middleware(BodyLimit, max_bytes=self.max_body_bytes))
-        app = Starlette(routes=routes, middleware=middleware, lifespan=self.lifespan)
+        middleware.append(Middleware(SlashSafePaths))
+        app = Starlette(
+            routes=starlette_routes(self.ops), middleware=middleware, lifespan=self.lifespan
+        )
+        state = app.state
+        state.agents = self.agents
+        state.storage = self.storage
+        state.event_log = self.log
+        state.runs = self.runs
+        state.auth = self.auth
+        state.idempotency = RecentRuns()
+        state.ops = self.ops
+        from .routes.knowledge import knowledge_bases_of
+
+        state.knowledge = knowledge_bases_of(self.agents.values(), self.knowledge)
+        state.settings = Settings(
+            max_body_bytes=self.max_body_bytes,
+            allowed_media_types=self.allowed_media_types,
+            title=self.title,
+            docs=self.docs,
+        )
         install_handlers(app)
         return app
 
@@ -222,75 +248,76 @@ class VivaceApp:
         """The OpenAPI document (built once)."""
         import json
 
-        return json.loads(self._openapi_bytes())
+        from .routes.docs import openapi_bytes
 
-    def _openapi_bytes(self) -> bytes:
-        if self._openapi is None:
-            from .. import __version__
-            from .errors import dumps
-            from .openapi import build_openapi
-
-            self.asgi  # noqa: B018
-            self._openapi = dumps(build_openapi(self.ops, self.title, __version__))
-        return self._openapi
-
-    async def _serve_openapi(self, request: Any) -> Any:
-        from starlette.responses import Response
-
-        return Response(self._openapi_bytes(), media_type="application/json")
-
-    # -- helpers for routes --------------------------------------------------------------------
-
-    def agent(self, agent_id: str) -> Agent:
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise HTTPError(404, "agent_not_found", f"no agent {agent_id!r}", param="agent_id")
-        return agent
-
-    def require_storage(self) -> Any:
-        if self.storage is None:
-            raise HTTPError(
-                404, "storage_not_configured", "this server has no storage (sessions are off)"
-            )
-        return self.storage
+        request = _AppRequest(self.asgi)
+        return json.loads(openapi_bytes(request))  # type: ignore[arg-type]
 
 
-def _endpoint(server: VivaceApp, op: Op, check: Any) -> Any:
-    handler = op.handler
-    scope = op.scope
-    # reconnects may name a run of another worker: a storage-backed log looks it up first
-    prefetch = op.path.endswith("/runs/{run_id}/events")
+class _AppRequest:
+    """Just enough of a request for helpers that read ``request.app.state``."""
 
-    async def endpoint(request: Any) -> Any:
-        if scope is None:
-            return await handler(request, None)  # type: ignore[arg-type]
-        principal = check(server.auth, request, scope)
-        if prefetch:
-            learn = getattr(server.log, "prefetch", None)
-            if learn is not None:
-                await learn(request.path_params["run_id"])
-        return await handler(request, principal)
+    __slots__ = ("app",)
 
-    endpoint.__name__ = handler.__name__
-    return endpoint
+    def __init__(self, app: Any) -> None:
+        self.app = app
 
 
-async def _docs_page(request: Any) -> Any:
-    from starlette.responses import HTMLResponse
+def _server_storage(agents: Mapping[str, Agent], storage: Any) -> Any:
+    """The server's storage: the ``storage`` argument, else the one storage the agents
+    brought, else ``VIVACE_STORAGE_URL``. URLs resolve to the process-wide object
+    (:func:`vivace.storage.shared_storage`), so the same URL is the same storage.
 
-    base = request.scope.get("root_path", "")
-    return HTMLResponse(
-        "<!doctype html><html><head><title>Vivace API</title>"
-        '<meta charset="utf-8"></head><body>'
-        f'<redoc spec-url="{base}/openapi.json"></redoc>'
-        '<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>'
-        "</body></html>"
-    )
-
-
-def _storage_from_url(url: str) -> Any:
-    """The process-wide storage for a URL (``sqlite:///path``, ``postgresql://...``,
-    ``memory://``): the same object the agents get for the same URL."""
+    An agent keeps the storage it brought. The server's session and memory routes read the
+    server's storage, so an agent whose storage is a *different* one would have sessions the
+    server cannot show (or continue across agents): that is a ``UserError`` here.
+    """
+    from ..errors import UserError
     from ..storage import shared_storage
 
-    return shared_storage(url)
+    own: dict[int, tuple[Any, str]] = {}
+    for agent_id, a in agents.items():
+        if a.storage is not None:
+            st = shared_storage(a.storage)
+            own.setdefault(id(st), (st, agent_id))
+    if storage is not None:
+        server = shared_storage(storage)
+        for st, agent_id in own.values():
+            if st is not server:
+                raise UserError(
+                    f"agent {agent_id!r} has its own storage ({_label(st)}), not the server's "
+                    f"({_label(server)}): its sessions would be invisible to the server's "
+                    "session routes. Give both the same storage object or URL, or leave the "
+                    "agent's storage unset (it then uses the server's)."
+                )
+        return server
+    if len(own) > 1:
+        names = ", ".join(repr(agent_id) for _, agent_id in own.values())
+        raise UserError(
+            f"agents {names} bring different storages: the server can serve sessions from "
+            "one. Give them the same storage object or URL (or VivaceApp(storage=...))."
+        )
+    if own:
+        return next(iter(own.values()))[0]
+    url = os.environ.get("VIVACE_STORAGE_URL")
+    return shared_storage(url) if url else None
+
+
+def _with_storage(agents: dict[str, Agent], storage: Any) -> dict[str, Agent]:
+    """The agents to serve: those without storage get a copy using the server's (the agents
+    passed in are never changed)."""
+    if storage is None:
+        return agents
+    import copy
+
+    out: dict[str, Agent] = {}
+    for agent_id, a in agents.items():
+        if a.storage is None:
+            a = copy.copy(a)
+            a.storage = storage
+        out[agent_id] = a
+    return out
+
+
+def _label(storage: Any) -> str:
+    return type(storage).__name__

@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["HTTPError", "dumps", "error_response", "from_vivace_error", "install_handlers"]
+__all__ = [
+    "HTTPError",
+    "dumps",
+    "error_response",
+    "from_vivace_error",
+    "install_handlers",
+    "session_not_found",
+]
 
 logger = logging.getLogger("vivace.server")
 
@@ -98,18 +105,36 @@ def error_response(err: HTTPError) -> Response:
     return json_response(err.body(), err.status, err.headers)
 
 
-def from_vivace_error(exc: Exception) -> HTTPError:
-    """Map a :class:`~vivace.errors.VivaceError` raised before a run starts to an HTTP error."""
-    from ..errors import NotFound, RunNotFound, StorageError, UserError, VivaceError
+def session_not_found(session_id: str | None) -> HTTPError:
+    """The one answer for a session that does not exist *or* belongs to someone else."""
+    where = f" {session_id!r}" if session_id else ""
+    return HTTPError(404, "session_not_found", f"no session{where}", param="session_id")
 
-    if isinstance(exc, RunNotFound | NotFound):
-        return HTTPError(404, getattr(exc, "code", "not_found"), _msg(exc))
+
+def from_vivace_error(exc: Exception) -> HTTPError:
+    """The one mapping from typed Vivace errors to HTTP answers (raised anywhere in a route).
+
+    ``InvalidIdentifier`` 400 (``param`` names the field), another user's session 404 (the
+    same answer as for a session that does not exist), ``RunNotFound``/``NotFound`` 404,
+    ``StateConflict``/``RunStateError`` 409, other ``UserError`` 400, ``StorageError`` 503.
+    """
+    from ..errors import InvalidIdentifier, NotFound, StorageError, UserError, VivaceError
+
+    code = getattr(exc, "code", None)
+    if isinstance(exc, InvalidIdentifier):
+        return HTTPError(400, exc.code, _msg(exc), param=exc.field)
+    if code == "session_ownership_error":
+        return session_not_found(getattr(exc, "details", {}).get("session_id"))
+    if code in ("state_conflict", "run_state_error"):
+        return HTTPError(409, code, _msg(exc))
+    if code in ("run_not_found", "not_found") or isinstance(exc, NotFound):
+        return HTTPError(404, code or "not_found", _msg(exc))
+    if code == "run_cancelled":
+        return HTTPError(409, code, _msg(exc))
     if isinstance(exc, StorageError):
         logger.error("storage error: %s", exc)
         return HTTPError(503, "storage_unavailable", "the storage backend is unavailable")
-    if isinstance(exc, UserError):
-        return HTTPError(400, exc.code, _msg(exc))
-    if isinstance(exc, VivaceError):
+    if isinstance(exc, UserError | VivaceError):
         return HTTPError(400, exc.code, _msg(exc))
     return HTTPError(500, "internal_error", "internal server error")
 
@@ -119,7 +144,8 @@ def _msg(exc: Exception) -> str:
 
 
 def install_handlers(app: Any) -> None:
-    """Register JSON handlers for HTTPError, Starlette's HTTPException and anything else."""
+    """Register JSON handlers for HTTPError, typed Vivace errors (:func:`from_vivace_error`),
+    Starlette's HTTPException and anything else (500, logged)."""
     from starlette.exceptions import HTTPException
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -136,10 +162,16 @@ def install_handlers(app: Any) -> None:
         headers = dict(exc.headers) if exc.headers else None
         return error_response(HTTPError(status, code, message, headers=headers))
 
+    async def on_vivace(request: Request, exc: Exception) -> Response:
+        return error_response(from_vivace_error(exc))
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(HTTPError(500, "internal_error", "internal server error"))
 
+    from ..errors import VivaceError
+
     app.add_exception_handler(HTTPError, on_http_error)
+    app.add_exception_handler(VivaceError, on_vivace)
     app.add_exception_handler(HTTPException, on_starlette)
     app.add_exception_handler(Exception, on_unexpected)

@@ -18,7 +18,14 @@ from .errors import HTTPError
 if TYPE_CHECKING:
     from ..messages import Part
 
-__all__ = ["DEFAULT_MEDIA_TYPES", "media_allowed", "part_from_upload", "parts_from_json"]
+__all__ = [
+    "DEFAULT_MEDIA_TYPES",
+    "b64",
+    "check_media",
+    "media_allowed",
+    "part_from_upload",
+    "parts_from_json",
+]
 
 DEFAULT_MEDIA_TYPES: tuple[str, ...] = (
     "image/*",
@@ -43,7 +50,7 @@ def media_allowed(media_type: str, allowed: Sequence[str]) -> bool:
     return False
 
 
-def _check_media(kind: str, media_type: str | None, allowed: Sequence[str], where: str) -> None:
+def check_media(kind: str, media_type: str | None, allowed: Sequence[str], where: str) -> None:
     if media_type is None:
         return
     prefix = _KIND_PREFIX.get(kind)
@@ -63,7 +70,7 @@ def _check_media(kind: str, media_type: str | None, allowed: Sequence[str], wher
         )
 
 
-def _b64(data: str, where: str) -> bytes:
+def b64(data: str, where: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -94,7 +101,7 @@ def parts_from_json(items: list[Any], allowed: Sequence[str]) -> list[Part]:
             )
         media_type = item.media_type
         if item.data is not None:
-            data: bytes | None = _b64(item.data, where)
+            data: bytes | None = b64(item.data, where)
             url = None
         else:
             data, url = None, item.url
@@ -111,11 +118,14 @@ def parts_from_json(items: list[Any], allowed: Sequence[str]) -> list[Part]:
                         400, "invalid_url", f"{where}: malformed data: URL", param=where
                     )
                 if header.endswith(";base64"):
-                    _b64(payload, where)
+                    b64(payload, where)
                 media_type = media_type or header[5:].split(";", 1)[0] or None
-            elif media_type is None:
-                media_type = mimetypes.guess_type(url.split("?", 1)[0])[0]
-        _check_media(item.kind, media_type, allowed, where)
+            elif media_type is None:  # a guess from the URL: only a hint, never a refusal
+                guess = mimetypes.guess_type(url.split("?", 1)[0])[0]
+                prefix = _KIND_PREFIX.get(item.kind)
+                if guess is not None and (prefix is None or guess.startswith(prefix)):
+                    media_type = guess if media_allowed(guess, allowed) else None
+        check_media(item.kind, media_type, allowed, where)
         parts.append(classes[item.kind](data=data, url=url, media_type=media_type, name=item.name))
     return parts
 
@@ -128,10 +138,12 @@ def part_from_upload(
 
     media_type = content_type
     if not media_type or media_type == "application/octet-stream":
-        media_type = (mimetypes.guess_type(filename)[0] if filename else None) or media_type
+        # no declared type: the file name's type is only a hint, never a refusal
+        guess = mimetypes.guess_type(filename)[0] if filename else None
+        media_type = guess if guess is not None and media_allowed(guess, allowed) else None
     media_type = media_type or "application/octet-stream"
     where = f"files.{filename or 'file'}"
-    _check_media("file", media_type, allowed, where)
+    check_media("file", media_type, allowed, where)
     top = media_type.split("/", 1)[0].lower()
     cls: Any = {"image": ImagePart, "audio": AudioPart, "video": VideoPart}.get(top, FilePart)
     return cls(data=data, media_type=media_type, name=filename)

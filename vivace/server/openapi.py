@@ -21,7 +21,8 @@ _STATUS_TEXT = {
     413: "Body too large",
     415: "Unsupported media type",
     422: "Validation error",
-    502: "Upstream model error",
+    502: "The run failed",
+    503: "Storage unavailable",
 }
 
 
@@ -29,11 +30,12 @@ def build_openapi(ops: list[Op], title: str, version: str, prefix: str = "") -> 
     from pydantic import BaseModel
     from pydantic.json_schema import models_json_schema
 
-    from .schemas import ErrorBody
+    from .schemas import ID_SCHEMA, ErrorBody
 
     models: dict[tuple[type[BaseModel], Literal["validation", "serialization"]], None] = {
         (ErrorBody, "serialization"): None
     }
+    ops = [op for op in ops if op.in_schema]
     for op in ops:
         if op.body is not None:
             models[(op.body, "validation")] = None
@@ -54,7 +56,7 @@ def build_openapi(ops: list[Op], title: str, version: str, prefix: str = "") -> 
                 "name": p,
                 "in": "path",
                 "required": True,
-                "schema": op.path_schemas.get(p, {"type": "string"}),
+                "schema": op.path_schemas.get(p, ID_SCHEMA),
             }
             for p in op.path_params
         ]
@@ -104,8 +106,8 @@ def build_openapi(ops: list[Op], title: str, version: str, prefix: str = "") -> 
                 body["application/json"] = {"schema": ref(model, "serialization")}
             elif isinstance(model, dict):
                 body["application/json"] = {"schema": model}
-            if op.sse:
-                body["text/event-stream"] = {"schema": {"type": "string"}}
+            if op.sse is not None:  # Open API 3.1: ``schema`` describes each event
+                body["text/event-stream"] = {"schema": op.sse}
             responses[str(status)] = {"description": desc, **({"content": body} if body else {})}
         if op.scope is not None:
             for status in (401, 403):

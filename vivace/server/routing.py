@@ -1,4 +1,10 @@
-"""The route table: each :class:`Op` is both a Starlette route and an OpenAPI operation."""
+"""Route tables: each :class:`Op` is both a Starlette route and an OpenAPI operation.
+
+A route module (``vivace/server/routes/*.py``) declares ``ROUTES: list[Op]`` of module-level
+handlers ``async def handler(request) -> Response``; :func:`starlette_routes` turns all of
+them into Starlette routes (one per path, so a 405 lists every method of the path), checking
+credentials and the op's scope before the handler runs (``state.principal(request)``).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,10 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from .auth import Principal
 
-__all__ = ["Op", "Query", "parse_json", "query_int", "require_json"]
+__all__ = ["Op", "Query", "parse_json", "query_int", "require_json", "starlette_routes"]
 
-Handler = Callable[["Request", "Principal"], Awaitable["Response"]]
+Handler = Callable[["Request"], Awaitable["Response"]]
 
 
 @dataclass(slots=True)
@@ -46,15 +51,48 @@ class Op:
     responses: dict[int, Any] = field(default_factory=dict)  # status -> model | None
     query: list[Query] = field(default_factory=list)
     headers: list[Query] = field(default_factory=list)
-    sse: bool = False  # 200 may also be text/event-stream
+    sse: dict[str, Any] | None = None  # 200 may also be text/event-stream: one event's schema
     path_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    in_schema: bool = True  # False: served, but not in the OpenAPI document
 
     @property
     def path_params(self) -> list[str]:
         return re.findall(r"{(\w+)}", self.path)
 
 
-_JSON_TYPES = ("application/json", "application/", "text/json")
+def starlette_routes(ops: list[Op]) -> list[Any]:
+    """One Starlette ``Route`` per path, dispatching on the method to the op's handler."""
+    from starlette.routing import Route
+
+    by_path: dict[str, dict[str, Op]] = {}
+    for op in ops:
+        methods = by_path.setdefault(op.path, {})
+        if op.method in methods:
+            raise ValueError(f"two routes for {op.method} {op.path}")
+        methods[op.method] = op
+    return [
+        Route(path, _endpoint(methods), methods=list(methods), name=_name(methods))
+        for path, methods in by_path.items()
+    ]
+
+
+def _name(methods: dict[str, Op]) -> str:
+    return next(iter(methods.values())).handler.__name__
+
+
+def _endpoint(methods: dict[str, Op]) -> Callable[[Request], Awaitable[Response]]:
+    from .auth import check
+
+    if "GET" in methods:
+        methods = {**methods, "HEAD": methods["GET"]}
+
+    async def endpoint(request: Request) -> Response:
+        op = methods[request.method]
+        if op.scope is not None:
+            request.state.principal = check(request.app.state.auth, request, op.scope)
+        return await op.handler(request)
+
+    return endpoint
 
 
 def require_json(request: Request) -> None:

@@ -3,6 +3,9 @@ the :class:`~vivace.server.sse.EventLog`; HTTP responses only read the log.
 
 So a run outlives the request that started it (a streaming client may drop and reconnect),
 cancellation reaches it from any request, and nothing per-request is kept on shared objects.
+:meth:`LiveRuns.begin` waits for the run's first event before the request answers, so errors
+that keep a run from starting (another user's session, a bad id) are raised to the route, with
+nothing logged.
 
 With several workers (the storage-backed event log), a cancel request that lands on a worker
 not running the run is written to storage (``sessions.request_cancel``); the worker running
@@ -21,6 +24,7 @@ from .sse import TERMINAL_TYPES, RunInfo
 
 if TYPE_CHECKING:
     from ..agent import RunResult, RunStream
+    from ..agent.events import RunEvent
     from .sse import EventLog
 
 __all__ = ["LiveRuns"]
@@ -29,14 +33,15 @@ logger = logging.getLogger("vivace.server")
 
 
 class _Live:
-    __slots__ = ("cancel_requested", "ended", "last_seq", "sessions", "task")
+    __slots__ = ("cancel_requested", "ended", "last_seq", "sessions", "started", "task")
 
-    def __init__(self) -> None:
+    def __init__(self, started: asyncio.Future[dict[str, Any]]) -> None:
         self.task: asyncio.Task[RunResult | None] | None = None
         self.last_seq = -1
         self.cancel_requested = False
         self.ended = False  # a terminal event was logged
         self.sessions: Any = None  # where cancel requests from other workers show up
+        self.started = started  # the first event, or the error that kept the run from starting
 
 
 class LiveRuns:
@@ -62,13 +67,27 @@ class LiveRuns:
         self.poll_interval = poll_interval
         self._poller: asyncio.Task[None] | None = None
 
+    async def begin(
+        self, info: RunInfo, stream: RunStream
+    ) -> tuple[asyncio.Task[RunResult | None], dict[str, Any]]:
+        """Start driving ``stream`` and wait for its first event: the run has then started
+        (its storage ``begin``, with the session ownership check, is done). Errors that keep
+        the run from starting (``SessionOwnershipError``, ``InvalidIdentifier``,
+        ``RunStateError``...) are raised here, with nothing logged or stored, so the caller
+        can still answer with a proper status. Returns the task and the first event."""
+        task = self.start(info, stream)
+        started = self._live[info.run_id].started
+        # a client that goes away meanwhile does not stop the run (a retry finds it)
+        return task, await asyncio.shield(started)
+
     def start(self, info: RunInfo, stream: RunStream) -> asyncio.Task[RunResult | None]:
-        """Drive ``stream`` in a new task, logging every event."""
-        live = _Live()
-        self._live[info.run_id] = live
-        self.log.open(info)
+        """Drive ``stream`` in a new task, logging every event (see :meth:`begin`)."""
         loop = asyncio.get_running_loop()
-        live.task = loop.create_task(self._drive(info.run_id, stream, live))
+        started: asyncio.Future[dict[str, Any]] = loop.create_future()
+        started.add_done_callback(_retrieve)
+        live = _Live(started)
+        self._live[info.run_id] = live
+        live.task = loop.create_task(self._drive(info, stream, live))
         if self._sessions_of is not None:
             try:
                 live.sessions = self._sessions_of(info.agent_id)
@@ -114,18 +133,42 @@ class LiveRuns:
                         logger.info("run %s: cancelled by a request on another worker", run_id)
                         self.cancel(run_id)
 
-    async def _drive(self, run_id: str, stream: RunStream, live: _Live) -> RunResult | None:
+    async def _drive(self, info: RunInfo, stream: RunStream, live: _Live) -> RunResult | None:
+        run_id = info.run_id
+        try:
+            event: RunEvent = await stream.__anext__()
+        except (Exception, asyncio.CancelledError) as exc:  # it did not start: nothing to log
+            self._live.pop(run_id, None)
+            if isinstance(exc, StopAsyncIteration):
+                exc = RuntimeError("the run produced no events")
+            elif isinstance(exc, asyncio.CancelledError):
+                from ..errors import RunCancelled
+
+                live.started.set_exception(RunCancelled("the run was cancelled before it started"))
+                if live.cancel_requested:
+                    return None
+                raise
+            live.started.set_exception(exc)
+            return None
         log = self.log
+        log.open(info)
         # a log that persists events shows the terminal event only once it is stored
         append_final = getattr(log, "append_final", None)
         try:
-            async for event in stream:
+            while True:
                 live.last_seq = event.seq
+                data = event.to_dict()
                 if append_final is not None and event.type in TERMINAL_TYPES:
                     live.ended = True
-                    await append_final(run_id, event.to_dict())
+                    await append_final(run_id, data)
                 else:
-                    log.append(run_id, event.to_dict())
+                    log.append(run_id, data)
+                if not live.started.done():
+                    live.started.set_result(data)
+                try:
+                    event = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
             return stream.result
         except asyncio.CancelledError:
             if live.ended:  # cancelled after the end (while its events were being stored)
@@ -190,3 +233,9 @@ class LiveRuns:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a start error as seen (the run's task reports nothing else about it)."""
+    if not future.cancelled():
+        future.exception()

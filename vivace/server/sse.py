@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 from .errors import dumps
 
 __all__ = [
+    "RUN_EVENT_SCHEMA",
     "TERMINAL_TYPES",
     "EventLog",
     "EventsExpired",
@@ -56,6 +57,30 @@ def frame(data: Any, event: str | None = None, id: int | str | None = None) -> b
 
 
 KEEPALIVE = b": keep-alive\n\n"
+
+RUN_EVENT_SCHEMA: dict[str, Any] = {
+    "description": "one run event: `event` is its type, `id` its seq, `data` the event as JSON",
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "run_id": {"type": "string"},
+                    "seq": {"type": "integer", "minimum": 0},
+                },
+                "required": ["type", "run_id"],
+            },
+        },
+    },
+    "required": ["data"],
+}
+"""The OpenAPI schema of one server-sent event of a run's stream."""
 
 
 class EventsExpired(Exception):

@@ -1,7 +1,17 @@
 """Tools: typed Python functions the model can call, and toolsets (every source of tools)."""
 
 from .context import RunContext
-from .tool import BaseTool, ModelRetry, Tool, ToolArgumentsError, ToolTimeout, as_tool, tool
+from .tool import (
+    BaseTool,
+    ModelRetry,
+    Tool,
+    ToolArgumentsError,
+    ToolResume,
+    ToolSuspended,
+    ToolTimeout,
+    as_tool,
+    tool,
+)
 from .toolkit import Toolkit
 from .toolset import DynamicToolset, FilteredToolset, PrefixedToolset, SchemaTool, Toolset
 
@@ -15,6 +25,8 @@ __all__ = [
     "SchemaTool",
     "Tool",
     "ToolArgumentsError",
+    "ToolResume",
+    "ToolSuspended",
     "ToolTimeout",
     "Toolkit",
     "Toolset",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -26,6 +27,13 @@ class RunContext(Generic[DepsT]):
     trace), ``span_id`` (16 hex digits, this run's span) and ``parent_run_id`` (the run, workflow
     step or team run that started this one). A run started inside a tool call of another run
     (an agent used as a tool) inherits the trace and names that run as its parent.
+
+    For tools that run other runs (an agent as a tool, a team member, a remote agent):
+    ``usage`` is the run's usage so far (add a child run's usage to it so the run's total
+    includes it); ``emit`` is set while a tool whose class has ``emits_events = True`` runs
+    (hand it events to put in this run's stream, numbered in its sequence); ``resume`` is set
+    when a tool call that raised :class:`~vivace.tools.ToolSuspended` runs again with the
+    decisions: a :class:`~vivace.tools.ToolResume`.
     """
 
     run_id: str
@@ -43,8 +51,11 @@ class RunContext(Generic[DepsT]):
     span_id: str | None = None
     parent_run_id: str | None = None
     agent: Any = None
+    usage: Any = None
+    emit: Callable[[Any], None] | None = None
+    resume: Any = None
 
-    def for_tool_call(self, call_id: str, retry: int) -> RunContext[DepsT]:
+    def for_tool_call(self, call_id: str, retry: int, resume: Any = None) -> RunContext[DepsT]:
         """A shallow copy naming the tool call being executed (shares state and messages)."""
         return RunContext(
             self.run_id,
@@ -62,6 +73,9 @@ class RunContext(Generic[DepsT]):
             self.span_id,
             self.parent_run_id,
             self.agent,
+            self.usage,
+            self.emit,
+            resume,
         )
 
 

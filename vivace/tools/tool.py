@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, overload
 from ..errors import VivaceError
 
 if TYPE_CHECKING:
+    from ..messages import ToolCallPart
     from ..models.base import ToolDefinition
     from .context import RunContext
     from .schema import FunctionSchema
@@ -26,6 +27,8 @@ __all__ = [
     "ModelRetry",
     "Tool",
     "ToolArgumentsError",
+    "ToolResume",
+    "ToolSuspended",
     "ToolTimeout",
     "as_tool",
     "tool",
@@ -50,6 +53,33 @@ class ToolTimeout(VivaceError):
     code = "tool_timeout"
 
 
+class ToolSuspended(Exception):
+    """Raised by a tool to pause its run until people decide the ``pending`` calls.
+
+    An agent used as a tool raises it when its own run pauses for an approval: the calling
+    run pauses too and lists these calls among its pending ones (ids prefixed with the tool
+    call's id and ``/``, so they stay unique at every level). Resuming the calling run with
+    decisions for them calls the tool again with ``ctx.resume`` set to a :class:`ToolResume`
+    holding ``state`` (JSON the tool chose) and the decisions (keyed by the tool's own ids).
+    """
+
+    def __init__(self, pending: list[ToolCallPart], state: Any = None) -> None:
+        super().__init__(f"{len(pending)} call(s) wait for a decision")
+        self.pending = pending
+        self.state = state
+
+
+class ToolResume:
+    """What a suspended tool call gets back in ``ctx.resume``: its ``state`` and the
+    ``decisions`` (``Approve``/``Reject``/bool) for the calls it listed, by their own ids."""
+
+    __slots__ = ("decisions", "state")
+
+    def __init__(self, state: Any, decisions: dict[str, Any]) -> None:
+        self.state = state
+        self.decisions = decisions
+
+
 class BaseTool:
     """What the run loop needs of any tool: a definition for the model, argument validation,
     a call, and the options approvals, retries, timeouts and ``stop_after`` work with.
@@ -59,6 +89,10 @@ class BaseTool:
     """
 
     __slots__ = ("max_retries", "name", "requires_approval", "stop_after", "strict", "timeout")
+
+    emits_events = False
+    """Class flag: the tool streams events of its own while it runs (through ``ctx.emit``);
+    the run then forwards them as they come instead of only awaiting the call."""
 
     name: str
     requires_approval: bool

@@ -1,0 +1,270 @@
+"""A2A 1.0: a Vivace agent served with the official a2a-sdk server parts, checked with the
+official Python client (a2a-sdk), the JS client (@a2a-js/sdk) and raw JSON-RPC; and a remote
+A2A agent used as a tool and a team member."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("a2a")
+
+from a2a.client import ClientConfig, create_client
+from a2a.types.a2a_pb2 import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    ListTasksRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    TaskState,
+)
+
+from vivace import Agent, tool
+from vivace.agent.events import NestedEvent
+from vivace.testing import FunctionModel, ScriptedModel, Stream, call
+
+JS = Path(__file__).resolve().parents[1] / "js"
+
+
+def _msg(text: str | None = None, **kw: Any) -> Message:
+    parts = [Part(text=text)] if text is not None else kw.pop("parts")
+    return Message(message_id=uuid.uuid4().hex, role=Role.ROLE_USER, parts=parts, **kw)
+
+
+def _echo_agent() -> Agent:
+    return Agent(
+        model=FunctionModel(lambda m, r: f"you said: {m[-1].text}"),
+        name="echo",
+        description="Repeats what you say.",
+    )
+
+
+async def test_card_and_raw_jsonrpc_with_the_version_header(serve_a2a: Any) -> None:
+    base = serve_a2a(_echo_agent())
+    async with httpx.AsyncClient(base_url=base) as http:
+        card = (await http.get("/.well-known/agent-card.json")).json()
+        for key in (
+            "name",
+            "description",
+            "version",
+            "supportedInterfaces",
+            "capabilities",
+            "defaultInputModes",
+            "defaultOutputModes",
+            "skills",
+        ):
+            assert key in card
+        assert card["supportedInterfaces"][0] == {
+            "url": f"{base}/",
+            "protocolBinding": "JSONRPC",
+            "protocolVersion": "1.0",
+        }
+        assert card["capabilities"]["streaming"] is True
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "SendMessage",
+            "params": {
+                "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hello"}]}
+            },
+        }
+        ok = (await http.post("/", json=body, headers={"A2A-Version": "1.0"})).json()
+        task = ok["result"]["task"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert task["artifacts"][-1]["parts"][0]["text"] == "you said: hello"
+        old = (await http.post("/", json=body)).json()  # no header: a 0.3 client
+        assert old["error"]["code"] == -32009
+        missing = (
+            await http.post(
+                "/",
+                json={**body, "id": 2, "method": "GetTask", "params": {"id": "nope"}},
+                headers={"A2A-Version": "1.0"},
+            )
+        ).json()
+        assert missing["error"]["code"] == -32001
+
+
+async def test_official_python_client_send_stream_get_list(serve_a2a: Any) -> None:
+    agent = Agent(model=ScriptedModel([Stream("one ", "two ", "three"), "plain"]), name="counter")
+    base = serve_a2a(agent)
+    client = await create_client(base, client_config=ClientConfig(streaming=True))
+    kinds, chunks, final = [], [], None
+    async for ev in client.send_message(SendMessageRequest(message=_msg("count"))):
+        kind = ev.WhichOneof("payload")
+        kinds.append(kind)
+        if kind == "artifact_update":
+            text = ev.artifact_update.artifact.parts[0].text
+            (chunks if not ev.artifact_update.last_chunk else [None]).append(text)
+            if ev.artifact_update.last_chunk:
+                final = text
+        if kind == "task":
+            task_id = ev.task.id
+        if kind == "status_update":
+            state = ev.status_update.status.state
+    assert kinds[0] == "task" and "artifact_update" in kinds
+    assert chunks == ["one ", "two ", "three"] and final == "one two three"
+    assert state == TaskState.TASK_STATE_COMPLETED
+    got = await client.get_task(GetTaskRequest(id=task_id))
+    assert got.status.state == TaskState.TASK_STATE_COMPLETED
+    assert got.artifacts[-1].parts[0].text == "one two three"
+    listed = await client.list_tasks(ListTasksRequest())
+    assert task_id in [t.id for t in listed.tasks]
+    blocking = await create_client(base, client_config=ClientConfig(streaming=False))
+    events = [ev async for ev in blocking.send_message(SendMessageRequest(message=_msg("again")))]
+    assert len(events) == 1 and events[0].task.artifacts[-1].parts[0].text == "plain"
+    await client.close()
+    await blocking.close()
+
+
+async def test_input_required_for_an_approval_then_completed(serve_a2a: Any) -> None:
+    ran: list[int] = []
+
+    @tool(requires_approval=True)
+    def transfer(amount: int) -> str:
+        ran.append(amount)
+        return "sent"
+
+    agent = Agent(
+        model=ScriptedModel([call("transfer", {"amount": 9}, id="t1"), "Transferred 9."]),
+        tools=[transfer],
+        name="bank",
+    )
+    base = serve_a2a(agent)
+    client = await create_client(base, client_config=ClientConfig(streaming=True))
+    states, task_id, ctx_id = [], None, None
+    async for ev in client.send_message(SendMessageRequest(message=_msg("send 9"))):
+        if ev.WhichOneof("payload") == "task":
+            task_id, ctx_id = ev.task.id, ev.task.context_id
+        if ev.WhichOneof("payload") == "status_update":
+            states.append(ev.status_update.status.state)
+            pending_msg = ev.status_update.status.message
+    assert states[-1] == TaskState.TASK_STATE_INPUT_REQUIRED and ran == []
+    from google.protobuf.json_format import MessageToDict
+
+    data = MessageToDict(next(p for p in pending_msg.parts if p.HasField("data")).data)
+    assert data["pending"][0]["id"] == "t1" and data["pending"][0]["name"] == "transfer"
+    from vivace.a2a.server import _data_part
+
+    reply = _msg(
+        parts=[_data_part({"approvals": {"t1": True}})], task_id=task_id, context_id=ctx_id
+    )
+    final = None
+    async for ev in client.send_message(SendMessageRequest(message=reply)):
+        if ev.WhichOneof("payload") == "status_update":
+            final = ev.status_update.status.state
+    assert final == TaskState.TASK_STATE_COMPLETED and ran == [9]
+    got = await client.get_task(GetTaskRequest(id=task_id))
+    assert got.artifacts[-1].parts[0].text == "Transferred 9."
+    await client.close()
+
+
+async def test_cancel_a_running_task(serve_a2a: Any) -> None:
+    started = asyncio.Event()
+
+    async def slow(messages: Any, request: Any) -> str:
+        await asyncio.sleep(30)
+        return "late"
+
+    base = serve_a2a(Agent(model=FunctionModel(slow), name="slow"))
+    client = await create_client(base, client_config=ClientConfig(streaming=True))
+    task_id = None
+    states = []
+
+    async def consume() -> None:
+        nonlocal task_id
+        async for ev in client.send_message(SendMessageRequest(message=_msg("go"))):
+            if ev.WhichOneof("payload") == "task":
+                task_id = ev.task.id
+            if ev.WhichOneof("payload") == "status_update":
+                states.append(ev.status_update.status.state)
+                if ev.status_update.status.state == TaskState.TASK_STATE_WORKING:
+                    started.set()
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 10)
+    other = await create_client(base, client_config=ClientConfig(streaming=False))
+    cancelled = await other.cancel_task(CancelTaskRequest(id=task_id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    await asyncio.wait_for(consumer, 10)
+    got = await other.get_task(GetTaskRequest(id=task_id))
+    assert got.status.state == TaskState.TASK_STATE_CANCELED
+    await client.close()
+    await other.close()
+
+
+def test_official_js_client_streams_a_run(serve_a2a: Any, js_modules: Path) -> None:
+    agent = Agent(model=ScriptedModel([Stream("Hello ", "from ", "vivace")]), name="helper")
+    base = serve_a2a(agent)
+    out = subprocess.run(
+        ["node", str(JS / "a2a_client.mjs"), base, "hi"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    payloads = [x["stream"]["payload"] for x in lines if "stream" in x]
+    assert payloads[0]["$case"] == "task"
+    history = payloads[0]["value"]["history"][0]["parts"][0]["content"]
+    assert history == {"$case": "text", "value": "hi"}
+    arts = [p["value"] for p in payloads if p["$case"] == "artifactUpdate"]
+    assert [a["artifact"]["parts"][0]["content"]["value"] for a in arts if not a["lastChunk"]] == [
+        "Hello ",
+        "from ",
+        "vivace",
+    ]
+    assert (
+        arts[-1]["lastChunk"]
+        and arts[-1]["artifact"]["parts"][0]["content"]["value"] == "Hello from vivace"
+    )
+    states = [p["value"]["status"]["state"] for p in payloads if p["$case"] == "statusUpdate"]
+    assert states[-1] == 3  # TASK_STATE_COMPLETED
+    card = next(x["card"] for x in lines if "card" in x)
+    assert card["name"] == "helper" and card["supportedInterfaces"][0]["protocolVersion"] == "1.0"
+
+
+async def test_remote_agent_as_a_tool_and_a_team_member(serve_a2a: Any) -> None:
+    from vivace.a2a import A2AAgent
+    from vivace.teams import Team
+
+    remote_agent = Agent(model=ScriptedModel([Stream("remote ", "answer")] * 3), name="far")
+    base = serve_a2a(remote_agent)
+    remote = A2AAgent(base, name="far", description="A remote helper.")
+    assert await remote.arun("hi") == "remote answer"
+    team = Team(members=[remote], mode="route", model=ScriptedModel([call("far", {"task": "q"})]))
+    stream = team.astream("ask far")
+    events = [e async for e in stream]
+    assert stream.result is not None and stream.result.output == "remote answer"
+    nested = [e.event.text for e in events if isinstance(e, NestedEvent)]  # type: ignore[union-attr]
+    assert nested == ["remote ", "answer"]
+    await remote.aclose()
+
+
+async def test_a_remote_approval_surfaces_and_resumes(serve_a2a: Any) -> None:
+    from vivace import Approve
+    from vivace.a2a import A2AAgent
+
+    @tool(requires_approval=True)
+    def launch() -> str:
+        return "launched"
+
+    far = Agent(
+        model=ScriptedModel([call("launch", {}, id="L"), "launched it"]), tools=[launch], name="far"
+    )
+    remote = A2AAgent(serve_a2a(far), name="far")
+    top = Agent(
+        model=ScriptedModel([call("far", {"task": "launch"}, id="T"), "done"]),
+        tools=[remote.as_tool()],
+    )
+    paused = await top.arun("go")
+    assert [c.id for c in paused.pending] == ["T/L"]
+    done = await top.aresume(paused.paused, {"T/L": Approve()})  # type: ignore[arg-type]
+    assert done.output == "done"
+    assert top.model.requests[-1].messages[-1].parts[0].content == "launched it"  # type: ignore[union-attr]
+    await remote.aclose()
