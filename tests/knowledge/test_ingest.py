@@ -172,3 +172,27 @@ async def test_bulk_ingest_into_an_empty_postgres_base_builds_the_index_at_the_e
         conn = await asyncpg.connect(store._dsn)
         await conn.execute(f'DROP SCHEMA "{store.schema}" CASCADE')
         await conn.close()
+
+
+async def test_router_embedder_batches_and_retries(kstore) -> None:
+    """A "provider/model" embedder goes through the model router: batched requests, and a
+    transient provider error is retried (here against the fake OpenAI server)."""
+    from vivace.models.embeddings import resolve_embedder
+    from vivace.testing.fake_providers import FakeOpenAIChat, HTTPFault
+
+    with FakeOpenAIChat() as srv:
+        emb = resolve_embedder(
+            "openai/text-embedding-3-small", base_url=srv.base_url, api_key="sk-test", batch_size=4
+        )
+        srv.script(HTTPFault(503, "overloaded"))
+        kb = KnowledgeBase("routed", store=kstore, embedder=emb)
+        docs = [Document(f"d{i}", f"Document {i} text.") for i in range(10)]
+        r = await kb.aadd(*docs)
+        bodies = [q.json for q in srv.requests if q.path == "/v1/embeddings"]
+    assert r.added == 10 and not r.failed
+    assert all(b["model"] == "text-embedding-3-small" for b in bodies)
+    # the size probe (answered 503, then retried), then 10 texts in batches of 4, 4 and 2
+    assert [len(b["input"]) for b in bodies][:2] == [1, 1]
+    assert sorted(len(b["input"]) for b in bodies[2:]) == [2, 4, 4]
+    info = await kstore.get_base("routed")
+    assert info.embedder == "openai/text-embedding-3-small" and info.chunks == 10

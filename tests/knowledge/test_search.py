@@ -146,3 +146,21 @@ async def test_two_store_objects_share_a_sqlite_file(tmp_path, embedder) -> None
     assert hit.source == "w"
     await writer.store.close()
     await reader.store.close()
+
+
+async def test_postgres_sessions_search_hnsw_iteratively(postgres_url) -> None:
+    """Filtered HNSW searches need pgvector's iterative scans to fill k: every pooled
+    session has them on, with the store's ef_search."""
+    import uuid
+
+    from vivace.knowledge.stores import PostgresKnowledgeStore
+
+    store = PostgresKnowledgeStore(postgres_url, schema=f"k_{uuid.uuid4().hex[:12]}", ef_search=80)
+    try:
+        pool = await store._get_pool()
+        async with pool.acquire() as conn:
+            await conn.execute("LOAD 'vector'")
+            assert await conn.fetchval("SHOW hnsw.iterative_scan") == "relaxed_order"
+            assert await conn.fetchval("SHOW hnsw.ef_search") == "80"
+    finally:
+        await store.close()

@@ -111,8 +111,18 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 raise missing("asyncpg", "postgres", "the PostgreSQL knowledge store") from None
             if not self._schema_ready:
                 await self._setup(asyncpg)
+            # every session searches HNSW with ef_search candidates and iterative scans (so a
+            # filtered search still fills k; unfiltered searches are unaffected)
+            settings = {
+                "hnsw.ef_search": str(int(self.ef_search)),
+                "hnsw.iterative_scan": "relaxed_order",
+            }
             pool = await asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self.pool_size, init=self._init_conn
+                self._dsn,
+                min_size=1,
+                max_size=self.pool_size,
+                init=self._init_conn,
+                server_settings=settings,
             )
             self._pools[loop] = pool
             return pool
@@ -459,11 +469,12 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 f"{expr} OPERATOR({v}.<=>) $1::{v}.vector({int(dims)}) AS dist "
                 f"FROM {self._s}.kb_chunks c WHERE {where} ORDER BY dist LIMIT $2"
             )
-            async with conn.transaction():
-                await conn.execute(f"SET LOCAL hnsw.ef_search = {max(int(self.ef_search), int(k))}")
-                if conds:
-                    await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            if k <= self.ef_search:  # the session's settings (see _get_pool) suffice
                 rows = await conn.fetch(query, *params)
+            else:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
+                    rows = await conn.fetch(query, *params)
         out = [
             (StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), 1.0 - float(r[5])) for r in rows
         ]
