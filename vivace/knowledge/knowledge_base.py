@@ -232,7 +232,10 @@ class KnowledgeBase(Capability):
         await self.info()
         jobs = self._jobs(items, glob)
         total = len(jobs)
+        # files and URLs are read ``window`` at a time; Documents need no reading
         window = max(1, concurrency * 16)
+        if all(isinstance(j[1], Document) for j in jobs):
+            window = 2048
         sem = asyncio.Semaphore(max(1, concurrency))
         extra = dict(metadata or {})
 
