@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import InvalidFilter
 from ..filters import Condition
 
-__all__ = ["pg_conditions", "sqlite_conditions"]
+__all__ = ["pg_conditions", "sqlite_conditions", "sqlite_json_path"]
 
 _SQL_OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -18,6 +18,13 @@ def _check_name(field: str) -> None:
         raise InvalidFilter(
             f"filter field {field!r} has characters filters cannot name", field=field
         )
+
+
+def sqlite_json_path(field: str) -> str:
+    """The SQL literal of a field's JSON path (``'$."year"'``), inlined rather than bound so
+    the per-field expression indexes of the SQLite store match the queries."""
+    _check_name(field)
+    return "'" + f'$."{field}"'.replace("'", "''") + "'"
 
 
 def sqlite_conditions(
@@ -31,10 +38,9 @@ def sqlite_conditions(
             col = f"{table}.source"
             typ = None
         else:
-            _check_name(c.field)
-            path = f'$."{c.field}"'
-            col = f"json_extract({table}.{meta_col}, ?)"
-            typ = f"json_type({table}.{meta_col}, ?)"
+            path = sqlite_json_path(c.field)
+            col = f"json_extract({table}.{meta_col}, {path})"
+            typ = f"json_type({table}.{meta_col}, {path})"
         values = c.value if c.op == "in" else (c.value,)
         kinds = {type(v) for v in values}
         guard = ""
@@ -49,9 +55,6 @@ def sqlite_conditions(
             expr = f"{col} IN ({', '.join('?' for _ in values)})"
         else:
             expr = f"{col} {_SQL_OPS[c.op]} ?"
-        if typ is not None:
-            params.append(path)
-        params += [path] if typ is not None else []
         params += [int(v) if isinstance(v, bool) else v for v in values]
         parts.append(f"({guard}{expr})")
     return " AND ".join(parts), params
