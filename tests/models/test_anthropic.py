@@ -96,11 +96,14 @@ async def test_request_shape_headers_system_tools_and_media() -> None:
 
 
 async def test_audio_is_rejected_before_sending() -> None:
+    req = ModelRequest([Message("user", [AudioPart(data=b"RIFF", media_type="audio/wav")])])
     with FakeAnthropic() as srv:
+        # the model catalog says Claude takes no audio
+        with pytest.raises(ModelConfigError, match="does not take audio input"):
+            await model(srv).request(req)
+        # and without the catalog check, the protocol itself cannot carry it
         with pytest.raises(ModelConfigError, match="AudioPart"):
-            await model(srv).request(
-                ModelRequest([Message("user", [AudioPart(data=b"RIFF", media_type="audio/wav")])])
-            )
+            await model(srv, check_input=False).request(req)
         assert srv.requests == []
 
 

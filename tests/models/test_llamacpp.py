@@ -135,6 +135,12 @@ async def test_structured_output_is_grammar_constrained(gguf: Path) -> None:
     assert isinstance(result.output, City)
 
 
+# Gemma 3 270M is a base model: through the server's chat template it often answers "\n" and
+# stops. Banning <eos> (1), <end_of_turn> (106) and "\n" (107) makes it write until a limit
+# stops it.
+NO_END = {"logit_bias": {"1": -100, "106": -100, "107": -100}}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -199,7 +205,8 @@ async def test_openai_adapter_against_llama_cpp_server(llama_server: str) -> Non
 
     model = get_model("llamacpp-server/gemma3", base_url=llama_server, max_retries=0, timeout=120)
     req = ModelRequest(
-        [Message.user("The capital of France is")], settings={"max_tokens": 16, "temperature": 0}
+        [Message.user("The capital of France is")],
+        settings={"max_tokens": 16, "temperature": 0, **NO_END},
     )
     whole = await model.request(req)
     assert whole.text.strip() and whole.usage.output_tokens > 0 and whole.usage.input_tokens > 0
@@ -211,6 +218,33 @@ async def test_openai_adapter_against_llama_cpp_server(llama_server: str) -> Non
             final = ev
     assert final is not None and "".join(deltas) == final.text and len(deltas) > 3
     assert final.finish_reason in ("stop", "length")
-    agent = Agent(model=model, model_settings={"max_tokens": 16, "temperature": 0})
+    agent = Agent(model=model, model_settings={"max_tokens": 16, "temperature": 0, **NO_END})
     assert (await agent.arun("The capital of France is")).output.strip()
     assert json.loads(json.dumps(final.usage.to_dict()))["requests"] == 1
+
+
+@llm
+@needs_llm
+async def test_max_tokens_reaches_the_server_through_openai_base_url(
+    llama_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8 item 19: the ``openai`` provider aimed at a llama.cpp server with
+    OPENAI_BASE_URL used to send only ``max_completion_tokens``, which the server ignores (a
+    real Gemma 3 270M then wrote ~2,000 tokens for max_tokens=24)."""
+    from vivace import Agent
+    from vivace.models.router import clear_model_cache
+
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")
+    clear_model_cache()
+    try:
+        settings = {"max_tokens": 24, "temperature": 0, **NO_END}
+        result = await Agent(model="openai/gemma3", model_settings=settings).arun(
+            "The capital of France is"
+        )
+        assert result.status == "completed", result.error
+        # sent as max_completion_tokens, the server ignored it and wrote 2,033 tokens (the
+        # whole context) in about 50 s here
+        assert result.usage.output_tokens == 24
+    finally:
+        clear_model_cache()

@@ -12,6 +12,8 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, overload
 
+from . import capability as _capability
+
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
@@ -525,12 +527,15 @@ class Agent(Generic[DepsT, OutputT]):
         )
 
     def run_capabilities(self) -> tuple[Capability, ...]:
-        """The capabilities every run of this agent uses: its memory, knowledge, hooks and
-        ``capabilities``, in that order."""
+        """The capabilities every run of this agent uses: the process-wide defaults
+        (tracing), its memory, knowledge, hooks and ``capabilities``, in that order."""
         memory, knowledge, hooks, caps = self.memory, self.knowledge, self.hooks, self.capabilities
+        defaults = _capability.DEFAULTS
         if memory is None and knowledge is None and not hooks and not caps:
-            return ()
-        out: list[Any] = [] if memory is None else [memory]
+            return defaults
+        out: list[Any] = list(defaults)
+        if memory is not None:
+            out.append(memory)
         if knowledge is not None:
             out.append(knowledge)
         if hooks:

@@ -295,9 +295,7 @@ class AgentTool(BaseTool):
 
             spent = Usage.from_dict(result.usage.to_dict())
             if counted:
-                before = Usage.from_dict(counted)
-                for k in Usage.__dataclass_fields__:
-                    setattr(spent, k, getattr(spent, k) - getattr(before, k))
+                spent = spent - Usage.from_dict(counted)
             usage += spent
         if result.status == "completed":
             return result.output

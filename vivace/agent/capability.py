@@ -23,7 +23,15 @@ if TYPE_CHECKING:
     from ..tools.context import RunContext
     from .result import RunResult
 
-__all__ = ["CAPABILITY_METHODS", "HOOK_NAMES", "Capability", "call_hooks", "overridden"]
+__all__ = [
+    "CAPABILITY_METHODS",
+    "HOOK_NAMES",
+    "Capability",
+    "call_hooks",
+    "default_capabilities",
+    "overridden",
+    "set_default_capabilities",
+]
 
 HOOK_NAMES = (
     "before_run",
@@ -34,6 +42,19 @@ HOOK_NAMES = (
     "after_tool_call",
 )
 CAPABILITY_METHODS = (*HOOK_NAMES, "instructions", "tools")
+
+DEFAULTS: tuple[Any, ...] = ()
+"""Capabilities every agent's runs use, before its own (process-wide tracing sets one)."""
+
+
+def set_default_capabilities(caps: Sequence[Any]) -> None:
+    """Give every run of every agent these capabilities (first, before the agent's own)."""
+    global DEFAULTS
+    DEFAULTS = tuple(caps)
+
+
+def default_capabilities() -> tuple[Any, ...]:
+    return DEFAULTS
 
 
 class Capability:

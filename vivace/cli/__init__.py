@@ -4,8 +4,14 @@
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
 * ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
 * ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
-* ``vivace models`` - the model providers and whether their keys are set.
+* ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
+  and whether their keys are set, models with limits and prices, a catalog refresh.
 * ``vivace knowledge add|search|list|delete`` - knowledge bases (:mod:`.knowledge`).
+* ``vivace dev [module:app]`` - ``serve`` with auto-reload, tracing and the Studio at ``/studio``.
+* ``vivace stats`` - runs, errors, tokens, cost and latency per agent/model/day from traces.
+
+Every command exits quietly (status 141, like a process ended by SIGPIPE) when the reader
+of its output goes away: ``vivace models | head`` prints no traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["main"]
 
@@ -50,6 +55,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
 
+    d = sub.add_parser("dev", help="serve with auto-reload, tracing and the Studio at /studio")
+    d.add_argument("target", nargs="?", default=None, help="as for serve")
+    d.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    d.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    d.add_argument("--storage", default=None, help="storage URL (traces are kept there too)")
+    d.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
+    d.add_argument("--log-level", default="warning", help="uvicorn log level")
+
+    st = sub.add_parser("stats", help="runs, tokens, cost and latency per agent/model from traces")
+    st.add_argument("--storage", default=None, help="storage URL (default as for serve)")
+    st.add_argument("--since", default="7d", help="how far back: 30m, 24h, 7d... (default 7d)")
+    st.add_argument("--bucket", default="day", choices=["minute", "hour", "day"], help="grouping")
+    st.add_argument("--agent", default=None, help="only this agent")
+    st.add_argument("--json", action="store_true", help="print the rows as JSON")
+
     r = sub.add_parser("run", help="stream one run of an agent to the terminal")
     r.add_argument("target", help="module:attribute of an Agent (or of a VivaceApp)")
     r.add_argument("message", help="the user message")
@@ -63,15 +83,29 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
     m.add_argument("--name", default="vivace", help="server name shown to clients")
 
-    sub.add_parser("models", help="list model providers and whether their keys are set")
-    from .knowledge import add_parser
+    from .knowledge import add_parser as add_knowledge_parser
+    from .models import add_parser
 
+    add_knowledge_parser(sub)
     add_parser(sub)
     return p
 
 
+EPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a reader that went away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vivace`` console script."""
+    try:
+        status = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe shows up here for buffered output
+        return status
+    except BrokenPipeError:
+        _silence_stdout()
+        return EPIPE_STATUS
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         from .serve import serve
@@ -86,45 +120,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return mcp(args)
     if args.command == "models":
-        return _models()
+        from .models import models
+
+        return models(args)
     if args.command == "knowledge":
         from .knowledge import knowledge
 
         return knowledge(args)
+    if args.command == "dev":
+        from .dev import dev
+
+        return dev(args)
+    if args.command == "stats":
+        from .stats import stats
+
+        return stats(args)
     _parser().print_help()
     return 0
 
 
-def _models() -> int:
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    import os
+
     try:
-        from ..models.router import list_providers
-    except ImportError:
-        print("the model router is not available in this build (vivace.models.router)")
-        return 1
-    rows: list[dict[str, Any]] = [
-        r.to_dict() if hasattr(r, "to_dict") else dict(vars(r)) for r in list_providers()
-    ]
-    if not rows:
-        print("no providers registered")
-        return 0
-    cols = [c for c in ("id", "protocol", "key_env", "key_set", "base_url") if c in rows[0]]
-    cells = [[_cell(row.get(c)) for c in cols] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    ready = [row["id"] for row in rows if row.get("key_set")]
-    print(f"\n{len(rows)} providers; key set for: {', '.join(ready) or 'none'}")
-    print('use one as Agent(model="provider/model-name")')
-    return 0
-
-
-def _cell(v: object) -> str:
-    if v is True:
-        return "yes"
-    if v is False:
-        return "-"
-    return "" if v is None else str(v)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (embedded, tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

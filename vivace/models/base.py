@@ -37,9 +37,24 @@ ModelSettings = dict[str, Any]
 protocol knows and ignore the rest."""
 
 
+_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "requests",
+    "tool_calls",
+)
+
+
 @dataclass(slots=True)
 class Usage:
-    """Token and request counts. Adds up with ``+=``."""
+    """Token and request counts, and the cost in USD. Adds up with ``+=``.
+
+    ``cost`` comes from the model catalog's price of the model that answered (see
+    :mod:`vivace.models.catalog`); ``None`` when the price is unknown. Summing a known cost
+    and an unknown one gives the known one.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -47,6 +62,7 @@ class Usage:
     reasoning_tokens: int = 0
     requests: int = 0
     tool_calls: int = 0
+    cost: float | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -59,10 +75,21 @@ class Usage:
         self.reasoning_tokens += other.reasoning_tokens
         self.requests += other.requests
         self.tool_calls += other.tool_calls
+        cost = other.cost
+        if cost is not None:
+            self.cost = cost if self.cost is None else self.cost + cost
         return self
 
-    def to_dict(self) -> dict[str, int]:
-        return {
+    def __sub__(self, other: Usage) -> Usage:
+        """What was spent since ``other`` (an earlier snapshot of the same counter)."""
+        out = Usage(*(getattr(self, k) - getattr(other, k) for k in _COUNTS))
+        if self.cost is not None:
+            out.cost = self.cost - (other.cost or 0.0)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts; ``cost`` only when it is known."""
+        d: dict[str, Any] = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cached_tokens": self.cached_tokens,
@@ -70,10 +97,17 @@ class Usage:
             "requests": self.requests,
             "tool_calls": self.tool_calls,
         }
+        if self.cost is not None:
+            d["cost"] = self.cost
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Usage:
-        return cls(**{k: int(d.get(k, 0)) for k in cls.__dataclass_fields__})
+        cost = d.get("cost")
+        usage = cls(*(int(d.get(k) or 0) for k in _COUNTS))
+        if cost is not None:
+            usage.cost = float(cost)
+        return usage
 
 
 @dataclass(slots=True)

@@ -15,7 +15,8 @@ Edit :data:`PROVIDERS` by hand to add a provider; every entry is a plain dict:
 ``key_required``
     ``False`` for local servers (default ``True`` when ``key_env`` is given).
 ``auth``
-    How the key is sent: ``"bearer"`` (default, ``Authorization: Bearer``), ``"api-key"``
+    How the key is sent: ``"bearer"`` (default, ``Authorization: Bearer``),
+    ``"bearer:<header>"`` (``<header>: Bearer <key>``), ``"api-key"``
     (Azure), ``"x-api-key"`` (Anthropic), ``"x-goog-api-key"`` (Gemini), ``"sigv4"``
     (Bedrock, signed by the adapter), ``"google-adc"`` (Vertex, token by the adapter),
     ``"none"``.
@@ -27,8 +28,18 @@ Edit :data:`PROVIDERS` by hand to add a provider; every entry is a plain dict:
     ``strict_tools`` (send ``strict`` on tool schemas).
 ``embeddings``
     Whether the provider serves an embeddings endpoint on the same protocol family.
+``chat``
+    Whether it serves chat models (default ``True``; ``False`` for embeddings-only APIs such
+    as Voyage and Jina: a chat model string on them raises before any request).
+``catalog``
+    The provider's id in the model catalog (:mod:`vivace.models.catalog`) when it differs
+    from its own id and aliases (``openai-responses`` -> ``openai``).
 ``aliases``
     Other ids that name the same provider.
+
+Providers of the model catalog that are not listed here (most are OpenAI-compatible with a
+base URL and a key variable) are added from the catalog on first lookup, so every catalog
+provider is reachable as ``"provider/model"``; the entries here win.
 
 At runtime: :func:`register_provider` adds or replaces one; :func:`get_provider` looks one
 up (aliases included); :func:`provider_ids` lists them. The router turns an entry into a
@@ -77,15 +88,15 @@ _NATIVE = {"native_output": True}
 PROVIDERS: dict[str, dict[str, Any]] = {
     # -- first-party APIs -------------------------------------------------------------------
     "openai": {"protocol": "openai-chat", "base_url": "{OPENAI_BASE_URL:https://api.openai.com/v1}", "key_env": ["OPENAI_API_KEY"], "options": _OPENAI_OPTS, "embeddings": True},
-    "openai-responses": {"protocol": "openai-responses", "base_url": "{OPENAI_BASE_URL:https://api.openai.com/v1}", "key_env": ["OPENAI_API_KEY"], "options": _OPENAI_OPTS, "embeddings": True},
+    "openai-responses": {"protocol": "openai-responses", "base_url": "{OPENAI_BASE_URL:https://api.openai.com/v1}", "key_env": ["OPENAI_API_KEY"], "options": _OPENAI_OPTS, "embeddings": True, "catalog": "openai"},
     "azure": {"protocol": "openai-chat", "base_url": "{AZURE_OPENAI_ENDPOINT}/openai/v1", "key_env": ["AZURE_OPENAI_API_KEY"], "auth": "api-key", "options": _OPENAI_OPTS, "embeddings": True, "aliases": ["azure-openai"]},
-    "azure-responses": {"protocol": "openai-responses", "base_url": "{AZURE_OPENAI_ENDPOINT}/openai/v1", "key_env": ["AZURE_OPENAI_API_KEY"], "auth": "api-key", "options": _OPENAI_OPTS},
+    "azure-responses": {"protocol": "openai-responses", "base_url": "{AZURE_OPENAI_ENDPOINT}/openai/v1", "key_env": ["AZURE_OPENAI_API_KEY"], "auth": "api-key", "options": _OPENAI_OPTS, "catalog": "azure"},
     "azure-ai": {"protocol": "openai-chat", "base_url": "{AZURE_AI_ENDPOINT}/openai/v1", "key_env": ["AZURE_AI_API_KEY", "AZURE_API_KEY"], "auth": "api-key", "options": _NATIVE, "aliases": ["azure-ai-foundry"]},
     "anthropic": {"protocol": "anthropic", "base_url": "{ANTHROPIC_BASE_URL:https://api.anthropic.com}", "key_env": ["ANTHROPIC_API_KEY"], "auth": "x-api-key", "headers": {"anthropic-version": "2023-06-01"}, "aliases": ["claude"]},
     "google": {"protocol": "gemini", "base_url": "https://generativelanguage.googleapis.com", "key_env": ["GOOGLE_API_KEY", "GEMINI_API_KEY"], "auth": "x-goog-api-key", "embeddings": True, "aliases": ["gemini", "google-gemini"]},
-    "google-openai": {"protocol": "openai-chat", "base_url": "https://generativelanguage.googleapis.com/v1beta/openai", "key_env": ["GOOGLE_API_KEY", "GEMINI_API_KEY"], "options": _NATIVE, "embeddings": True},
+    "google-openai": {"protocol": "openai-chat", "base_url": "https://generativelanguage.googleapis.com/v1beta/openai", "key_env": ["GOOGLE_API_KEY", "GEMINI_API_KEY"], "options": _NATIVE, "embeddings": True, "catalog": "google"},
     "vertex": {"protocol": "gemini", "base_url": "https://{GOOGLE_CLOUD_LOCATION:us-central1}-aiplatform.googleapis.com/v1/projects/{GOOGLE_CLOUD_PROJECT}/locations/{GOOGLE_CLOUD_LOCATION:us-central1}/publishers/google", "key_env": [], "key_required": False, "auth": "google-adc", "embeddings": True, "aliases": ["vertexai", "google-vertex"]},
-    "vertex-anthropic": {"protocol": "anthropic", "base_url": "https://{GOOGLE_CLOUD_LOCATION:us-east5}-aiplatform.googleapis.com/v1/projects/{GOOGLE_CLOUD_PROJECT}/locations/{GOOGLE_CLOUD_LOCATION:us-east5}/publishers/anthropic", "key_env": [], "key_required": False, "auth": "google-adc"},
+    "vertex-anthropic": {"protocol": "anthropic", "base_url": "https://{GOOGLE_CLOUD_LOCATION:us-east5}-aiplatform.googleapis.com/v1/projects/{GOOGLE_CLOUD_PROJECT}/locations/{GOOGLE_CLOUD_LOCATION:us-east5}/publishers/anthropic", "key_env": [], "key_required": False, "auth": "google-adc", "aliases": ["google-vertex-anthropic"]},
     "bedrock": {"protocol": "bedrock", "base_url": "https://bedrock-runtime.{AWS_REGION:us-east-1}.amazonaws.com", "key_env": ["AWS_ACCESS_KEY_ID", "AWS_BEARER_TOKEN_BEDROCK"], "key_required": False, "auth": "sigv4", "aliases": ["aws", "aws-bedrock", "amazon-bedrock"]},
     "mistral": {"protocol": "openai-chat", "base_url": "https://api.mistral.ai/v1", "key_env": ["MISTRAL_API_KEY"], "options": _NATIVE, "embeddings": True, "aliases": ["mistralai"]},
     "groq": {"protocol": "openai-chat", "base_url": "https://api.groq.com/openai/v1", "key_env": ["GROQ_API_KEY"], "options": _NATIVE},
@@ -120,13 +131,13 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "ovhcloud": {"protocol": "openai-chat", "base_url": "https://oai.endpoints.kepler.ai.cloud.ovh.net/v1", "key_env": ["OVHCLOUD_API_KEY"], "aliases": ["ovh"]},
     "cloudflare": {"protocol": "openai-chat", "base_url": "https://api.cloudflare.com/client/v4/accounts/{CLOUDFLARE_ACCOUNT_ID}/ai/v1", "key_env": ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY"], "embeddings": True, "aliases": ["workers-ai"]},
     "github": {"protocol": "openai-chat", "base_url": "https://models.github.ai/inference", "key_env": ["GITHUB_TOKEN"], "aliases": ["github-models"]},
-    "llama-api": {"protocol": "openai-chat", "base_url": "https://api.llama.com/compat/v1", "key_env": ["LLAMA_API_KEY"], "aliases": ["meta", "meta-llama"]},
+    "llama-api": {"protocol": "openai-chat", "base_url": "https://api.llama.com/compat/v1", "key_env": ["LLAMA_API_KEY"], "aliases": ["llama", "meta-llama"]},
     "inception": {"protocol": "openai-chat", "base_url": "https://api.inceptionlabs.ai/v1", "key_env": ["INCEPTION_API_KEY"]},
     "venice": {"protocol": "openai-chat", "base_url": "https://api.venice.ai/api/v1", "key_env": ["VENICE_API_KEY"]},
     "chutes": {"protocol": "openai-chat", "base_url": "https://llm.chutes.ai/v1", "key_env": ["CHUTES_API_KEY"]},
     "friendli": {"protocol": "openai-chat", "base_url": "https://api.friendli.ai/serverless/v1", "key_env": ["FRIENDLI_TOKEN"]},
-    "voyage": {"protocol": "openai-chat", "base_url": "https://api.voyageai.com/v1", "key_env": ["VOYAGE_API_KEY"], "embeddings": True, "aliases": ["voyageai"]},
-    "jina": {"protocol": "openai-chat", "base_url": "https://api.jina.ai/v1", "key_env": ["JINA_API_KEY"], "embeddings": True},
+    "voyage": {"protocol": "openai-chat", "base_url": "https://api.voyageai.com/v1", "key_env": ["VOYAGE_API_KEY"], "embeddings": True, "chat": False, "aliases": ["voyageai"]},
+    "jina": {"protocol": "openai-chat", "base_url": "https://api.jina.ai/v1", "key_env": ["JINA_API_KEY"], "embeddings": True, "chat": False},
     # -- gateways ---------------------------------------------------------------------------
     "litellm": {"protocol": "openai-chat", "base_url": "{LITELLM_PROXY_URL:http://localhost:4000}/v1", "key_env": ["LITELLM_API_KEY"], "key_required": False, "options": _NATIVE, "embeddings": True, "aliases": ["litellm-proxy"]},
     "portkey": {"protocol": "openai-chat", "base_url": "{PORTKEY_BASE_URL:https://api.portkey.ai/v1}", "key_env": ["PORTKEY_API_KEY"], "auth": "x-portkey-api-key", "headers": {"x-portkey-provider": "{PORTKEY_PROVIDER:}", "x-portkey-virtual-key": "{PORTKEY_VIRTUAL_KEY:}", "x-portkey-config": "{PORTKEY_CONFIG:}"}, "options": _NATIVE, "embeddings": True},
@@ -168,6 +179,13 @@ class ProviderInfo:
     options: Mapping[str, Any] = field(default_factory=dict)
     embeddings: bool = False
     aliases: tuple[str, ...] = ()
+    chat: bool = True
+    catalog: str | None = None
+
+    @property
+    def catalog_ids(self) -> tuple[str, ...]:
+        """Ids to look this provider's models up under in the model catalog."""
+        return (self.catalog,) if self.catalog else (self.id, *self.aliases)
 
     @classmethod
     def from_entry(cls, pid: str, entry: Mapping[str, Any]) -> ProviderInfo:
@@ -185,6 +203,8 @@ class ProviderInfo:
             options=dict(entry.get("options") or {}),
             embeddings=bool(entry.get("embeddings", False)),
             aliases=tuple(entry.get("aliases", ())),
+            chat=bool(entry.get("chat", True)),
+            catalog=entry.get("catalog"),
         )
 
     def env_key(self, env: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
@@ -240,6 +260,8 @@ class ProviderInfo:
             return {"authorization": f"Bearer {key}"}
         if auth in ("none", "sigv4", "google-adc"):
             return {}  # signed or obtained by the adapter
+        if auth.startswith("bearer:"):  # "bearer:<header>": a bearer token in another header
+            return {auth[7:]: f"Bearer {key}"}
         return {auth: key}  # the header name itself: api-key, x-api-key, x-goog-api-key...
 
 
@@ -289,12 +311,28 @@ def registry_version() -> int:
     return _version
 
 
-def provider_ids(include_aliases: bool = False) -> list[str]:
-    """All provider ids (and aliases)."""
+def provider_ids(include_aliases: bool = False, catalog: bool = True) -> list[str]:
+    """All provider ids (and aliases); with ``catalog`` (the default) also the model
+    catalog's providers that are not in :data:`PROVIDERS` (this reads the catalog)."""
     ids = list(PROVIDERS)
     if include_aliases:
         ids += [a for a in _ALIASES if a not in PROVIDERS]
+    if catalog:
+        from .catalog import load_catalog
+
+        cat = load_catalog()
+        ids += [
+            p
+            for p in cat.provider_ids()
+            if p not in PROVIDERS and p not in _ALIASES and cat.provider_entry(p) is not None
+        ]
     return ids
+
+
+def _catalog_entry(provider_id: str) -> dict[str, Any] | None:
+    from .catalog import load_catalog
+
+    return load_catalog().provider_entry(provider_id)
 
 
 def get_provider(provider_id: str) -> ProviderInfo:
@@ -306,6 +344,11 @@ def get_provider(provider_id: str) -> ProviderInfo:
     if pid is None and provider_id.lower() in PROVIDERS:
         pid = provider_id.lower()
     if pid is None:
+        entry = _catalog_entry(provider_id) or _catalog_entry(provider_id.lower())
+        if entry is not None:
+            info = ProviderInfo.from_entry(entry["catalog"], entry)
+            _INFO[provider_id] = info
+            return info
         import difflib
 
         close = difflib.get_close_matches(
@@ -335,6 +378,8 @@ def register_provider(
     options: Mapping[str, Any] | None = None,
     embeddings: bool = True,
     aliases: Sequence[str] = (),
+    chat: bool = True,
+    catalog: str | None = None,
 ) -> ProviderInfo:
     """Add (or replace) a provider at runtime, e.g. a company gateway:
 
@@ -343,6 +388,8 @@ def register_provider(
         register_provider("corp", base_url="https://llm.corp.example/v1", key_env="CORP_LLM_KEY")
         Agent(model="corp/llama-3.3-70b")
 
+    ``chat=False`` marks an embeddings-only API; ``catalog`` names the model catalog's
+    provider whose limits and prices apply (default: none unless ``id`` is one).
     Replacing a provider drops cached models that used it.
     """
     global _version
@@ -365,11 +412,11 @@ def register_provider(
         "options": dict(options or {}),
         "embeddings": embeddings,
         "aliases": list(aliases),
+        "chat": chat,
     }
+    if catalog is not None:
+        PROVIDERS[id]["catalog"] = catalog
     _INFO.clear()
     _rebuild_aliases()
-    _version += 1
-    from . import router
-
-    router.clear_model_cache()
+    _version += 1  # the router sees the new version and drops its cached models
     return get_provider(id)

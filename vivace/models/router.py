@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AllModelsFailed, ModelConfigError, ModelError, ModelNotFoundError, VivaceError
+from . import registry
 from .base import Model, ModelRequest, ModelResponse, StreamEvent
 
 __all__ = [
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("vivace.models")
+# A library never configures output: without this, a warning (a fallback) would reach
+# stderr through logging's last-resort handler. Applications add their own handlers.
+logging.getLogger("vivace").addHandler(logging.NullHandler())
 
 ModelSpec = str | Model | Sequence[str | Model]
 
@@ -68,6 +72,7 @@ _FACTORIES: dict[str, ModelFactory | str] = {
     "test": "vivace.testing:test_model",
 }
 _CACHE: dict[Any, Model] = {}
+_CACHED_FOR = 0  # the registry version the cached models were built with
 
 
 def register_model_factory(provider_id: str, factory: ModelFactory | str) -> None:
@@ -127,6 +132,10 @@ def _load(path: str) -> Any:
 
 def resolve_model(spec: ModelSpec | None) -> Model:
     """Return the :class:`Model` for ``spec`` (cached per spec string / list of strings)."""
+    global _CACHED_FOR
+    if registry._version != _CACHED_FOR:  # a provider was registered or replaced
+        _CACHE.clear()
+        _CACHED_FOR = registry._version
     if type(spec) is str:
         model = _CACHE.get(spec)
         if model is None:
@@ -174,9 +183,18 @@ def build_model(spec: str, **overrides: Any) -> Model:
                 ) from exc
             assert callable(factory)
         return factory(name)
-    from .registry import get_provider
+    get_provider = registry.get_provider
 
     info = get_provider(provider)
+    if not info.chat:
+        raise ModelConfigError(
+            f"provider {provider!r} serves embeddings only, not chat models: use "
+            f"vivace.models.embed('{provider}/{name}', texts) for embeddings, and another "
+            "provider for the agent's model",
+            provider=provider,
+            model=name,
+            capability="chat",
+        )
     adapter_path = ADAPTERS.get(info.protocol)
     if adapter_path is None:
         raise ModelConfigError(
@@ -255,8 +273,12 @@ class FallbackModel(Model):
         self.models = list(models)
         self.provider = "fallback"
         self.model_name = ",".join(m.id for m in self.models)
-        self.supports_native_output = all(m.supports_native_output for m in self.models)
         self.supports_tools = all(m.supports_tools for m in self.models)
+
+    @property
+    def supports_native_output(self) -> bool:  # type: ignore[override]
+        """Native structured output only when every model has it."""
+        return all(m.supports_native_output for m in self.models)
 
     @property
     def id(self) -> str:
@@ -271,19 +293,35 @@ class FallbackModel(Model):
         )
         return AllModelsFailed(f"all {len(self.models)} models failed ({detail})", errors)
 
+    def _log_failure(self, i: int, exc: VivaceError) -> None:
+        m, n = self.models[i], len(self.models)
+        if i + 1 < n:
+            log.warning(
+                "model %s failed (%d of %d), trying %s next: %s",
+                m.id,
+                i + 1,
+                n,
+                self.models[i + 1].id,
+                exc.message,
+            )
+        else:
+            log.warning(
+                "model %s failed, and it was the last of %d models: %s", m.id, n, exc.message
+            )
+
     async def request(self, request: ModelRequest) -> ModelResponse:
         errors: list[VivaceError] = []
-        for m in self.models:
+        for i, m in enumerate(self.models):
             try:
                 return await m.request(request)
             except _FALLBACK_ERRORS as exc:
-                log.warning("model %s failed, trying the next one: %s", m.id, exc.message)
+                self._log_failure(i, exc)
                 errors.append(exc)
         raise self._fail(errors)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         errors: list[VivaceError] = []
-        for m in self.models:
+        for i, m in enumerate(self.models):
             started = False
             try:
                 async for event in m.stream(request):
@@ -293,7 +331,7 @@ class FallbackModel(Model):
             except _FALLBACK_ERRORS as exc:
                 if started:
                     raise
-                log.warning("model %s failed, trying the next one: %s", m.id, exc.message)
+                self._log_failure(i, exc)
                 errors.append(exc)
         raise self._fail(errors)
 
@@ -311,6 +349,9 @@ class ProviderRow:
     key_set: bool
     key_required: bool
     base_url: str
+    models: int = 0
+    catalog: str | None = None
+    chat: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -320,21 +361,30 @@ class ProviderRow:
             "key_set": self.key_set,
             "key_required": self.key_required,
             "base_url": self.base_url,
+            "models": self.models,
+            "catalog": self.catalog,
+            "chat": self.chat,
         }
 
 
 def list_providers() -> list[ProviderRow]:
-    """Every registered provider: id, protocol, key variable, whether the key is set.
+    """Every provider (the registry's and the model catalog's): id, protocol, key variable,
+    whether the key is set, how many models the catalog lists for it.
 
     ``key_env`` is the variable that is set, else the first one to set (``None`` when the
     provider takes no key). ``base_url`` is the raw template (nothing is expanded).
+    ``catalog`` is the catalog provider its models come from (``None``: none).
     """
-    from .registry import get_provider, provider_ids
+    from .catalog import load_catalog
 
+    get_provider, provider_ids = registry.get_provider, registry.provider_ids
+
+    cat = load_catalog()
     rows = []
     for pid in sorted(provider_ids()):
         info = get_provider(pid)
         _, set_name = info.env_key()
+        cid = next((c for c in info.catalog_ids if c in cat.providers), None)
         rows.append(
             ProviderRow(
                 id=pid,
@@ -343,6 +393,9 @@ def list_providers() -> list[ProviderRow]:
                 key_set=set_name is not None,
                 key_required=info.key_required,
                 base_url=info.base_url,
+                models=len(cat.providers[cid]["models"]) if cid else 0,
+                catalog=cid,
+                chat=info.chat,
             )
         )
     return rows

@@ -12,11 +12,12 @@ providers is dropped. Tools are ``{"name", "description", "input_schema"}``.
 
 Structured output: ``OutputSpec(mode="native")`` -> ``output_config.format =
 {"type": "json_schema", "schema": ...}`` (generally available for Claude 4.5 and newer
-models); ``supports_native_output`` is on for those model names, otherwise the agent uses
-its final-result tool. The registry option ``native_output`` overrides the guess.
+models); ``supports_native_output`` follows the model catalog, and for models it does not
+know, the model name (4.5 and newer); otherwise the agent uses its final-result tool.
 
-Settings: ``max_tokens`` (required by the API; default 8192, registry option
-``default_max_tokens``), ``temperature``, ``top_p``, ``top_k``, ``stop`` ->
+Settings: ``max_tokens`` (required by the API; default 8192 lowered to the model's output
+limit from the model catalog - 4096 for ``claude-3-haiku``/``claude-3-opus`` - or the
+registry option ``default_max_tokens``), ``temperature``, ``top_p``, ``top_k``, ``stop`` ->
 ``stop_sequences``, ``tool_choice`` (``auto``/``none``/``required``/a tool name),
 ``parallel_tool_calls=False`` -> ``disable_parallel_tool_use``, ``thinking`` (a dict passed
 as is) or ``thinking_budget`` (tokens) -> extended thinking, ``user`` ->
@@ -102,10 +103,8 @@ class AnthropicModel(HTTPModel):
 
     __slots__ = ()
 
-    def __init__(self, model_name: str, endpoint: Any, **kw: Any) -> None:
-        super().__init__(model_name, endpoint, **kw)
-        if "native_output" not in self.options:
-            self.supports_native_output = supports_json_outputs(model_name)
+    def default_native_output(self) -> bool:
+        return supports_json_outputs(self.model_name)
 
     @classmethod
     def from_provider(cls, info: ProviderInfo, model_name: str, **kw: Any) -> HTTPModel:
@@ -137,9 +136,7 @@ class AnthropicModel(HTTPModel):
             body["anthropic_version"] = "vertex-2023-10-16"
         else:
             body["model"] = self.model_name
-        body["max_tokens"] = int(
-            settings.get("max_tokens") or self.option("default_max_tokens", 8192)
-        )
+        body["max_tokens"] = int(settings.get("max_tokens") or self.default_max_tokens())
         if system:
             body["system"] = system
         body["messages"] = messages
@@ -316,7 +313,7 @@ class AnthropicModel(HTTPModel):
 
     # -- responses ---------------------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         body = self.build_body(request, stream=False)
         data = await self.endpoint.post_json(
             self._path(False), body, model=self.model_name, settings=request.settings
@@ -368,7 +365,7 @@ class AnthropicModel(HTTPModel):
             raw,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         body = self.build_body(request, stream=True)
         # index -> [kind, pieces, id, name, signature, call ordinal]
         blocks: dict[int, list[Any]] = {}

@@ -2,8 +2,8 @@
 
 Writing an adapter for a new protocol (Anthropic, Gemini, Bedrock, Ollama...):
 
-1. Subclass :class:`HTTPModel`; set ``protocol = "<id>"``; implement ``async request()``
-   and ``async stream()`` using ``self.endpoint`` (:class:`vivace.models.http.Endpoint`:
+1. Subclass :class:`HTTPModel`; set ``protocol = "<id>"``; implement ``async _request()``
+   and ``async _stream()`` using ``self.endpoint`` (:class:`vivace.models.http.Endpoint`:
    ``post_json``, ``stream_sse``, ``stream_lines``, ``stream_bytes``). The endpoint already
    gives typed errors, retries, pooling, timeouts and key redaction.
 2. Keep no per-run state on the instance: everything for one request lives in locals (a
@@ -19,21 +19,44 @@ Writing an adapter for a new protocol (Anthropic, Gemini, Bedrock, Ollama...):
 
 Override :meth:`HTTPModel.from_provider` when auth is not a static header (SigV4, Google ADC:
 pass ``sign=`` to the :class:`~vivace.models.http.Endpoint`).
+
+What :class:`HTTPModel` does around every adapter, in one place (:meth:`HTTPModel.request`
+and :meth:`HTTPModel.stream` wrap ``_request``/``_stream``): before the request, it checks
+the request against the model catalog (:mod:`vivace.models.catalog`): images, audio, video
+or PDFs sent to a model that does not take them, and native structured output asked of a
+model without it, raise :class:`~vivace.errors.ModelConfigError` before anything is sent;
+after the answer, it sets ``usage.cost`` from the catalog price of this model (looked up once
+per model object) and logs a warning when the answer has more tokens than ``max_tokens``
+allowed (the server ignored the limit).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ...errors import ModelConfigError
-from ...messages import MediaPart
-from ..base import FinishReason, Model
+from ...messages import AudioPart, FilePart, ImagePart, MediaPart, VideoPart
+from ..base import FinishReason, Model, ModelRequest, ModelResponse, StreamEvent
 from ..http import Endpoint, RetryPolicy, Timeouts
 from ..registry import ProviderInfo
+
+if TYPE_CHECKING:
+    from ..catalog import ModelInfo
+
+log = logging.getLogger("vivace.models")
+_UNSET: Any = object()
+_MEDIA_KINDS: dict[type, str] = {
+    ImagePart: "image",
+    AudioPart: "audio",
+    VideoPart: "video",
+    FilePart: "pdf",
+}
 
 __all__ = [
     "HTTPModel",
@@ -48,11 +71,32 @@ __all__ = [
 
 
 class HTTPModel(Model):
-    """A model reached over HTTP through an :class:`Endpoint`. Cheap, stateless, shareable."""
+    """A model reached over HTTP through an :class:`Endpoint`. Cheap, stateless, shareable.
+
+    ``catalog_ids``: the model catalog providers to look the model up under (default: the
+    provider id). ``native_output``: force (or forbid) native structured output, whatever
+    the catalog and the registry say.
+    """
 
     protocol: ClassVar[str] = "unknown"
+    native_output_default: ClassVar[bool] = False
+    """Whether unknown models of this protocol take a JSON schema (registry option
+    ``native_output`` and the catalog come first)."""
+    native_output_capable: ClassVar[bool] = True
+    """Whether the adapter can send a JSON schema at all."""
 
-    __slots__ = ("endpoint", "model_name", "options", "provider", "supports_native_output")
+    __slots__ = (
+        "_catalog_ids",
+        "_default_max",
+        "_info",
+        "_native",
+        "_native_explicit",
+        "_reject",
+        "endpoint",
+        "model_name",
+        "options",
+        "provider",
+    )
 
     def __init__(
         self,
@@ -61,15 +105,181 @@ class HTTPModel(Model):
         *,
         provider: str | None = None,
         options: Mapping[str, Any] | None = None,
+        catalog_ids: tuple[str, ...] | None = None,
+        native_output: bool | None = None,
     ) -> None:
         self.model_name = model_name
         self.endpoint = endpoint
         self.provider = provider or endpoint.provider
         self.options = dict(options or {})
-        self.supports_native_output = bool(self.options.get("native_output", False))
+        self._catalog_ids = catalog_ids if catalog_ids is not None else (self.provider,)
+        self._native_explicit = native_output
+        self._native: bool | None = None
+        self._info: Any = _UNSET
+        self._reject: Any = _UNSET
+        self._default_max: int | None = None
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
+
+    # -- what the catalog knows (looked up once per model object) ----------------------------
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """What the model catalog knows about this model (``None`` for an unknown model:
+        the provider's defaults apply)."""
+        info = self._info
+        if info is _UNSET:
+            info = self._info = self._lookup_info()
+        return info
+
+    def _lookup_info(self) -> ModelInfo | None:
+        from ..catalog import load_catalog
+
+        try:
+            cat = load_catalog()
+        except (OSError, ValueError, EOFError) as exc:  # a broken install: run without it
+            log.warning("the model catalog cannot be read (%s); limits and prices unknown", exc)
+            return None
+        for cid in self._catalog_ids:
+            found = cat.model(cid, self.model_name)
+            if found is not None:
+                return found
+        return None
+
+    @property
+    def supports_native_output(self) -> bool:
+        """Whether the agent may ask for a JSON-schema answer: ``native_output=`` given to
+        :func:`~vivace.models.router.get_model` decides; else the catalog's
+        ``structured_output`` for this model (unless the registry turned it off); else the
+        registry option ``native_output``; else the protocol's default."""
+        v = self._native
+        if v is None:
+            v = self._native = self._decide_native()
+        return v
+
+    @supports_native_output.setter
+    def supports_native_output(self, value: bool) -> None:
+        self._native = bool(value)
+
+    def _decide_native(self) -> bool:
+        if not self.native_output_capable:
+            return False
+        if self._native_explicit is not None:
+            return bool(self._native_explicit)
+        declared = self.options.get("native_output")
+        info = self.info
+        if info is not None and info.structured_output is not None:
+            return info.structured_output and declared is not False
+        if declared is not None:
+            return bool(declared)
+        return self.default_native_output()
+
+    def default_native_output(self) -> bool:
+        """Native structured output for a model the catalog says nothing about."""
+        return self.native_output_default
+
+    def default_max_tokens(self, cap: int = 8192) -> int:
+        """A ``max_tokens`` for protocols that require one: the registry option
+        ``default_max_tokens``, else ``cap`` lowered to the model's output limit."""
+        n = self._default_max
+        if n is None:
+            n = self.options.get("default_max_tokens")
+            if n is None:
+                info = self.info
+                n = min(cap, info.max_output) if info is not None and info.max_output else cap
+            n = self._default_max = int(n)
+        return n
+
+    # -- around every request ----------------------------------------------------------------
+
+    async def request(self, request: ModelRequest) -> ModelResponse:
+        self.check_request(request)
+        return self._finish(await self._request(request), request)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        self.check_request(request)
+        # aclosing: a consumer that stops early closes the adapter's stream (and its HTTP
+        # response) now, not whenever the generator is collected
+        stream = cast("AsyncGenerator[StreamEvent, None]", self._stream(request))
+        async with aclosing(stream) as events:
+            async for event in events:
+                if type(event) is ModelResponse:
+                    self._finish(event, request)
+                yield event
+
+    async def _request(self, request: ModelRequest) -> ModelResponse:
+        """Send ``request`` and return the whole answer (the adapter's part)."""
+        final: ModelResponse | None = None
+        async for event in self._stream(request):
+            if type(event) is ModelResponse:
+                final = event
+        if final is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} implements neither _request nor _stream"
+            )
+        return final
+
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the answer to ``request``, the whole response last (the adapter's part)."""
+        yield await self._request(request)
+
+    def check_request(self, request: ModelRequest) -> None:
+        """Raise :class:`ModelConfigError` for what this model cannot take (see module docs)."""
+        out = request.output
+        if out is not None and out.mode == "native" and not self.supports_native_output:
+            raise ModelConfigError(
+                f"{self.id} has no native structured output (JSON schema answers): let the "
+                "agent use its final-result tool (output_mode='tool', the default for such "
+                "models), or pass native_output=True to get_model() if the provider has it",
+                provider=self.provider,
+                model=self.model_name,
+                capability="structured_output",
+            )
+        reject = self._reject
+        if reject is _UNSET:
+            reject = self._reject = self._rejected_kinds()
+        if reject:
+            for message in request.messages:
+                for part in message.parts:
+                    kind = _MEDIA_KINDS.get(type(part))
+                    if kind is not None and kind in reject:
+                        if kind == "pdf" and getattr(part, "media_type", None) != "application/pdf":
+                            continue
+                        assert self.info is not None
+                        raise ModelConfigError(
+                            f"{self.id} does not take {kind} input (it takes "
+                            f"{', '.join(self.info.input)}, says the model catalog); send it "
+                            "to a model that does, or pass check_input=False to get_model() "
+                            "if the catalog is wrong",
+                            provider=self.provider,
+                            model=self.model_name,
+                            capability=kind,
+                        )
+
+    def _rejected_kinds(self) -> frozenset[str]:
+        info = self.info
+        if info is None or self.options.get("check_input") is False:
+            return frozenset()
+        return frozenset(k for k in ("image", "audio", "video", "pdf") if k not in info.input)
+
+    def _finish(self, response: ModelResponse, request: ModelRequest) -> ModelResponse:
+        usage = response.usage
+        info = self.info
+        if info is not None:
+            usage.cost = info.cost(usage)
+        settings = request.settings
+        if settings:
+            limit = settings.get("max_tokens")
+            if limit and usage.output_tokens > limit:
+                log.warning(
+                    "%s answered with %d output tokens although max_tokens=%s: the server did "
+                    "not apply the limit",
+                    self.id,
+                    usage.output_tokens,
+                    limit,
+                )
+        return response
 
     def __repr__(self) -> str:
         return (
@@ -111,7 +321,12 @@ class HTTPModel(Model):
             retry=retry,
         )
         return cls(
-            model_name, endpoint, provider=info.id, options={**info.options, **(options or {})}
+            model_name,
+            endpoint,
+            provider=info.id,
+            options={**info.options, **(options or {})},
+            catalog_ids=info.catalog_ids,
+            native_output=(options or {}).get("native_output"),
         )
 
 

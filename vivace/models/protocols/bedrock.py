@@ -312,9 +312,7 @@ class BedrockModel(HTTPModel):
 
     __slots__ = ()
 
-    def __init__(self, model_name: str, endpoint: Endpoint, **kw: Any) -> None:
-        super().__init__(model_name, endpoint, **kw)
-        self.supports_native_output = False
+    native_output_capable: ClassVar[bool] = False
 
     @classmethod
     def from_provider(
@@ -567,7 +565,7 @@ class BedrockModel(HTTPModel):
 
     # -- responses ---------------------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         data = await self.endpoint.post_json(
             self._path(False),
             self.build_body(request),
@@ -616,7 +614,7 @@ class BedrockModel(HTTPModel):
         finish = _STOP.get(raw or "") or map_finish_reason(raw, calls > 0)
         return ModelResponse(parts, usage, finish, self.model_name, self.provider, None, None, raw)
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         body = self.build_body(request)
         decoder = EventStreamDecoder()
         # contentBlockIndex -> [kind, pieces, id, name, signature, call ordinal]

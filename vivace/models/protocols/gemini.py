@@ -247,9 +247,7 @@ class GeminiModel(HTTPModel):
 
     __slots__ = ()
 
-    def __init__(self, model_name: str, endpoint: Any, **kw: Any) -> None:
-        super().__init__(model_name, endpoint, **kw)
-        self.supports_native_output = bool(self.options.get("native_output", True))
+    native_output_default: ClassVar[bool] = True
 
     @classmethod
     def from_provider(cls, info: ProviderInfo, model_name: str, **kw: Any) -> HTTPModel:
@@ -437,7 +435,7 @@ class GeminiModel(HTTPModel):
 
     # -- responses ---------------------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         body = self.build_body(request)
         data = await self.endpoint.post_json(
             self._path(False), body, model=self.model_name, settings=request.settings
@@ -453,7 +451,7 @@ class GeminiModel(HTTPModel):
             raise self._bad("the answer has no candidates", data)
         return acc.response()
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         body = self.build_body(request, stream=True)
         acc = _Accumulator(self)
         events = self.endpoint.stream_sse(

@@ -84,9 +84,7 @@ class OllamaModel(HTTPModel):
 
     __slots__ = ()
 
-    def __init__(self, model_name: str, endpoint: Any, **kw: Any) -> None:
-        super().__init__(model_name, endpoint, **kw)
-        self.supports_native_output = bool(self.options.get("native_output", True))
+    native_output_default: ClassVar[bool] = True
 
     # -- request building --------------------------------------------------------------------
 
@@ -207,7 +205,7 @@ class OllamaModel(HTTPModel):
 
     # -- responses ---------------------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         body = self.build_body(request, stream=False)
         data = await self.endpoint.post_json(
             self.path, body, model=self.model_name, settings=request.settings
@@ -243,7 +241,7 @@ class OllamaModel(HTTPModel):
             raw,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         body = self.build_body(request, stream=True)
         text: list[str] = []
         reasoning: list[str] = []

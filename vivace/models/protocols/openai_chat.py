@@ -10,7 +10,9 @@ each :class:`~vivace.messages.ToolResultPart` becomes a ``role: tool`` message. 
 becomes ``response_format: {"type": "json_schema", ...}``.
 
 Settings: ``temperature``, ``top_p``, ``max_tokens`` (sent as the registry's
-``max_tokens_field``), ``seed``, ``stop``, ``presence_penalty``, ``frequency_penalty``,
+``max_tokens_field``; ``max_completion_tokens`` only goes to OpenAI's and Azure's own hosts:
+an OpenAI-compatible server reached through ``OPENAI_BASE_URL`` - llama.cpp, vLLM, LM Studio
+- gets ``max_tokens``, the field those servers read), ``seed``, ``stop``, ``presence_penalty``, ``frequency_penalty``,
 ``parallel_tool_calls``, ``tool_choice``, ``reasoning_effort``, ``user``, ``service_tier``,
 ``logit_bias``, ``metadata``, ``verbosity``; ``extra_body`` (a dict) is merged last.
 
@@ -88,11 +90,28 @@ _PASS_SETTINGS = (
 _loads = json.loads
 
 
+_OPENAI_HOSTS = (".openai.com", ".azure.com", ".azure-api.net")
+
+
+def _is_openai_host(base_url: str) -> bool:
+    host = base_url.partition("://")[2].partition("/")[0].partition(":")[0].lower()
+    return host == "api.openai.com" or host.endswith(_OPENAI_HOSTS)
+
+
 class OpenAIChatModel(HTTPModel):
     """OpenAI Chat Completions over :class:`~vivace.models.http.Endpoint`."""
 
     protocol: ClassVar[str] = "openai-chat"
     path: ClassVar[str] = "chat/completions"
+
+    __slots__ = ("max_tokens_field",)
+
+    def __init__(self, model_name: str, endpoint: Any, **kw: Any) -> None:
+        super().__init__(model_name, endpoint, **kw)
+        field = self.options.get("max_tokens_field", "max_tokens")
+        if field == "max_completion_tokens" and not _is_openai_host(endpoint.base_url):
+            field = "max_tokens"  # what OpenAI-compatible servers read
+        self.max_tokens_field: str = field
 
     # -- request building --------------------------------------------------------------------
 
@@ -135,7 +154,7 @@ class OpenAIChatModel(HTTPModel):
                 if value is not None:
                     body[key] = value
             if settings.get("max_tokens") is not None:
-                body[self.option("max_tokens_field", "max_tokens")] = settings["max_tokens"]
+                body[self.max_tokens_field] = settings["max_tokens"]
             extra = settings.get("extra_body")
             if isinstance(extra, Mapping):
                 body.update(extra)
@@ -241,7 +260,7 @@ class OpenAIChatModel(HTTPModel):
 
     # -- responses ---------------------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         body = self.build_body(request, stream=False)
         data = await self.endpoint.post_json(
             self.path, body, model=self.model_name, settings=request.settings
@@ -291,7 +310,7 @@ class OpenAIChatModel(HTTPModel):
             raw,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         body = self.build_body(request, stream=True)
         text: list[str] = []
         reasoning: list[str] = []

@@ -213,7 +213,7 @@ class OpenAIResponsesModel(HTTPModel):
 
     # -- answers -----------------------------------------------------------------------------
 
-    async def request(self, request: ModelRequest) -> ModelResponse:
+    async def _request(self, request: ModelRequest) -> ModelResponse:
         body = self.build_body(request, stream=False)
         data = await self.endpoint.post_json(
             self.path, body, model=self.model_name, settings=request.settings
@@ -272,7 +272,7 @@ class OpenAIResponsesModel(HTTPModel):
             raw,
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[StreamEvent]:
         body = self.build_body(request, stream=True)
         text: list[str] = []
         reasoning: list[str] = []

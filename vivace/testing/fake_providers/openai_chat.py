@@ -8,14 +8,21 @@ pieces keyed by ``index``; a finish chunk with an empty delta; a usage-only chun
 Reasoning is sent as ``delta.reasoning_content`` (the DeepSeek/vLLM convention).
 Embeddings answer deterministically (a hash of the text) unless an :class:`HTTPFault` is
 queued first.
+
+``FakeOpenAIChat(max_tokens_fields=("max_tokens",))`` behaves like a server that applies a
+length limit read from those request fields only (llama.cpp's server reads ``max_tokens``,
+not ``max_completion_tokens``): a word counts as a token, the answer text is cut to the
+limit with finish reason ``length``, and ``completion_tokens`` is the number of words sent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .base import (
@@ -50,6 +57,28 @@ class FakeOpenAIChat(FakeProviderServer):
     name = "openai-chat"
     protocol_id = "openai-chat"
     base_path = "/v1"
+
+    def __init__(self, *, max_tokens_fields: Sequence[str] = (), **kw: Any) -> None:
+        super().__init__(**kw)
+        self.max_tokens_fields = tuple(max_tokens_fields)
+
+    def _limited(self, turn: Turn, req: RecordedRequest) -> Turn:
+        """``turn`` cut to the request's length limit (see the module docs)."""
+        if not self.max_tokens_fields or not turn.text:
+            return turn
+        body = req.json or {}
+        limit = next(
+            (body[f] for f in self.max_tokens_fields if isinstance(body.get(f), int)), None
+        )
+        words = turn.text.split()
+        usage = dict(turn.usage or {})
+        if limit is not None and len(words) > limit:
+            usage["output_tokens"] = limit
+            return dataclasses.replace(
+                turn, text=" ".join(words[:limit]), usage=usage, finish_reason="length"
+            )
+        usage["output_tokens"] = len(words)
+        return dataclasses.replace(turn, usage=usage)
 
     # -- routes ------------------------------------------------------------------------------
 
@@ -117,6 +146,7 @@ class FakeOpenAIChat(FakeProviderServer):
         }
 
     def render_whole(self, turn: Turn, req: RecordedRequest) -> dict[str, Any]:
+        turn = self._limited(turn, req)
         rid, model, created = self._ids(turn, req)
         message: dict[str, Any] = {
             "role": "assistant",
@@ -154,6 +184,7 @@ class FakeOpenAIChat(FakeProviderServer):
         }
 
     def render_events(self, turn: Turn, req: RecordedRequest) -> list[bytes]:
+        turn = self._limited(turn, req)
         rid, model, created = self._ids(turn, req)
         head = {
             "id": rid,

@@ -1,0 +1,71 @@
+"""The app the Studio's browser tests serve: agents on a test model that calls tools when
+asked (weather; deleting a file needs approval), SQLite storage, tracing into it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from vivace import Agent, tool
+from vivace.messages import Message
+from vivace.models import ModelRequest
+from vivace.server import VivaceApp
+from vivace.studio import with_studio
+from vivace.testing import call
+
+
+@tool
+def get_weather(city: str, unit: str = "C") -> dict:
+    """Current weather for a city.
+
+    Args:
+        city: The city name.
+        unit: C or F.
+    """
+    return {"city": city, "temperature": 22 if unit == "C" else 72, "unit": unit, "sky": "sunny"}
+
+
+@tool(requires_approval=True)
+def delete_file(path: str) -> str:
+    """Delete a file (asks for approval).
+
+    Args:
+        path: The file to delete.
+    """
+    return f"deleted {path}"
+
+
+def assistant_model(messages: list[Message], request: ModelRequest) -> object:
+    last = messages[-1]
+    if last.role == "tool":
+        results = [p for p in last.parts if p.kind == "tool_result"]
+        r = results[0]
+        if r.is_error:
+            return f"The {r.name} call did not happen: {r.content}"
+        content = r.content if isinstance(r.content, str) else json.dumps(r.content)
+        return f"Done: {r.name} returned {content}"
+    text = last.text if hasattr(last, "text") else ""
+    low = text.lower()
+    if "weather" in low:
+        city = text.rsplit(" ", 1)[-1].strip("?.!") or "Paris"
+        return call("get_weather", {"city": city})
+    if "delete" in low:
+        return call("delete_file", {"path": text.rsplit(" ", 1)[-1]})
+    return f"You said: {text}"
+
+
+def build() -> object:
+    from vivace.testing import FunctionModel
+
+    storage = os.environ.get("VIVACE_STORAGE_URL", "sqlite:///.vivace/studio-test.db")
+    assistant = Agent(
+        model=FunctionModel(assistant_model, model_name="studio-test"),
+        name="assistant",
+        description="A test assistant with weather and file tools",
+        tools=[get_weather, delete_file],
+    )
+    echo = Agent(model="test/echo", name="echo", description="Echoes the input")
+    return with_studio(VivaceApp([assistant, echo], storage=storage))
+
+
+app = build()

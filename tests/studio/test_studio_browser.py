@@ -1,0 +1,175 @@
+"""Each Studio screen's main task, end to end in headless Chromium against a live server
+with test models, asserting what a person sees."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+from .conftest import LiveServer, start_server, stop_server
+
+SHOTS = os.environ.get("VIVACE_STUDIO_SCREENSHOTS")  # a folder: save each screen there
+
+
+def shot(page: Any, name: str) -> None:
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"studio-{name}.png"))
+
+
+def open_chat(page: Any, server: LiveServer, session: str) -> None:
+    page.goto(f"{server.url}/studio#/agents/assistant/{session}")
+    expect(page.locator("#composer")).to_be_visible()
+
+
+def say(page: Any, text: str) -> Any:
+    page.fill("#composer", text)
+    page.click("#send")
+    return page.locator(".msg.assistant").last
+
+
+def test_chat_streams_a_tool_call_and_an_approved_call(page: Any, live_server: LiveServer) -> None:
+    open_chat(page, live_server, "s-chat")
+    turn = say(page, "What is the weather in Rome")
+    card = turn.locator(".tool")
+    expect(card.locator("strong")).to_have_text("get_weather")
+    expect(card.locator(".args")).to_contain_text('"city": "Rome"')
+    expect(card.locator(".result")).to_contain_text('"sky": "sunny"')
+    expect(card.locator(".status")).to_have_text("done")
+    expect(turn.locator(".text")).to_contain_text("Done: get_weather returned")
+    expect(turn.locator(".usage")).to_contain_text("tokens")
+
+    turn = say(page, "please delete /tmp/old.log")
+    card = turn.locator(".tool")
+    expect(card.locator(".status")).to_have_text("waiting for approval")
+    expect(card.locator(".args")).to_contain_text("/tmp/old.log")
+    shot(page, "agents")
+    # the composer is never locked while a call waits
+    expect(page.locator("#composer")).to_be_enabled()
+    card.locator("button.approve").click()
+    expect(card.locator(".result")).to_contain_text("deleted /tmp/old.log")
+    expect(turn.locator(".text")).to_contain_text("Done: delete_file returned deleted /tmp/old.log")
+    expect(card.locator(".actions")).to_have_text("approved")
+
+    # the session is listed and its history survives a reload
+    expect(page.locator("#sessions")).to_contain_text("s-chat")
+    page.reload()
+    expect(page.locator(".msg.user")).to_have_count(2)
+    expect(page.locator(".tool strong")).to_have_text(["get_weather", "delete_file"])
+
+
+def test_declining_a_call_tells_the_model(page: Any, live_server: LiveServer) -> None:
+    open_chat(page, live_server, "s-decline")
+    turn = say(page, "delete /etc/passwd")
+    card = turn.locator(".tool")
+    card.locator("button.decline").click()
+    expect(card.locator(".status")).to_have_text("error")
+    expect(turn.locator(".text")).to_contain_text("The delete_file call did not happen: rejected")
+
+
+def test_model_settings_reach_the_next_run(page: Any, live_server: LiveServer) -> None:
+    open_chat(page, live_server, "s-settings")
+    page.fill("#temperature", "0.3")
+    page.fill("#max-tokens", "77")
+    page.locator("#max-tokens").dispatch_event("change")
+    page.locator("#temperature").dispatch_event("change")
+    turn = say(page, "hello there")
+    expect(turn.locator(".text")).to_have_text("You said: hello there")
+    turn.locator("a.trace-link").click()
+    page.locator(".span-row", has_text="chat studio-test").click()
+    detail = page.locator("#span-detail")
+    expect(detail.locator("tr", has_text="gen_ai.request.temperature")).to_contain_text("0.3")
+    expect(detail.locator("tr", has_text="gen_ai.request.max_tokens")).to_contain_text("77")
+
+
+def test_open_a_trace_from_a_chat_turn(page: Any, live_server: LiveServer) -> None:
+    open_chat(page, live_server, "s-trace")
+    turn = say(page, "weather in Oslo")
+    expect(turn.locator(".text")).to_contain_text("Oslo")
+    turn.locator("a.trace-link").click()
+    expect(page).to_have_url(re.compile(r"#/traces/[0-9a-f]{32}$"))
+    rows = page.locator(".span-row .span-name")
+    expect(rows).to_have_text(
+        [
+            "invoke_agent assistant",
+            "chat studio-test",
+            "execute_tool get_weather",
+            "chat studio-test",
+        ]
+    )
+    page.locator(".span-row", has_text="execute_tool get_weather").click()
+    detail = page.locator("#span-detail")
+    expect(detail.locator("h2")).to_have_text("execute_tool get_weather")
+    expect(detail.locator("tr", has_text="gen_ai.tool.name")).to_contain_text("get_weather")
+    expect(detail.locator("tr", has_text="gen_ai.tool.call.id")).to_contain_text("call_")
+    page.locator(".span-row", has_text="invoke_agent assistant").click()
+    expect(detail.locator("tr", has_text="gen_ai.usage.input_tokens")).to_be_visible()
+    shot(page, "trace")
+
+    page.click("text=<- All traces")
+    expect(page.locator(".trace-row").first).to_contain_text("invoke_agent assistant")
+    page.select_option("#filter-agent", "echo")
+    expect(page.locator("#trace-rows")).to_contain_text("No traces yet")
+    page.select_option("#filter-agent", "assistant")
+    expect(page.locator(".trace-row").first).to_be_visible()
+    shot(page, "traces")
+
+
+def test_metrics_show_runs_tokens_and_latency(page: Any, live_server: LiveServer) -> None:
+    for i in range(3):
+        r = httpx.post(
+            f"{live_server.url}/agents/assistant/runs",
+            json={"input": f"weather in Town{i}", "user_id": "m"},
+            timeout=10,
+        )
+        assert r.status_code == 200
+    page.goto(f"{live_server.url}/studio#/metrics")
+    table = page.locator("#metrics-table")
+    expect(table).to_contain_text("assistant")
+    expect(table).to_contain_text("studio-test")
+    runs = page.locator(".card", has_text="Runs").first.locator(".big")
+    expect(runs).not_to_have_text("0")
+    shot(page, "metrics")
+    prom = httpx.get(f"{live_server.url}/metrics").text
+    assert 'vivace_runs_total{agent="assistant",status="completed"}' in prom
+    assert "gen_ai_client_operation_duration_seconds_bucket" in prom
+
+
+def test_run_a_tool_from_the_playground(page: Any, live_server: LiveServer) -> None:
+    page.goto(f"{live_server.url}/studio#/tools/assistant/get_weather")
+    expect(page.locator("h1")).to_have_text("get_weather")
+    expect(page.locator("label[for=arg-city]")).to_contain_text("city")
+    page.fill("#arg-city", "Lisbon")
+    page.fill("#arg-unit", "F")
+    page.click("#run-tool")
+    expect(page.locator("#tool-status")).to_contain_text("ok in")
+    expect(page.locator("#tool-result")).to_contain_text('"city": "Lisbon"')
+    expect(page.locator("#tool-result")).to_contain_text('"temperature": 72')
+    shot(page, "tools")
+    page.fill("#arg-city", "")
+    page.click("#run-tool")
+    expect(page.locator("#tool-status")).to_have_text("error")
+    expect(page.locator("#tool-result")).to_contain_text("city")
+
+
+def test_with_auth_on_the_studio_asks_for_a_key(page: Any, tmp_path: Any) -> None:
+    server = start_server(tmp_path, {"VIVACE_API_KEY": "studio-key-123456"})
+    try:
+        assert httpx.get(server.url + "/studio/api/traces").status_code == 401
+        page.goto(f"{server.url}/studio")
+        dialog = page.locator("#login")
+        expect(dialog).to_be_visible()
+        page.fill("#login-token", "wrong-key")
+        page.click("#login button")
+        expect(page.locator("#login-error")).to_contain_text("not accepted")
+        page.fill("#login-token", "studio-key-123456")
+        page.click("#login button")
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#agent-select")).to_contain_text("assistant")
+        turn = say(page, "hi")
+        expect(turn.locator(".text")).to_have_text("You said: hi")
+    finally:
+        stop_server(server)
