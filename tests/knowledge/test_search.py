@@ -164,3 +164,42 @@ async def test_postgres_sessions_search_hnsw_iteratively(postgres_url) -> None:
             assert await conn.fetchval("SHOW hnsw.ef_search") == "80"
     finally:
         await store.close()
+
+
+async def test_sqlite_vector_cache_matches_sqlite_vec_and_follows_changes(
+    tmp_path, embedder, monkeypatch
+) -> None:
+    """Large SQLite knowledge bases are searched from an in-process copy of their vectors: the
+    same hits as sqlite-vec's scan, and a change made through another store object (another
+    worker) is seen by the next search."""
+    from vivace.knowledge.stores import SQLiteKnowledgeStore
+
+    monkeypatch.setattr(SQLiteKnowledgeStore, "CACHE_MIN_CHUNKS", 1)
+    path = tmp_path / "cache.db"
+    cached_store = SQLiteKnowledgeStore(path)
+    plain_store = SQLiteKnowledgeStore(path, cache_vectors=False)
+    filters = {"year": int, "team": str}
+    cached = KnowledgeBase("c", store=cached_store, embedder=embedder, filters=filters)
+    plain = KnowledgeBase("c", store=plain_store, embedder=embedder, filters=filters)
+    await plain.aadd(*corpus_documents())
+    try:
+        for q, flt in (
+            ("largest ocean", None),
+            ("pets that purr", None),
+            ("anything", {"team": "geo"}),
+            ("license", {"year": {"gte": 2021}}),
+        ):
+            a = await cached.asearch(q, mode="vector", top_k=3, filters=flt)
+            b = await plain.asearch(q, mode="vector", top_k=3, filters=flt)
+            assert [h.source for h in a] == [h.source for h in b]
+            assert [round(h.score, 4) for h in a] == [round(h.score, 4) for h in b]
+        assert cached_store._vcache  # the copy was used
+        await plain.aadd(Document("tea.txt", "Green tea is steeped at eighty degrees."))
+        [hit] = await cached.asearch("brewing green tea", mode="vector", top_k=1)
+        assert hit.source == "tea.txt"
+        await plain.adelete("tea.txt")
+        [hit] = await cached.asearch("brewing green tea", mode="vector", top_k=1)
+        assert hit.source != "tea.txt"
+    finally:
+        await cached_store.close()
+        await plain_store.close()

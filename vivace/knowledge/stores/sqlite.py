@@ -31,7 +31,8 @@ T = TypeVar("T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kb_bases(
     id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, dims INTEGER NOT NULL,
-    embedder TEXT NOT NULL, filters TEXT NOT NULL, created_at REAL NOT NULL);
+    embedder TEXT NOT NULL, filters TEXT NOT NULL, created_at REAL NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS kb_documents(
     kb INTEGER NOT NULL, source TEXT NOT NULL, hash TEXT NOT NULL, metadata TEXT NOT NULL,
     chunks INTEGER NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (kb, source)) WITHOUT ROWID;
@@ -48,10 +49,24 @@ def _row(r: Sequence[Any]) -> StoredChunk:
 
 class SQLiteKnowledgeStore(KnowledgeStore):
     """Knowledge bases in the SQLite file at ``path`` (``":memory:"`` is not shared between
-    threads, so use a file; the directory is created)."""
+    threads, so use a file; the directory is created).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``cache_vectors``: a knowledge base of :attr:`CACHE_MIN_CHUNKS` chunks or more is
+    searched exactly from a numpy copy of its vectors kept in this process (its size: 1.5 KiB
+    per 384-dimension chunk), reloaded when any process has changed the knowledge base (a
+    version number written with every change); smaller ones, or without numpy, are searched
+    by sqlite-vec in the database.
+    """
+
+    CACHE_MIN_CHUNKS = 20_000
+    """Knowledge bases at least this large are searched from an in-process copy of their
+    vectors (see ``cache_vectors``)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, cache_vectors: bool = True) -> None:
         self.path = os.fspath(path)
+        self.cache_vectors = cache_vectors
+        self._vcache: dict[int, Any] = {}
+        self._vcache_lock = threading.Lock()
         self.url = f"sqlite:///{self.path}"
         self._local = threading.local()
         self._conns: list[Any] = []
@@ -83,6 +98,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
         self._local.conn = conn
         if not self._ready:
             conn.execute(_SCHEMA)
+            cols = {r[1] for r in conn.execute("PRAGMA table_info(kb_bases)")}
+            if "version" not in cols:  # a file made before knowledge bases had versions
+                conn.execute("ALTER TABLE kb_bases ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
             self._ready = True
         return conn
 
@@ -233,7 +251,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
             try:
                 return self._write(conn, drop)
             finally:
-                self._ids.pop(name, None)
+                got = self._ids.pop(name, None)
+                if got is not None:
+                    self._vcache.pop(got[0], None)
 
         return await self._run(fn)
 
@@ -314,6 +334,7 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                             now,
                         )
                     )
+                conn.execute("UPDATE kb_bases SET version = version + 1 WHERE id = ?", (kid,))
                 conn.executemany(
                     "INSERT INTO kb_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows
                 )
@@ -355,6 +376,8 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 ]
                 for s in picked:
                     self._remove(conn, kid, s)
+                if picked:
+                    conn.execute("UPDATE kb_bases SET version = version + 1 WHERE id = ?", (kid,))
                 return len(picked)
 
             return self._write(conn, delete)
@@ -395,6 +418,11 @@ class SQLiteKnowledgeStore(KnowledgeStore):
             kid, dims = self._base_id(conn, name)  # type: ignore[misc]
             if len(vector) != 4 * dims:
                 raise UserError(f"the query vector has {len(vector) // 4} dimensions, not {dims}")
+            cached = (
+                self._cached_search(conn, kid, vector, k, conds) if self.cache_vectors else None
+            )
+            if cached is not None:
+                return cached
             params: list[Any] = [vector, k]
             extra = ""
             if conds:
@@ -410,6 +438,76 @@ class SQLiteKnowledgeStore(KnowledgeStore):
             return [(_row(r), 1.0 - float(r[5])) for r in rows]
 
         return await self._run(fn)
+
+    def _cached_search(
+        self, conn: Any, kid: int, vector: bytes, k: int, conds: Sequence[Condition]
+    ) -> list[tuple[StoredChunk, float]] | None:
+        """Exact cosine search over the in-process copy of the vectors (None: not used)."""
+        try:
+            import numpy as np
+        except ImportError:
+            return None
+        conn.execute("BEGIN")  # one snapshot for the version, the vectors and the candidates
+        try:
+            version, count = conn.execute(
+                "SELECT b.version, (SELECT coalesce(sum(chunks), 0) FROM kb_documents WHERE kb = b.id) "
+                "FROM kb_bases b WHERE b.id = ?",
+                (kid,),
+            ).fetchone()
+            if count < self.CACHE_MIN_CHUNKS:
+                return None
+            cache = self._vcache.get(kid)
+            if cache is None or cache[0] != version:
+                with self._vcache_lock:
+                    cache = self._vcache.get(kid)
+                    if cache is None or cache[0] != version:
+                        rows = conn.execute(
+                            f"SELECT id, embedding FROM kb_vec_{kid} ORDER BY id"
+                        ).fetchall()
+                        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                        mat = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
+                            len(rows), -1
+                        )
+                        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+                        mat = (mat / np.maximum(norms, 1e-12)).astype(np.float32)
+                        cache = (version, ids, mat)
+                        self._vcache[kid] = cache
+            _, ids, mat = cache
+            if conds:
+                sql, p = sqlite_conditions(conds, "c")
+                cand = np.fromiter(
+                    (
+                        r[0]
+                        for r in conn.execute(
+                            f"SELECT c.id FROM kb_chunks c WHERE c.kb = ? AND {sql}", [kid, *p]
+                        )
+                    ),
+                    dtype=np.int64,
+                )
+                pos = np.searchsorted(ids, cand)
+                pos = pos[(pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == cand)]
+            else:
+                pos = None
+            q = np.frombuffer(vector, dtype="<f4").astype(np.float32)
+            q = q / max(float(np.linalg.norm(q)), 1e-12)
+            sims = (mat @ q) if pos is None else (mat[pos] @ q)
+            n = min(k, len(sims))
+            if n == 0:
+                return []
+            top = np.argpartition(-sims, n - 1)[:n]
+            top = top[np.argsort(-sims[top], kind="stable")]
+            chosen = ids[top] if pos is None else ids[pos[top]]
+            scores = {int(i): float(sims[t]) for i, t in zip(chosen, top, strict=True)}
+            marks = ",".join("?" * len(scores))
+            rows = conn.execute(
+                f"SELECT id, source, position, content, metadata FROM kb_chunks WHERE id IN ({marks})",
+                list(scores),
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        out = [(_row(r), scores[r[0]]) for r in rows]
+        out.sort(key=lambda t: (-t[1], t[0].id))
+        return out
 
     async def text_search(
         self, name: str, query: str, k: int, conds: Sequence[Condition] = ()
