@@ -210,9 +210,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
         for field in filters:
             path = sqlite_json_path(field)
             tag = hashlib.blake2b(field.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS kb_chunks_f{int(kid)}_{tag} ON kb_chunks("
-                f"kb, json_extract(metadata, {path}))"
+            conn.execute(  # the type too: filters check it, and the index answers alone
+                f"CREATE INDEX IF NOT EXISTS kb_chunks_t{int(kid)}_{tag} ON kb_chunks("
+                f"kb, json_type(metadata, {path}), json_extract(metadata, {path}))"
             )
 
     async def get_base(self, name: str) -> BaseInfo | None:
@@ -461,18 +461,19 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 with self._vcache_lock:
                     cache = self._vcache.get(kid)
                     if cache is None or cache[0] != version:
-                        rows = conn.execute(
-                            f"SELECT id, embedding FROM kb_vec_{kid} ORDER BY id"
-                        ).fetchall()
-                        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                        mat = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(
-                            len(rows), -1
-                        )
-                        norms = np.linalg.norm(mat, axis=1, keepdims=True)
-                        mat = (mat / np.maximum(norms, 1e-12)).astype(np.float32)
-                        cache = (version, ids, mat)
+                        rows = conn.execute(f"SELECT id, embedding FROM kb_vec_{kid}").fetchall()
+                        n_rows = len(rows)
+                        ids = np.empty(n_rows, dtype=np.int64)
+                        mat = np.empty((n_rows, len(vector) // 4), dtype=np.float32)
+                        for i, (rid, blob) in enumerate(rows):
+                            ids[i] = rid
+                            mat[i] = np.frombuffer(blob, dtype="<f4")
+                        del rows
+                        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+                        order = np.argsort(ids, kind="stable")
+                        cache = (version, ids, mat, order, ids[order])
                         self._vcache[kid] = cache
-            _, ids, mat = cache
+            _, ids, mat, order, sorted_ids = cache
             if conds:
                 sql, p = sqlite_conditions(conds, "c")
                 cand = np.fromiter(
@@ -484,8 +485,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                     ),
                     dtype=np.int64,
                 )
-                pos = np.searchsorted(ids, cand)
-                pos = pos[(pos < len(ids)) & (ids[np.minimum(pos, len(ids) - 1)] == cand)]
+                at = np.searchsorted(sorted_ids, cand)
+                found = (at < len(ids)) & (sorted_ids[np.minimum(at, len(ids) - 1)] == cand)
+                pos = order[at[found]]
             else:
                 pos = None
             q = np.frombuffer(vector, dtype="<f4").astype(np.float32)
