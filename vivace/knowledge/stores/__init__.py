@@ -32,23 +32,18 @@ _SHARED: dict[str, KnowledgeStore] = {}
 
 def open_store(spec: Any = None) -> KnowledgeStore:
     """The store for ``spec``: a :class:`KnowledgeStore` as is; ``"memory"``; an SQLite URL
-    (``sqlite:///path.db``) or path; a PostgreSQL URL; a vivace
-    :class:`~vivace.storage.Storage` (its database). URLs give one shared store per process."""
+    (``sqlite:///path.db``) or path; a PostgreSQL URL; or a vivace
+    :class:`~vivace.storage.Storage`: its PostgreSQL database and schema, the SQLite file
+    beside its own (``vivace.db`` -> ``vivace-knowledge.db``: the storage keeps its file to
+    itself), one in-memory store per in-memory storage, and for a
+    :class:`~vivace.storage.CompositeStorage` its ``knowledge`` route (else its sessions
+    backend). URLs give one shared store per process."""
     if isinstance(spec, KnowledgeStore):
         return spec
     if spec is None:
         spec = DEFAULT_STORE
     if not isinstance(spec, str):
-        url = getattr(spec, "url", None) or getattr(spec, "_url", None)
-        path = getattr(spec, "path", None)
-        if isinstance(path, str) and path:
-            spec = f"sqlite:///{path}"
-        elif isinstance(url, str):
-            spec = url
-        elif type(spec).__name__ == "InMemoryStorage":
-            spec = "memory"
-        else:
-            raise UserError(f"cannot keep a knowledge base in {spec!r}")
+        return _from_storage(spec)
     if spec in ("memory", "memory://", ":memory:"):
         from .memory import InMemoryKnowledgeStore
 
@@ -74,6 +69,44 @@ def open_store(spec: Any = None) -> KnowledgeStore:
         store = SQLiteKnowledgeStore(path)
     _SHARED[spec] = store
     return store
+
+
+def _from_storage(storage: Any) -> KnowledgeStore:
+    import os
+
+    kind = type(storage).__name__
+    if kind == "CompositeStorage":
+        route = getattr(storage, "knowledge_backend", None)
+        if route is None:
+            route = storage._backend_of("sessions")
+        return open_store(route)
+    if kind == "InMemoryStorage":
+        found = _BY_STORAGE.get(id(storage))
+        if found is None or found[0] is not storage:
+            from .memory import InMemoryKnowledgeStore
+
+            found = _BY_STORAGE[id(storage)] = (storage, InMemoryKnowledgeStore())
+        return found[1]
+    path = getattr(storage, "path", None)
+    if kind == "SQLiteStorage" and isinstance(path, str):
+        if path == ":memory:":
+            return open_store("memory")
+        stem, ext = os.path.splitext(path)
+        return open_store(f"sqlite:///{stem}-knowledge{ext or '.db'}")
+    engine = getattr(storage, "engine", None)
+    url = getattr(engine, "url", None)
+    if kind == "PostgresStorage" and isinstance(url, str):
+        key = f"{url}#{storage.schema or 'public'}"
+        got = _SHARED.get(key)
+        if got is None:
+            from .postgres import PostgresKnowledgeStore
+
+            got = _SHARED[key] = PostgresKnowledgeStore(url, schema=storage.schema or "public")
+        return got
+    raise UserError(f"cannot keep a knowledge base in {storage!r}")
+
+
+_BY_STORAGE: dict[int, tuple[Any, KnowledgeStore]] = {}
 
 
 def __getattr__(name: str) -> Any:
