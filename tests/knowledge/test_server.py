@@ -183,3 +183,34 @@ def test_knowledge_routes_are_in_the_openapi_document(served) -> None:
         "multipart/form-data" in paths["/knowledge/{kb}/content"]["post"]["requestBody"]["content"]
     )
     assert {"/knowledge", "/knowledge/{kb}/search", "/knowledge/{kb}/documents"} <= set(paths)
+
+
+async def test_any_worker_answers_for_an_ingest_job(tmp_path, embedder) -> None:
+    """Two apps (two workers) on one knowledge store: a job started on one is polled on the
+    other."""
+    import asyncio
+
+    from vivace.knowledge.stores import SQLiteKnowledgeStore
+
+    def worker() -> VivaceApp:
+        kb = KnowledgeBase(
+            "shared", store=SQLiteKnowledgeStore(tmp_path / "kb.db"), embedder=embedder
+        )
+        return VivaceApp([], knowledge=[kb], auth=False)
+
+    a, b = worker(), worker()
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(a), base_url="http://a") as ca,
+        httpx.AsyncClient(transport=httpx.ASGITransport(b), base_url="http://b") as cb,
+    ):
+        body = {"texts": [{"source": f"n{i}", "text": f"Note {i} about rivers."} for i in range(5)]}
+        r = await ca.post("/knowledge/shared/content", json=body)
+        assert r.status_code == 202
+        location = r.headers["location"]
+        for _ in range(600):
+            job = (await cb.get(location)).json()
+            if job.get("status") == "completed":
+                break
+            await asyncio.sleep(0.05)
+        assert job["status"] == "completed" and job["report"]["added"] == 5, job
+        assert (await cb.get("/knowledge/shared/jobs/unknown")).status_code == 404

@@ -179,6 +179,17 @@ class KnowledgeStore(ABC):
     ) -> list[tuple[StoredChunk, float]]:
         """The ``k`` best full-text matches for ``query`` (higher score is better)."""
 
+    async def save_job(self, job: dict[str, Any]) -> None:
+        """Keep an ingest job's status (the server's background ingests), so any worker can
+        answer for it. The base keeps it in this process."""
+        jobs = self.__dict__.setdefault("_jobs", {})
+        jobs[job["job_id"]] = dict(job)
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        """An ingest job saved by :meth:`save_job` (None if unknown)."""
+        found = self.__dict__.get("_jobs", {}).get(job_id)
+        return dict(found) if found is not None else None
+
     @contextlib.asynccontextmanager
     async def bulk(self, name: str) -> AsyncIterator[None]:
         """Around a large ingest: a store may defer index maintenance (PostgreSQL builds the

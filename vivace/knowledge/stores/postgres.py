@@ -161,6 +161,8 @@ class PostgresKnowledgeStore(KnowledgeStore):
                         tsv tsvector GENERATED ALWAYS AS (to_tsvector({_lit(self.text_config)}::regconfig, content)) STORED);
                     CREATE INDEX IF NOT EXISTS kb_chunks_source ON {s}.kb_chunks(kb, source);
                     CREATE INDEX IF NOT EXISTS kb_chunks_tsv ON {s}.kb_chunks USING gin(tsv);
+                    CREATE TABLE IF NOT EXISTS {s}.kb_jobs(
+                        job_id text PRIMARY KEY, data jsonb NOT NULL, updated_at float8 NOT NULL);
                     """
                 )
             finally:
@@ -503,6 +505,27 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 *params,
             )
         return [(StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), float(r[5])) for r in rows]
+
+    async def save_job(self, job: dict[str, Any]) -> None:
+        pool = await self._get_pool()
+        now = time.time()
+        async with pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {self._s}.kb_jobs VALUES ($1, $2::jsonb, $3) ON CONFLICT (job_id) "
+                "DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at",
+                job["job_id"], json.dumps(job, default=str), now,
+            )  # fmt: skip
+            await conn.execute(
+                f"DELETE FROM {self._s}.kb_jobs WHERE updated_at < $1", now - 7 * 86400
+            )
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        pool = await self._get_pool()
+        async with pool.acquire() as conn:
+            data = await conn.fetchval(
+                f"SELECT data FROM {self._s}.kb_jobs WHERE job_id = $1", job_id
+            )
+        return json.loads(data) if data is not None else None
 
     async def close(self) -> None:
         """Close the pool of this event loop; pools of other loops are terminated."""

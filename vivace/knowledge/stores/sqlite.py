@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS kb_chunks(
     id INTEGER PRIMARY KEY, kb INTEGER NOT NULL, source TEXT NOT NULL, position INTEGER NOT NULL,
     content TEXT NOT NULL, metadata TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS kb_chunks_source ON kb_chunks(kb, source);
+CREATE TABLE IF NOT EXISTS kb_jobs(
+    job_id TEXT PRIMARY KEY, data TEXT NOT NULL, updated_at REAL NOT NULL);
 """
 
 
@@ -535,6 +537,25 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 params,
             ).fetchall()
             return [(_row(r), float(r[5])) for r in rows]
+
+        return await self._run(fn)
+
+    async def save_job(self, job: dict[str, Any]) -> None:
+        data = json.dumps(job, default=str)
+
+        def fn(conn: Any) -> None:
+            now = time.time()
+            conn.execute(
+                "INSERT OR REPLACE INTO kb_jobs VALUES (?, ?, ?)", (job["job_id"], data, now)
+            )
+            conn.execute("DELETE FROM kb_jobs WHERE updated_at < ?", (now - 7 * 86400,))
+
+        await self._run(fn)
+
+    async def get_job(self, job_id: str) -> dict[str, Any] | None:
+        def fn(conn: Any) -> dict[str, Any] | None:
+            row = conn.execute("SELECT data FROM kb_jobs WHERE job_id = ?", (job_id,)).fetchone()
+            return json.loads(row[0]) if row else None
 
         return await self._run(fn)
 

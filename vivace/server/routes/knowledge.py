@@ -4,8 +4,8 @@ background with a status to poll), search, list and delete documents.
 The knowledge bases served are the app's ``knowledge=`` and those of its agents
 (``Agent(knowledge=kb)``), by name (``app.state.knowledge``). Reading and searching need the
 ``knowledge`` scope, adding and deleting ``knowledge:write`` (an API key grants both).
-Ingest jobs live in the worker that accepted them: poll the job on that worker (its status is
-also in the response of the request that started it).
+Ingest jobs run in the worker that accepted them; their status is kept in the knowledge
+base's store, so any worker answers for them.
 """
 
 from __future__ import annotations
@@ -170,8 +170,19 @@ class KnowledgeJobs:
         }
         self.jobs[job["job_id"]] = job
 
-        def progress(p: Any) -> None:
+        last_saved = [0.0]
+
+        async def save(force: bool = False) -> None:
+            if force or time.monotonic() - last_saved[0] > 0.5:
+                last_saved[0] = time.monotonic()
+                try:  # the status in the store: any worker can answer for the job
+                    await kb.store.save_job(job)
+                except Exception:  # a status write must not fail the ingest
+                    pass
+
+        async def progress(p: Any) -> None:
             job["done"], job["chunks"] = p.done, p.chunks
+            await save()
 
         async def run() -> None:
             from ...errors import UnexpectedError, VivaceError
@@ -192,8 +203,13 @@ class KnowledgeJobs:
                 job["status"], job["error"] = "failed", err.to_dict()
             finally:
                 job["finished_at"] = time.time()
+                await save(force=True)
 
-        task = asyncio.get_running_loop().create_task(run())
+        async def run_saved() -> None:
+            await save(force=True)
+            await run()
+
+        task = asyncio.get_running_loop().create_task(run_saved())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return job
@@ -327,10 +343,10 @@ async def get_job(request: Request) -> Response:
     kb = _kb(request)
     job_id = path_id(request, "job_id")
     job = _jobs(request).jobs.get(job_id)
+    if job is None:  # started by another worker: its status is in the store
+        job = await kb.store.get_job(job_id)
     if job is None or job["knowledge_base"] != kb.name:
-        raise HTTPError(
-            404, "job_not_found", f"no ingest job {job_id!r} on this worker", param="job_id"
-        )
+        raise HTTPError(404, "job_not_found", f"no ingest job {job_id!r}", param="job_id")
     return json_response(job)
 
 
