@@ -162,6 +162,7 @@ async def test_postgres_sessions_search_hnsw_iteratively(postgres_url) -> None:
             await conn.execute("LOAD 'vector'")
             assert await conn.fetchval("SHOW hnsw.iterative_scan") == "relaxed_order"
             assert await conn.fetchval("SHOW hnsw.ef_search") == "80"
+            await conn.execute(f'DROP SCHEMA "{store.schema}" CASCADE')
     finally:
         await store.close()
 

@@ -55,11 +55,16 @@ async def test_sqlite_storage_keeps_its_file_to_itself(tmp_path: Path, embedder)
 async def test_composite_storage_routes_knowledge_elsewhere(
     tmp_path: Path, postgres_url: str, embedder
 ) -> None:
+    import uuid
+
     from vivace.storage import CompositeStorage, InMemoryStorage, SQLiteStorage
 
-    composite = CompositeStorage(SQLiteStorage(tmp_path / "sessions.db"), knowledge=postgres_url)
+    schema = f"k_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{sep}schema={schema}"
+    composite = CompositeStorage(SQLiteStorage(tmp_path / "sessions.db"), knowledge=url)
     store = open_store(composite)
-    assert isinstance(store, PostgresKnowledgeStore) and store.url == postgres_url
+    assert isinstance(store, PostgresKnowledgeStore) and store.schema == schema
     unrouted = CompositeStorage(InMemoryStorage())
     assert isinstance(open_store(unrouted), InMemoryKnowledgeStore)
     kb = KnowledgeBase("routed-kb", store=composite, embedder=embedder)
@@ -75,4 +80,17 @@ async def test_composite_storage_routes_knowledge_elsewhere(
         assert (await composite.sessions.get_run(r.run_id)) is not None  # sessions in SQLite
     finally:
         await kb.adrop()
+        await store.close()
         await composite.close()
+        import asyncpg
+
+        conn = await asyncpg.connect(store._dsn)
+        try:
+            tables = await conn.fetchval(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_name LIKE 'kb\\_%'"
+            )
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+        assert tables == 0  # nothing was made in the default schema

@@ -53,7 +53,8 @@ def _ident(name: str) -> str:
 
 
 class PostgresKnowledgeStore(KnowledgeStore):
-    """Knowledge bases in PostgreSQL at ``url`` (tables in ``schema``; ``text_config`` is
+    """Knowledge bases in PostgreSQL at ``url`` (tables in ``schema``, or the URL's
+    ``?schema=``; ``text_config`` is
     the full-text search configuration, e.g. ``"english"`` or ``"simple"``). HNSW parameters:
     ``m`` and ``ef_construction`` when an index is built, ``ef_search`` per query."""
 
@@ -68,8 +69,16 @@ class PostgresKnowledgeStore(KnowledgeStore):
         ef_search: int = 64,
         pool_size: int = 8,
     ) -> None:
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
         self.url = url
-        self._dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        in_url = [v for k, v in query if k == "schema"]
+        if in_url and schema == "public":  # postgresql://.../db?schema=kb (as for storage URLs)
+            schema = in_url[-1]
+        rest = urlencode([(k, v) for k, v in query if k != "schema"])
+        self._dsn = urlunsplit(parts._replace(query=rest))
         self.schema = schema
         self.text_config = text_config
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
