@@ -39,19 +39,26 @@ def load(target: str) -> Any:
 
 
 def as_asgi(obj: Any) -> Any:
-    """A VivaceApp, an Agent, a list of agents or an ASGI app -> an ASGI app."""
+    """A VivaceApp, an Agent, a Workflow, a list of agents and workflows or an ASGI app ->
+    an ASGI app."""
     from ..agent import Agent
     from ..server import VivaceApp
+    from ..workflows import Workflow
 
     if isinstance(obj, VivaceApp):
         return obj
     if isinstance(obj, Agent):
         return VivaceApp(agents=[obj])
-    if isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent) for a in obj):
-        return VivaceApp(agents=list(obj))
+    if isinstance(obj, Workflow):
+        return VivaceApp(workflows=[obj])
+    if isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent | Workflow) for a in obj):
+        return VivaceApp(
+            agents=[a for a in obj if isinstance(a, Agent)],
+            workflows=[w for w in obj if isinstance(w, Workflow)],
+        )
     if callable(obj):
         return obj
-    raise TargetError(f"{obj!r} is not an app, an Agent or a list of agents")
+    raise TargetError(f"{obj!r} is not an app, an Agent, a Workflow or a list of them")
 
 
 STUDIO_ENV = "VIVACE_STUDIO"

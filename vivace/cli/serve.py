@@ -35,6 +35,10 @@ def serve(args: Any) -> int:
         return 1
     target = args.target or "vivace.examples.app:app"
     storage = args.storage or os.environ.get("VIVACE_STORAGE_URL") or DEFAULT_STORAGE
+    if getattr(args, "run_lease", None) is not None:
+        from ..storage import with_url_option
+
+        storage = with_url_option(storage, "run_lease", args.run_lease)
     os.environ["VIVACE_STORAGE_URL"] = storage
     os.environ[TARGET_ENV] = target
     event_log = _event_log(args)
@@ -48,7 +52,7 @@ def serve(args: Any) -> int:
         print(f"vivace serve: {exc}", file=sys.stderr)
         return 2
     if storage.startswith("sqlite:///") and not storage.startswith("sqlite:///:memory:"):
-        path = storage[len("sqlite:///") :]
+        path = storage[len("sqlite:///") :].partition("?")[0]
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
     _banner(app, target, args, storage)
@@ -75,6 +79,9 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             model = agent.model
             label = model if isinstance(model, str) else getattr(model, "id", type(model).__name__)
             lines.append(f"  agent {agent_id!r}: model {label}")
+        for wf_id, wf in app.workflows.items():
+            extra = f", schedule {wf.schedule!r}" if wf.schedule else ""
+            lines.append(f"  workflow {wf_id!r}: engine {wf.engine}{extra}")
         if app.storage is not None:
             lines.append(f"  storage: {_redact(storage)}")
             kind = os.environ.get(EVENT_LOG_ENV) or "memory"
@@ -96,10 +103,16 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
         lines.append(
             "  warning: no VIVACE_API_KEY set; without auth only loopback clients are accepted"
         )
-    lines.append(
-        f"  try: curl -N {url}/agents/<id>/runs -H 'content-type: application/json' "
-        '-d \'{"input": "hello", "stream": true}\''
-    )
+    if not isinstance(app, VivaceApp) or app.agents or not app.workflows:
+        lines.append(
+            f"  try: curl -N {url}/agents/<id>/runs -H 'content-type: application/json' "
+            '-d \'{"input": "hello", "stream": true}\''
+        )
+    else:
+        lines.append(
+            f"  try: curl -N {url}/workflows/<id>/runs -H 'content-type: application/json' "
+            '-d \'{"input": ..., "stream": true}\''
+        )
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

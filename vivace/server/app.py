@@ -47,6 +47,9 @@ class VivaceApp:
             environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
             else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
+        workflows: :class:`~vivace.workflows.Workflow`\\ s to serve under ``/workflows`` (those
+            without storage run on the server's). The app recovers their crashed runs and
+            fires their cron schedules while it runs.
         knowledge: Knowledge bases (:class:`~vivace.knowledge.KnowledgeBase`) to serve under
             ``/knowledge`` (with those the agents use).
 
@@ -66,6 +69,8 @@ class VivaceApp:
         allowed_media_types: Sequence[str] | None = None,
         title: str = "Vivace",
         docs: bool = True,
+        run_lease: float | None = None,
+        workflows: Sequence[Any] = (),
         knowledge: Sequence[Any] = (),
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
@@ -80,8 +85,11 @@ class VivaceApp:
 
                     raise UserError(f"two agents share the id {a.id!r}: give them distinct names")
                 given[a.id] = a
+        if run_lease is not None:
+            storage = _leased(storage, run_lease)
         self.storage = _server_storage(given, storage)
         self.agents: dict[str, Agent] = _with_storage(given, self.storage)
+        self.workflows: dict[str, Any] = _workflows_with_storage(workflows, self.storage)
         self._auth_arg = auth
         self.auth: Any = None
         self.cors = cors
@@ -125,12 +133,20 @@ class VivaceApp:
         setup = getattr(self.storage, "setup", None)
         if setup is not None:
             await setup()
+        worker = None
+        if self.workflows:  # crashed runs are recovered, cron schedules fire
+            from ..workflows import Worker
+
+            worker = Worker(list(self.workflows.values()))
+            await worker.start()
         try:
             yield
         finally:
             jobs = getattr(self.asgi.state, "knowledge_jobs", None)
             if jobs is not None:  # ingests still running stop between whole documents
                 await jobs.shutdown()
+            if worker is not None:
+                await worker.stop()
             await self.runs.shutdown()
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
@@ -190,6 +206,7 @@ class VivaceApp:
         )
         state = app.state
         state.agents = self.agents
+        state.workflows = self.workflows
         state.storage = self.storage
         state.event_log = self.log
         state.runs = self.runs
@@ -263,6 +280,25 @@ class _AppRequest:
         self.app = app
 
 
+def _leased(storage: Any, run_lease: float) -> Any:
+    """The storage URL with its run lease set (``run_lease`` is a storage setting)."""
+    from ..errors import UserError
+    from ..storage import with_url_option
+
+    if storage is None:
+        storage = os.environ.get("VIVACE_STORAGE_URL")
+    if isinstance(storage, str):
+        return with_url_option(storage, "run_lease", run_lease)
+    if storage is not None and getattr(storage, "run_lease", run_lease) != run_lease:
+        raise UserError(
+            "run_lease is a setting of the storage: give it to the storage object "
+            "(e.g. SQLiteStorage(path, run_lease=30)) or pass a storage URL"
+        )
+    if storage is None:
+        raise UserError("run_lease needs a storage (VivaceApp(storage=...))")
+    return storage
+
+
 def _server_storage(agents: Mapping[str, Agent], storage: Any) -> Any:
     """The server's storage: the ``storage`` argument, else the one storage the agents
     brought, else ``VIVACE_STORAGE_URL``. URLs resolve to the process-wide object
@@ -316,6 +352,23 @@ def _with_storage(agents: dict[str, Agent], storage: Any) -> dict[str, Agent]:
             a = copy.copy(a)
             a.storage = storage
         out[agent_id] = a
+    return out
+
+
+def _workflows_with_storage(workflows: Sequence[Any], storage: Any) -> dict[str, Any]:
+    """The workflows to serve, by id: those without storage get a copy using the server's."""
+    import copy
+
+    out: dict[str, Any] = {}
+    for wf in workflows:
+        if wf.id in out:
+            from ..errors import UserError
+
+            raise UserError(f"two workflows share the id {wf.id!r}")
+        if wf.storage is None and storage is not None:
+            wf = copy.copy(wf)
+            wf.storage = storage
+        out[wf.id] = wf
     return out
 
 

@@ -35,14 +35,16 @@ from .ownership import may_act
 from .records import (
     HistoryWindow,
     MessageHit,
+    ResumeOutcome,
     RunRecord,
     RunStatus,
     ScoreRecord,
     SessionContext,
     SessionRecord,
     SpanRecord,
+    StepRecord,
     UserMemory,
-    WorkflowSnapshot,
+    WorkflowRunRecord,
 )
 from .state import SessionState, StateDelta
 
@@ -62,6 +64,7 @@ __all__ = [
     "MessageEmbedding",
     "MessageHit",
     "PostgresStorage",
+    "ResumeOutcome",
     "RunRecord",
     "RunStateError",
     "RunStatus",
@@ -82,15 +85,17 @@ __all__ = [
     "StateNotSerializableError",
     "StateTooLargeError",
     "StateUpdateError",
+    "StepRecord",
     "Storage",
     "TraceStore",
     "UserMemory",
-    "WorkflowSnapshot",
+    "WorkflowRunRecord",
     "WorkflowStore",
     "keep_alive",
     "may_act",
     "open_storage",
     "shared_storage",
+    "with_url_option",
 ]
 
 _LAZY = {
@@ -160,3 +165,14 @@ def shared_storage(spec: Storage | str) -> Storage:
     if storage is None:
         storage = _SHARED[spec] = open_storage(spec)
     return storage
+
+
+def with_url_option(url: str, name: str, value: Any) -> str:
+    """``url`` with the query option ``name=value`` set (replacing a value already there),
+    e.g. ``with_url_option("sqlite:///v.db", "run_lease", 30)``."""
+    from urllib.parse import parse_qsl, urlencode
+
+    base, _, query = url.partition("?")
+    items = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    items.append((name, str(value)))
+    return f"{base}?{urlencode(items)}"

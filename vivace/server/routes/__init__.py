@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "knowledge",
     "openai_chat",
     "openai_responses",
+    "workflows",
 )
 """The route modules every app serves, in order (``docs`` is added when docs are on)."""
 
