@@ -25,7 +25,7 @@ _PROTOCOL_SDKS = {"mcp": "mcp", "a2a": "a2a", "agui": "ag_ui"}
 
 
 class VivaceApp:
-    """Serve agents over HTTP.
+    r"""Serve agents over HTTP.
 
     Args:
         agents: The agents, addressed by ``agent.id`` (their name).
@@ -60,6 +60,8 @@ class VivaceApp:
             ``"agui"`` (``/agents/{agent_id}/agui``), all behind ``auth``. ``None``: each one
             whose SDK is installed (``vivace[mcp]``, ``vivace[a2a]``, ``vivace[agui]``);
             ``False``: none. Their SDKs are imported on the first protocol request.
+        knowledge: Knowledge bases (:class:`~vivace.knowledge.KnowledgeBase`) to serve under
+            ``/knowledge`` (with those the agents use).
 
     The object is itself an ASGI app (``uvicorn module:app``); ``.asgi`` is the Starlette app,
     to mount into another app (``fastapi_app.mount("/vivace", app.asgi)``).
@@ -81,6 +83,7 @@ class VivaceApp:
         workflows: Sequence[Any] = (),
         tools: Sequence[Any] = (),
         protocols: bool | Sequence[str] | None = None,
+        knowledge: Sequence[Any] = (),
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
 
@@ -113,6 +116,7 @@ class VivaceApp:
         self.docs = docs
         self.tools = list(tools)
         self.protocols = _protocols(protocols)
+        self.knowledge = list(knowledge)
         self._asgi: Starlette | None = None
         self.ops: list[Op] = []
         if "mcp" in self.protocols:  # clashing names etc. fail here, not at the first request
@@ -156,6 +160,9 @@ class VivaceApp:
         try:
             yield
         finally:
+            jobs = getattr(self.asgi.state, "knowledge_jobs", None)
+            if jobs is not None:  # ingests still running stop between whole documents
+                await jobs.shutdown()
             if worker is not None:
                 await worker.stop()
             await self.mounts.aclose()  # protocol SDKs' sessions and tasks
@@ -229,6 +236,9 @@ class VivaceApp:
         state.auth = self.auth
         state.idempotency = RecentRuns()
         state.ops = self.ops
+        from .routes.knowledge import knowledge_bases_of
+
+        state.knowledge = knowledge_bases_of(self.agents.values(), self.knowledge)
         state.settings = Settings(
             max_body_bytes=self.max_body_bytes,
             allowed_media_types=self.allowed_media_types,
