@@ -78,6 +78,9 @@ def model_parts(model: Any) -> tuple[str | None, str | None]:
     """``(provider, model_name)`` of a model string, a Model object or a fallback list."""
     if isinstance(model, list | tuple):
         model = model[0] if model else None
+    inner = getattr(model, "models", None)  # a FallbackModel: its first model
+    if isinstance(inner, list) and inner:
+        model = inner[0]
     if model is None:
         return None, None
     if isinstance(model, str):

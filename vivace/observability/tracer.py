@@ -1,8 +1,8 @@
 """The :class:`Tracer`: makes spans, samples traces, and hands ended spans to exporters.
 
-One tracer is active per process at most (:func:`vivace.observability.configure` sets it);
-lower layers (model attempts, storage, workflows) read :data:`ACTIVE` once and do nothing
-when it is None, so tracing costs nothing when off.
+One tracer is active per process at most (:func:`vivace.observability.configure` sets it).
+Lower layers (model attempts, MCP, memory, storage) report through :mod:`vivace.trace_hook`,
+which is ``None`` while tracing is off, so tracing costs nothing when off.
 """
 
 from __future__ import annotations
@@ -32,17 +32,11 @@ _MAX_PENDING_TRACES = 10_000
 
 
 def current_span() -> Span | None:
-    """The span the calling code runs in (an explicit span, a tool call or a run), or None."""
-    span = CURRENT_SPAN.get()
-    if span is not None:
-        return span
-    tracer = ACTIVE
-    if tracer is None:
-        return None
-    from ..tools.context import current_run_context
+    """The innermost open span of the calling code (an explicit span, the tool call running
+    now or the run), or None."""
+    from .hook import innermost
 
-    ctx = current_run_context()
-    return None if ctx is None else tracer.run_parent(ctx)
+    return innermost(ACTIVE)[1]
 
 
 class _Pending:
@@ -190,7 +184,9 @@ class Tracer:
     ) -> Iterator[Span]:
         """A span around a block, nested under :func:`current_span` (workflow steps, MCP
         calls, memory operations, your own code). An exception marks it failed."""
-        parent = current_span()
+        from .hook import innermost
+
+        parent = innermost(self)[1]
         if trace_id is None:
             trace_id = parent.trace_id if parent is not None else new_span_id() + new_span_id()
         elif parent is not None and parent.trace_id != trace_id:
@@ -205,19 +201,6 @@ class Tracer:
         finally:
             CURRENT_SPAN.reset(token)
             self.end_span(span, root=parent is None)
-
-    # -- runs (used by the tracing capability) ------------------------------------------------
-
-    def run_parent(self, ctx: Any) -> Span | None:
-        """The span a tool call (or run) of ``ctx`` opened: the parent of work started there."""
-        spans = self._runs.get(ctx.run_id)
-        if spans is None:
-            return None
-        if ctx.tool_call_id is not None:
-            tool = spans.tools.get(ctx.tool_call_id)
-            if tool is not None:
-                return tool
-        return spans.run
 
     # -- lifecycle -----------------------------------------------------------------------------
 

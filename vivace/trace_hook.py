@@ -1,0 +1,61 @@
+"""The seam through which lower layers (models, MCP, memory, storage) report their work to
+tracing without importing :mod:`vivace.observability`.
+
+:data:`HOOK` is ``None`` while tracing is off: a caller pays one module-attribute read.
+:func:`vivace.observability.configure` (or an agent's ``Tracing`` capability) installs an
+object with the :class:`Hook` methods::
+
+    from vivace import trace_hook
+
+    hook = trace_hook.HOOK
+    if hook is None:
+        return await call()
+    with hook.span("tools/call search", {"mcp.method.name": "tools/call"}, kind=CLIENT):
+        return await call()
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+__all__ = ["CLIENT", "HOOK", "INTERNAL", "Hook"]
+
+INTERNAL, CLIENT = 1, 3  # OTLP span kinds
+
+
+class Hook(Protocol):
+    """What tracing offers lower layers."""
+
+    def span(
+        self,
+        name: str,
+        attributes: dict[str, Any] | None = None,
+        *,
+        kind: int = INTERNAL,
+        trace_id: str | None = None,
+        parent_span_id: str | None = None,
+    ) -> AbstractContextManager[Any]:
+        """A span around a block, nested under the innermost open span (an explicit parent
+        with ``trace_id``/``parent_span_id``). An exception marks it failed. Yields the
+        span (``.attributes`` may be added to) or ``None`` when nothing is traced."""
+        ...
+
+    def model_retry(
+        self,
+        provider: str | None,
+        model: str | None,
+        attempt: int,
+        error: BaseException,
+        delay: float = 0.0,
+    ) -> None:
+        """A model attempt failed; attempt number ``attempt`` (1-based) follows in ``delay`` s."""
+        ...
+
+    def model_fallback(self, failed: Any, following: Any, error: BaseException) -> None:
+        """Model ``failed`` failed (after its retries); ``following`` is tried next."""
+        ...
+
+
+HOOK: Hook | None = None
+"""The installed hook, or ``None`` (tracing off)."""
