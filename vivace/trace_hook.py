@@ -1,5 +1,5 @@
 """The seam through which lower layers (models, MCP, memory, storage) report their work to
-tracing without importing :mod:`vivace.observability`.
+tracing without importing :mod:`vivace.observability`, and the current trace context.
 
 :data:`HOOK` is ``None`` while tracing is off: a caller pays one module-attribute read.
 :func:`vivace.observability.configure` (or an agent's ``Tracing`` capability) installs an
@@ -17,9 +17,10 @@ object with the :class:`Hook` methods::
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
-__all__ = ["CLIENT", "HOOK", "INTERNAL", "Hook"]
+__all__ = ["CLIENT", "HOOK", "INTERNAL", "TRACE_CONTEXT", "Hook"]
 
 INTERNAL, CLIENT = 1, 3  # OTLP span kinds
 
@@ -59,3 +60,11 @@ class Hook(Protocol):
 
 HOOK: Hook | None = None
 """The installed hook, or ``None`` (tracing off)."""
+
+
+TRACE_CONTEXT: ContextVar[tuple[str, str | None, str | None] | None] = ContextVar(
+    "vivace_trace_context", default=None
+)
+"""``(trace_id, span_id, run_id)`` of the code running now: a traced run sets it for its
+duration, the server for each request (``span_id``: the caller's, from ``traceparent``;
+``run_id``: None). Log lines read it (:mod:`vivace.observability.logs`)."""

@@ -10,7 +10,6 @@ from vivace import Agent, tool
 from vivace.messages import Message
 from vivace.models import ModelRequest
 from vivace.server import VivaceApp
-from vivace.studio import with_studio
 from vivace.testing import call
 
 
@@ -65,7 +64,7 @@ def build() -> object:
         tools=[get_weather, delete_file],
     )
     echo = Agent(model="test/echo", name="echo", description="Echoes the input")
-    return with_studio(VivaceApp([assistant, echo], storage=storage))
+    return VivaceApp([assistant, echo], storage=storage, studio=True)
 
 
 app = build()

@@ -85,6 +85,33 @@ def test_model_settings_reach_the_next_run(page: Any, live_server: LiveServer) -
     expect(detail.locator("tr", has_text="gen_ai.request.max_tokens")).to_contain_text("77")
 
 
+def test_choosing_the_model_for_the_next_run(page: Any, live_server: LiveServer) -> None:
+    open_chat(page, live_server, "s-model")
+    model = page.locator("#model")
+    expect(model).to_be_enabled()
+    expect(model).to_have_attribute("placeholder", "test/studio-test")
+    turn = say(page, "hello there")
+    expect(turn.locator(".text")).to_have_text("You said: hello there")
+    expect(turn.locator(".model-used")).to_have_text("test/studio-test")
+    # the datalist offers the agents' models; any string may be typed
+    expect(page.locator("#model-options option[value='test/echo']")).to_have_count(1)
+    model.fill("test/echo")
+    model.dispatch_event("change")
+    turn = say(page, "echo this back")
+    expect(turn.locator(".text")).to_have_text("echo: echo this back")
+    expect(turn.locator(".model-used")).to_have_text("test/echo")
+    turn.locator("a.trace-link").click()
+    expect(page.locator(".span-row .span-name")).to_have_text(
+        ["invoke_agent assistant", "chat echo"]
+    )
+    # a model that does not resolve is refused before any run starts
+    open_chat(page, live_server, "s-model")
+    page.fill("#model", "nosuchprovider/x")
+    page.locator("#model").dispatch_event("change")
+    turn = say(page, "hi")
+    expect(turn.locator(".error-box")).to_contain_text("nosuchprovider")
+
+
 def test_open_a_trace_from_a_chat_turn(page: Any, live_server: LiveServer) -> None:
     open_chat(page, live_server, "s-trace")
     turn = say(page, "weather in Oslo")
@@ -156,7 +183,9 @@ def test_run_a_tool_from_the_playground(page: Any, live_server: LiveServer) -> N
 
 
 def test_with_auth_on_the_studio_asks_for_a_key(page: Any, tmp_path: Any) -> None:
-    server = start_server(tmp_path, {"VIVACE_API_KEY": "studio-key-123456"})
+    server = start_server(
+        tmp_path, {"VIVACE_API_KEY": "studio-key-123456", "VIVACE_MODEL_OVERRIDE": "0"}
+    )
     try:
         assert httpx.get(server.url + "/studio/api/traces").status_code == 401
         page.goto(f"{server.url}/studio")
@@ -171,5 +200,8 @@ def test_with_auth_on_the_studio_asks_for_a_key(page: Any, tmp_path: Any) -> Non
         expect(page.locator("#agent-select")).to_contain_text("assistant")
         turn = say(page, "hi")
         expect(turn.locator(".text")).to_have_text("You said: hi")
+        # this server lets nobody choose the model: the field shows the agent's, locked
+        expect(page.locator("#model")).to_be_disabled()
+        expect(page.locator("#model")).to_have_value("test/studio-test")
     finally:
         stop_server(server)

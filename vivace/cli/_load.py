@@ -54,18 +54,9 @@ def as_asgi(obj: Any) -> Any:
     raise TargetError(f"{obj!r} is not an app, an Agent or a list of agents")
 
 
-STUDIO_ENV = "VIVACE_STUDIO"
+STUDIO_ENV = "VIVACE_STUDIO"  # read by VivaceApp: ``vivace dev`` / ``serve --studio`` set it
 
 
 def factory() -> Any:
-    """uvicorn factory used by ``vivace serve`` (reads the target from the environment);
-    with ``VIVACE_STUDIO=1`` (``vivace dev``) a VivaceApp gets the Studio and tracing."""
-    app = as_asgi(load(os.environ[TARGET_ENV]))
-    if os.environ.get(STUDIO_ENV) == "1":
-        from ..server import VivaceApp
-
-        if isinstance(app, VivaceApp):
-            from ..studio import with_studio
-
-            return with_studio(app)
-    return app
+    """uvicorn factory used by ``vivace serve`` (reads the target from the environment)."""
+    return as_asgi(load(os.environ[TARGET_ENV]))

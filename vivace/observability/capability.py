@@ -13,7 +13,7 @@ from .. import trace_hook
 from ..agent.capability import Capability
 from . import genai as g
 from .cost import cost_usd
-from .hook import RUN_SPANS, innermost, install
+from .hook import RUN_SPANS, innermost, install, is_local_root
 from .logs import TRACE_CONTEXT
 from .span import ERROR, Span, SpanKind
 
@@ -126,7 +126,7 @@ class Tracing(Capability):
         )
         if resumed and parent is None and ctx.span_id:
             span.parent_span_id = ctx.span_id
-        spans = _RunSpans(tracer, ctx.run_id, span, parent is None and not resumed)
+        spans = _RunSpans(tracer, ctx.run_id, span, is_local_root(parent) and not resumed)
         runs = tracer._runs
         if len(runs) >= _MAX_RUNS:
             runs.pop(next(iter(runs)))

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .. import trace_hook
+from ..trace_hook import TRACE_CONTEXT
 from . import genai as g
 from .span import Span, SpanKind, new_span_id
 from .tracer import CURRENT_SPAN
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from .capability import _RunSpans
     from .tracer import Tracer
 
-__all__ = ["RUN_SPANS", "TraceHook", "innermost", "install"]
+__all__ = ["RUN_SPANS", "RemoteParent", "TraceHook", "innermost", "install", "is_local_root"]
 
 RUN_SPANS: ContextVar[_RunSpans | None] = ContextVar("vivace_run_spans", default=None)
 """The spans of the run the calling code belongs to (set by the tracing capability)."""
@@ -43,6 +44,10 @@ def innermost(default: Tracer | None = None) -> tuple[Tracer | None, Span | None
         best = None
     spans = RUN_SPANS.get()
     if spans is None:
+        if best is None:  # a request's caller (traceparent): a parent in another process
+            context = TRACE_CONTEXT.get()
+            if context is not None and context[1] is not None and context[2] is None:
+                best = RemoteParent(context[0], context[1])
         return default, best
     run = spans.run
     if not run.end_ns and (best is None or run.start_ns > best.start_ns):
@@ -57,6 +62,20 @@ def innermost(default: Tracer | None = None) -> tuple[Tracer | None, Span | None
         ):
             best = tool
     return spans.tracer, best
+
+
+class RemoteParent(Span):
+    """The caller's span in another process (from a ``traceparent`` header): a parent only,
+    never ended or exported. A span under it is its trace's local root."""
+
+    __slots__ = ()
+
+    def __init__(self, trace_id: str, span_id: str) -> None:
+        super().__init__("remote", trace_id, span_id)
+
+
+def is_local_root(parent: Span | None) -> bool:
+    return parent is None or type(parent) is RemoteParent
 
 
 class TraceHook:
@@ -82,8 +101,10 @@ class TraceHook:
             yield None
             return
         parent_id: str | None
+        root = is_local_root(parent)
         if trace_id is not None and (parent is None or parent.trace_id != trace_id):
             parent_id = parent_span_id
+            root = parent_id is None
         elif parent is not None:
             trace_id, parent_id = parent.trace_id, parent.span_id
         else:
@@ -97,7 +118,7 @@ class TraceHook:
             raise
         finally:
             CURRENT_SPAN.reset(token)
-            tracer.end_span(span, root=parent_id is None)
+            tracer.end_span(span, root=root)
 
     # -- model attempts ------------------------------------------------------------------------
 

@@ -184,7 +184,7 @@ class Tracer:
     ) -> Iterator[Span]:
         """A span around a block, nested under :func:`current_span` (workflow steps, MCP
         calls, memory operations, your own code). An exception marks it failed."""
-        from .hook import innermost
+        from .hook import innermost, is_local_root
 
         parent = innermost(self)[1]
         if trace_id is None:
@@ -200,7 +200,27 @@ class Tracer:
             raise
         finally:
             CURRENT_SPAN.reset(token)
-            self.end_span(span, root=parent is None)
+            self.end_span(span, root=is_local_root(parent))
+
+    # -- exporters -----------------------------------------------------------------------------
+
+    def add_exporter(
+        self,
+        exporter: Exporter,
+        *,
+        max_queue: int = 2048,
+        batch_size: int = 512,
+        delay: float = 0.5,
+    ) -> BatchProcessor:
+        """Send spans to ``exporter`` too (through its own queue) from now on."""
+        p = BatchProcessor(exporter, max_queue=max_queue, batch_size=batch_size, delay=delay)
+        self.processors = [*self.processors, p]
+        return p
+
+    def remove_processor(self, processor: BatchProcessor, timeout: float = 5.0) -> None:
+        """Stop sending spans to ``processor``'s exporter (what is queued is sent first)."""
+        self.processors = [p for p in self.processors if p is not processor]
+        processor.shutdown(timeout)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -13,12 +13,15 @@ if TYPE_CHECKING:
     from ..agent import Agent
     from .routing import Op
     from .sse import EventLog
+    from .studio import StudioTracing
 
 __all__ = ["VivaceApp"]
 
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 EVENT_LOG_KINDS = ("memory", "storage")
 EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
+STUDIO_ENV = "VIVACE_STUDIO"
+MODEL_OVERRIDE_ENV = "VIVACE_MODEL_OVERRIDE"
 
 
 class VivaceApp:
@@ -47,6 +50,14 @@ class VivaceApp:
             environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
             else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
+        studio: Serve the Studio at ``/studio`` (its API under ``/studio/api``, and
+            ``/metrics``) and trace runs into the storage, where the Studio reads them.
+            ``None``: the ``VIVACE_STUDIO`` environment variable (``vivace dev`` and
+            ``vivace serve --studio`` set it to ``1``).
+        model_override: Who may choose a run's model (``"model"`` in the run request):
+            ``True`` anyone allowed to run, ``False`` nobody, ``None`` (default) admins -
+            which everyone is while the server is open to localhost only (``vivace dev``).
+            ``None`` also reads ``VIVACE_MODEL_OVERRIDE`` (``1``/``0``).
 
     The object is itself an ASGI app (``uvicorn module:app``); ``.asgi`` is the Starlette app,
     to mount into another app (``fastapi_app.mount("/vivace", app.asgi)``).
@@ -64,6 +75,8 @@ class VivaceApp:
         allowed_media_types: Sequence[str] | None = None,
         title: str = "Vivace",
         docs: bool = True,
+        studio: bool | None = None,
+        model_override: bool | None = None,
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
 
@@ -91,6 +104,13 @@ class VivaceApp:
         self.allowed_media_types = tuple(allowed_media_types or DEFAULT_MEDIA_TYPES)
         self.title = title
         self.docs = docs
+        self.studio = os.environ.get(STUDIO_ENV) == "1" if studio is None else studio
+        if model_override is None:
+            flag = os.environ.get(MODEL_OVERRIDE_ENV, "").strip().lower()
+            model_override = {"1": True, "true": True, "0": False, "false": False}.get(flag)
+        self.model_override = model_override
+        self.tracing: StudioTracing | None = None  # the Studio's exporters (studio on)
+        self._unbound = False  # the Studio's storage exporter waits for the server's loop
         self._asgi: Starlette | None = None
         self.ops: list[Op] = []
 
@@ -108,7 +128,17 @@ class VivaceApp:
         app = self._asgi
         if app is None:
             app = self.asgi
+        if self._unbound:
+            self._bind()
         await app(scope, receive, send)
+
+    def _bind(self) -> None:
+        """Write the Studio's spans on the loop serving this app (it owns the storage)."""
+        import asyncio
+
+        self._unbound = False
+        if self.tracing is not None:
+            self.tracing.bind(asyncio.get_running_loop())
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -121,6 +151,8 @@ class VivaceApp:
         setup = getattr(self.storage, "setup", None)
         if setup is not None:
             await setup()
+        if self._unbound:
+            self._bind()
         try:
             yield
         finally:
@@ -128,6 +160,8 @@ class VivaceApp:
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
                 await aclose()
+            if self.tracing is not None:  # the Studio's spans, then stop tracing into storage
+                await self.tracing.aclose()
             close = getattr(self.storage, "close", None)
             if close is not None:
                 await close()
@@ -140,7 +174,7 @@ class VivaceApp:
         from .errors import install_handlers
         from .idempotency import RecentRuns
         from .ids import SlashSafePaths
-        from .middleware import BodyLimit
+        from .middleware import BodyLimit, TraceContext
         from .routes import all_routes
         from .routing import starlette_routes
         from .runs import LiveRuns
@@ -149,7 +183,12 @@ class VivaceApp:
         self.auth = resolve_auth(self._auth_arg)
         self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
-        self.ops = all_routes(docs=self.docs)
+        self.ops = all_routes(docs=self.docs, studio=self.studio)
+        if self.studio:
+            from .studio import StudioTracing
+
+            self.tracing = StudioTracing(self.storage)
+            self._unbound = True
         middleware = []
         if self.cors:
             from starlette.middleware.cors import CORSMiddleware
@@ -169,13 +208,20 @@ class VivaceApp:
                     "idempotency-key",
                     "last-event-id",
                     "x-vivace-session-id",
+                    "traceparent",
                 ],
             )
             opts.setdefault(
                 "expose_headers",
-                ["x-vivace-run-id", "x-vivace-session-id", "idempotent-replayed"],
+                [
+                    "x-vivace-run-id",
+                    "x-vivace-session-id",
+                    "x-vivace-trace-id",
+                    "idempotent-replayed",
+                ],
             )
             middleware.append(Middleware(CORSMiddleware, **opts))
+        middleware.insert(0, Middleware(TraceContext))
         middleware.append(Middleware(BodyLimit, max_bytes=self.max_body_bytes))
         middleware.append(Middleware(SlashSafePaths))
         app = Starlette(
@@ -189,11 +235,13 @@ class VivaceApp:
         state.auth = self.auth
         state.idempotency = RecentRuns()
         state.ops = self.ops
+        state.studio = self.tracing
         state.settings = Settings(
             max_body_bytes=self.max_body_bytes,
             allowed_media_types=self.allowed_media_types,
             title=self.title,
             docs=self.docs,
+            model_override=self.model_override,
         )
         install_handlers(app)
         return app

@@ -106,6 +106,8 @@ def build_openapi(ops: list[Op], title: str, version: str, prefix: str = "") -> 
                 body["application/json"] = {"schema": ref(model, "serialization")}
             elif isinstance(model, dict):
                 body["application/json"] = {"schema": model}
+            elif isinstance(model, tuple):  # (media type, schema): not JSON
+                body[model[0]] = {"schema": model[1]}
             if op.sse is not None:  # Open API 3.1: ``schema`` describes each event
                 body["text/event-stream"] = {"schema": op.sse}
             responses[str(status)] = {"description": desc, **({"content": body} if body else {})}

@@ -48,7 +48,8 @@ class Op:
     scope: str | None = "runs"  # None: public
     body: type[BaseModel] | None = None
     multipart: dict[str, Any] | None = None  # a JSON schema for multipart/form-data bodies
-    responses: dict[int, Any] = field(default_factory=dict)  # status -> model | None
+    # status -> pydantic model, a JSON schema, (media type, schema) or None
+    responses: dict[int, Any] = field(default_factory=dict)
     query: list[Query] = field(default_factory=list)
     headers: list[Query] = field(default_factory=list)
     sse: dict[str, Any] | None = None  # 200 may also be text/event-stream: one event's schema

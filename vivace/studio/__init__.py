@@ -1,13 +1,16 @@
-"""The Studio: a local web UI (chat with agents, approve tool calls, read traces and metrics,
-run tools) served at ``/studio`` by the same server. No build step: the assets are plain ES
-modules and CSS shipped in the wheel (``vivace/studio/static``), working offline.
+"""The Studio's web UI: plain ES modules and CSS in ``static/`` (no build step, no CDN: it
+works offline), served by the server's ``studio`` route module at ``/studio``::
 
-    from vivace.studio import with_studio
-    app = with_studio(VivaceApp([agent]))    # ASGI: /studio, /metrics, /studio/api/*
+    app = VivaceApp([agent], storage="sqlite:///.vivace/vivace.db", studio=True)
+
+``vivace dev`` and ``vivace serve --studio`` turn it on. See ``docs/studio.md``.
 """
 
 from __future__ import annotations
 
-from .app import StudioApp, with_studio
+from pathlib import Path
 
-__all__ = ["StudioApp", "with_studio"]
+__all__ = ["STATIC"]
+
+STATIC = Path(__file__).with_name("static")
+"""The folder of the Studio's page and assets."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..routing import Op
 
-__all__ = ["MODULES", "all_routes"]
+__all__ = ["MODULES", "STUDIO_MODULES", "all_routes"]
 
 MODULES: tuple[str, ...] = (
     "agents",
@@ -24,12 +24,20 @@ MODULES: tuple[str, ...] = (
     "openai_chat",
     "openai_responses",
 )
-"""The route modules every app serves, in order (``docs`` is added when docs are on)."""
+"""The route modules every app serves, in order (``docs`` is added when docs are on,
+``studio`` and ``metrics`` with the Studio)."""
+
+STUDIO_MODULES: tuple[str, ...] = ("studio", "metrics")
 
 
-def all_routes(*, docs: bool = True) -> list[Op]:
-    """The ops of every route module."""
+def all_routes(*, docs: bool = True, studio: bool = False) -> list[Op]:
+    """The ops of every route module the app serves."""
+    names = [*MODULES]
+    if studio:
+        names.extend(STUDIO_MODULES)
+    if docs:
+        names.append("docs")
     ops: list[Op] = []
-    for name in (*MODULES, "docs") if docs else MODULES:
+    for name in names:
         ops.extend(importlib.import_module(f"{__name__}.{name}").ROUTES)
     return ops

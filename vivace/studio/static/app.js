@@ -1,5 +1,5 @@
 // The Studio's shell: hash routes -> screens, and the sign-in dialog when auth is on.
-import { get, setToken, setUnauthorizedHandler } from "./api.js";
+import { get, setToken, setUnauthorizedHandler, studio } from "./api.js";
 import { clear, h } from "./ui.js";
 import { agentsScreen } from "./agents.js";
 import { tracesScreen } from "./traces.js";
@@ -52,7 +52,7 @@ function route() {
 }
 
 async function start() {
-  const info = await get("/studio/api/info");
+  const info = studio.info = await get("/studio/api/info");
   document.getElementById("whoami").textContent = info.user_id ? `signed in as ${info.user_id}` : "";
   window.addEventListener("hashchange", route);
   route();
