@@ -8,7 +8,7 @@ import pytest
 
 from vivace import Agent, Approve, RunContext, tool
 from vivace.errors import NotFound, RunNotFound
-from vivace.storage import SessionOwnershipError, StateNotSerializableError
+from vivace.storage import RunStateError, SessionOwnershipError, StateNotSerializableError
 from vivace.testing import FunctionModel, ScriptedModel, call
 
 
@@ -113,13 +113,15 @@ async def test_paused_run_resumes_by_id_from_another_agent_and_only_once(storage
 
     st2 = storage_factory()  # another connection to the same database, as another worker has
     agent2 = Agent(model=ScriptedModel(["done"]), tools=[transfer], storage=st2)
-    result = await agent2.aresume(paused.run_id, {"t1": Approve(arguments={"amount": 5})})
+    result = await agent2.aresume(
+        paused.run_id, {"t1": Approve(arguments={"amount": 5})}, user_id="u"
+    )
     assert result.status == "completed" and result.output == "done"
     assert result.messages[2].tool_results[0].content == "moved 5"
     record = await st2.sessions.get_run(paused.run_id)
     assert record.status == "completed" and len(record.messages) == 4
-    with pytest.raises(RunNotFound, match="completed"):
-        await agent2.aresume(paused.run_id, {"t1": True})
+    with pytest.raises(RunStateError, match="completed"):
+        await agent2.aresume(paused.run_id, {"t1": True}, user_id="u")
     with pytest.raises((RunNotFound, NotFound)):
         await agent2.aresume("no-such-run", {})
 

@@ -139,3 +139,14 @@ async def test_memory_is_a_capability_not_a_special_case() -> None:
     await Agent(model=model, memory=memory).arun("hi", session_id="s1")
     assert "update_working_memory" in [t.name for t in model.requests[0].tools]
     assert "# Notes" in (model.requests[0].instructions or "")
+
+
+async def test_atomic_state_updates_work_without_storage_too() -> None:
+    def count(ctx: RunContext[Any]) -> str:
+        ctx.session_state.increment("n")
+        ctx.session_state.append("seen", "x")
+        return "ok"
+
+    agent = Agent(ScriptedModel([call("count", {}), call("count", {}), "done"]), tools=[count])
+    result = await agent.arun("go", session_state={"n": 5})
+    assert result.session_state == {"n": 7, "seen": ["x", "x"]}

@@ -68,3 +68,30 @@ async def test_a_resumed_run_keeps_its_trace() -> None:
     assert {(e.trace_id, e.span_id, e.parent_run_id) for e in events} == {
         (paused.trace_id, paused.span_id, "p")
     }
+
+
+async def test_stored_runs_carry_the_trace_context_and_children_are_found_by_parent() -> None:
+    from vivace.storage import InMemoryStorage
+
+    storage = InMemoryStorage()
+    child = Agent(ScriptedModel(["child answer"]), name="child", storage=storage)
+
+    async def delegate(ctx: RunContext[Any], task: str) -> str:
+        """Delegate."""
+        return (await child.arun(task, session_id="kids")).output
+
+    parent = Agent(
+        ScriptedModel([call("delegate", {"task": "t"}), "done"]),
+        tools=[delegate],
+        storage=storage,
+    )
+    result = await parent.arun("x", session_id="main")
+    record = await storage.sessions.get_run(result.run_id)
+    assert record is not None
+    assert (record.trace_id, record.span_id, record.parent_run_id) == (
+        result.trace_id,
+        result.span_id,
+        None,
+    )
+    [kid] = await storage.sessions.list_runs(parent_run_id=result.run_id)
+    assert kid.trace_id == result.trace_id and kid.session_id == "kids"

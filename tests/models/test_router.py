@@ -217,3 +217,20 @@ async def test_fallback_list_of_strings_is_cached(monkeypatch: pytest.MonkeyPatc
     fb = resolve_model(spec)
     assert resolve_model(spec) is fb
     assert fb.supports_native_output
+
+
+def test_replacing_a_provider_drops_the_models_resolved_with_it() -> None:
+    """The router sees a new registry version; the registry does not reach into the router."""
+    from vivace.models import resolve_model
+    from vivace.models.registry import PROVIDERS, register_provider
+
+    try:
+        register_provider("swap-test", base_url="http://127.0.0.1:1/v1")
+        first = resolve_model("swap-test/m")
+        assert resolve_model("swap-test/m") is first  # cached
+        register_provider("swap-test", base_url="http://127.0.0.1:2/v1")
+        second = resolve_model("swap-test/m")
+        assert second is not first
+        assert "127.0.0.1:2" in second.endpoint.base_url  # type: ignore[attr-defined]
+    finally:
+        PROVIDERS.pop("swap-test", None)

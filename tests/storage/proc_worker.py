@@ -1,8 +1,8 @@
 """A separate process that writes runs, for the multi-process integrity tests.
 
 Usage: ``python proc_worker.py SPEC_JSON MODE SESSION_ID WORKER RUNS``. ``MODE`` is
-``append`` (write RUNS runs, then print ``done``), ``hang`` (start one run with a short lease,
-print ``started`` and sleep until killed) or ``loop`` (append runs forever, printing
+``append`` (write RUNS runs, then print ``done``), ``hang`` (start one run with a short lease
+kept alive, print ``started`` and sleep until killed) or ``loop`` (append runs forever, printing
 ``finished <run_id>`` after each one).
 """
 
@@ -32,8 +32,7 @@ async def one_run(st: Any, session_id: str, worker: int, i: int, lease: float = 
     ctx.state[f"last_{worker}"] = i
     rec.messages = [Message.user(f"hello {worker}/{i}"), Message.assistant(f"hi {worker}/{i}")]
     rec.status = "completed"
-    changes, deletes = ctx.state_changes()
-    await st.sessions.finish_run(rec, state_changes=changes, state_deletes=deletes)
+    await st.sessions.finish_run(rec, state=ctx.state)
     return rec.run_id
 
 
@@ -47,10 +46,13 @@ async def main() -> None:
                 await one_run(st, session_id, worker, i)
             print("done", flush=True)
         elif mode == "hang":
+            from vivace.storage import keep_alive
+
             rec = RunRecord(f"w{worker}-hung", session_id, user_id="u1")
-            await st.sessions.begin_run(rec, lease=0.5)
-            print("started", flush=True)
-            await asyncio.sleep(3600)
+            await st.sessions.begin_run(rec, lease=2.0)
+            async with keep_alive(st.sessions, rec.run_id, lease=2.0):  # alive until killed
+                print("started", flush=True)
+                await asyncio.sleep(3600)
         elif mode == "loop":
             i = 0
             while True:

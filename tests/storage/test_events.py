@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from vivace.errors import UserError
 from vivace.storage import CompositeStorage, InMemoryStorage
-from vivace.storage import schema as S
+from vivace.storage.sql import history, schema
 
 
 def ev(seq: int, type_: str = "text_delta", **fields: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ async def test_a_version_2_database_is_upgraded(sql_factory: Any) -> None:
     def build(conn: sa.Connection) -> None:
         if sql_factory.kind == "postgres":
             conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{sql_factory.schema}"')
-        S.create_v2_schema(conn)
+        history.create_v2_schema(conn)
         conn.execute(
             sa.text(
                 "INSERT INTO vivace_sessions (session_id, agent_id, user_id, name, state, "
@@ -97,7 +97,7 @@ async def test_a_version_2_database_is_upgraded(sql_factory: Any) -> None:
 
     st = sql_factory()
     assert (await st.sessions.get_session("old")).name == "Old"  # data kept
-    assert await st.schema_version() == 3
+    assert await st.schema_version() == schema.SCHEMA_VERSION
     assert "vivace_run_events" in await st.run_sync(tables)
     await st.events.append("r", [ev(0), ev(1)])
     assert [e["seq"] for e in await st.events.read("r", after=0)] == [1]

@@ -26,13 +26,16 @@ def _turn(i: int) -> list[Message]:
     return [Message.user(f"question {i}"), Message.assistant(f"answer {i}")]
 
 
-async def _run(st: Any, session_id: str, run_id: str, **state: Any) -> None:
+async def _run(
+    st: Any, session_id: str, run_id: str, *, increment: str | None = None, **state: Any
+) -> None:
     rec = RunRecord(run_id, session_id, user_id="u1")
     ctx = await st.sessions.begin_run(rec, history=HistoryWindow(last_runs=3))
     ctx.state.update(state)
+    if increment is not None:
+        ctx.state.increment(increment)
     rec.status, rec.messages = "completed", _turn(0)
-    changes, deletes = ctx.state_changes()
-    await st.sessions.finish_run(rec, state_changes=changes, state_deletes=deletes)
+    await st.sessions.finish_run(rec, state=ctx.state)
 
 
 async def test_state_changed_after_begin_run_is_merged_not_overwritten(storage: Any) -> None:
@@ -219,8 +222,12 @@ async def test_postgres_run_takes_two_round_trips(
         for i in range(5):
             await _run(st, "s", f"r-{len(state)}-{i}", **{k: v + i for k, v in state.items()})
         assert proxy.round_trips - before == 2 * 5  # begin_run: 1, finish_run: 1
+    before = proxy.round_trips
+    for i in range(5):  # atomic updates too, uncontended
+        await _run(st, "s", f"inc-{i}", increment="n")
+    assert proxy.round_trips - before == 2 * 5
     ctx = await st.sessions.load_context("s", user_id="u1", history=HistoryWindow(last_runs=50))
-    assert len(ctx.history) == 2 * 14 and ctx.state["k"] == 5
+    assert len(ctx.history) == 2 * 19 and ctx.state["k"] == 5 and ctx.state["n"] == 5
 
 
 async def test_postgres_schema_beside_an_installation_in_public(postgres_url: str) -> None:

@@ -21,7 +21,8 @@ from vivace.storage import (
     SQLiteStorage,
     open_storage,
 )
-from vivace.storage import schema as S
+from vivace.storage.sql import history
+from vivace.storage.sql import schema as S
 
 
 def digest(path: str | Path) -> str:
@@ -48,7 +49,7 @@ async def test_tables_are_created_on_first_use(sql_factory: Any) -> None:
     assert await st.sessions.get_session("x") is None  # first use creates the schema
     assert await st.schema_version() == S.SCHEMA_VERSION
     cols = await columns_by_table(st)
-    assert set(cols) == set(S.VIVACE_TABLES)
+    assert set(cols) == set(S.metadata.tables)
     if sql_factory.kind == "sqlite":
         with sqlite3.connect(sql_factory.path) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -70,7 +71,7 @@ async def _make_v1(sql_factory: Any) -> None:
     def build(conn: sa.Connection) -> None:
         if sql_factory.kind == "postgres":
             conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{sql_factory.schema}"')
-        S.create_v1_schema(conn)
+        history.create_v1_schema(conn)
         conn.execute(
             sa.text(
                 "INSERT INTO vivace_sessions (session_id, agent_id, user_id, name, state, metadata, created_at, updated_at) "
@@ -179,7 +180,7 @@ async def test_other_programs_tables_can_share_the_database(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE app_users (id INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO app_users VALUES (7)")
-    st = SQLiteStorage(path)
+    st = SQLiteStorage(path, allow_foreign_tables=True)
     await st.sessions.finish_run(RunRecord("r", "s", status="completed"))
     await st.close()
     with sqlite3.connect(path) as conn:

@@ -41,6 +41,7 @@ from ..models.base import (
 )
 from ..models.base import ReasoningDelta as ModelReasoningDelta
 from ..models.base import TextDelta as ModelTextDelta
+from ..storage.state import SessionState
 from ..tools.context import _CURRENT, RunContext
 from ..tools.tool import (
     BaseTool,
@@ -334,10 +335,9 @@ class Runner:
         if paused is None:
             user_msg = input_to_message(opts.input)
             history = list(opts.message_history or ())
-            session_state = opts.session_state if opts.session_state is not None else {}
         else:
             history = paused.messages
-            session_state = paused.session_state
+        session_state: SessionState | None = None
         if agent.storage is not None:
             storage = resolve_storage(agent.storage)
             # typed storage errors (ownership, database) surface here, before the run starts
@@ -349,6 +349,9 @@ class Runner:
                     session_id,
                     user_id,
                     user_msg.to_dict(),  # type: ignore[union-attr]
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    parent_run_id=parent_run_id,
                 )
                 if opts.message_history is None:
                     history = binding.context.history
@@ -359,8 +362,12 @@ class Runner:
             else:
                 claimed = await claim_paused(agent, paused)
                 if claimed is not None:
-                    binding, paused = claimed
-                    session_state = paused.session_state
+                    binding = claimed[0]
+                    session_state = binding.context.state
+                    paused = claimed[1]
+        if session_state is None:  # no storage: still a SessionState (increment/append/merge)
+            given = opts.session_state if paused is None else paused.session_state
+            session_state = SessionState.loaded(dict(given or ()), {})
         ctx: RunContext[Any] = RunContext(
             run_id,
             session_id,

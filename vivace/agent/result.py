@@ -4,15 +4,14 @@ plus the :class:`Approve` / :class:`Reject` decisions that resume it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import RunError, VivaceError
 from ..messages import Message, ToolCallPart, ToolResultPart, part_from_dict
 from ..models.base import Usage
+from ..storage.records import RunStatus
 
 __all__ = ["Approval", "Approve", "PausedRun", "Reject", "RunResult", "RunStatus"]
-
-RunStatus = Literal["running", "completed", "paused", "failed", "cancelled", "blocked"]
 
 OutputT = TypeVar("OutputT", covariant=True)
 

@@ -53,8 +53,13 @@ class SessionBinding:
         session_id: str | None,
         user_id: str | None,
         input_message: dict[str, Any] | None,
+        *,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        parent_run_id: str | None = None,
     ) -> SessionBinding:
-        """Start a new run in its session (created on first use)."""
+        """Start a new run in its session (created on first use), with the storage's run
+        lease and the run's trace context."""
         from ..storage import HistoryWindow, RunRecord
 
         now = time.time()
@@ -67,25 +72,32 @@ class SessionBinding:
             input=input_message,
             created_at=now,
             updated_at=now,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_run_id=parent_run_id,
         )
         window = HistoryWindow(last_runs=agent.history_runs) if agent.history_runs else None
-        context = await storage.sessions.begin_run(record, history=window)
+        context = await storage.sessions.begin_run(record, history=window, lease=storage.run_lease)
         return cls(storage, record, context)
 
     async def keep_alive(self) -> None:
         """Start renewing the run's lease (stopped by :meth:`finish`)."""
         from ..storage.lease import keep_alive
 
-        self.lease = keep_alive(self.storage.sessions, self.record.run_id)
+        self.lease = keep_alive(
+            self.storage.sessions, self.record.run_id, lease=self.storage.run_lease
+        )
         await self.lease.__aenter__()
 
     async def finish(self, result: RunResult) -> None:
         """Persist ``result`` and its session-state changes in one transaction.
 
-        State that cannot be stored (not JSON, too large) fails the run instead - the run is
-        recorded as failed with that error and the session state is left as it was.
+        State that cannot be stored (not JSON, too large, or keys another run changed since
+        this run read them: ``StateConflict``) fails the run instead - the run is recorded as
+        failed with that error, the session state is left as it was, and
+        ``result.session_state`` is the stored state.
         """
-        from ..storage import StateNotSerializableError, StateTooLargeError
+        from ..storage import StateConflict, StateNotSerializableError, StateTooLargeError
 
         try:
             if self.lease is not None:
@@ -94,17 +106,17 @@ class SessionBinding:
             self.lease = None
         record = self.record
         _fill(record, result)
-        changes, deletes = self.context.state_changes(result.session_state)
+        state = self.context.state
+        replaced = result.session_state is not state and result.session_state is not None
+        delta = state.delta(result.session_state if replaced else None)
         try:
-            result.session_state = await self.storage.sessions.finish_run(
-                record, state_changes=changes, state_deletes=deletes
-            )
-        except (StateNotSerializableError, StateTooLargeError) as exc:
+            result.session_state = await self.storage.sessions.finish_run(record, state=delta)
+        except (StateNotSerializableError, StateTooLargeError, StateConflict) as exc:
             result.status = "failed"
             result.error = exc
             result.paused = None
             _fill(record, result)
-            await self.storage.sessions.finish_run(record)
+            result.session_state = await self.storage.sessions.finish_run(record)
 
     async def fail(self, result: RunResult) -> None:
         """Rewrite an already persisted run with its new, failed outcome (no state changes)."""
@@ -118,38 +130,45 @@ def _fill(record: RunRecord, result: RunResult) -> None:
     record.status = result.status
     record.messages = result.messages
     record.output = result_to_content(result._output) if result.status == "completed" else None
-    record.usage = result.usage
+    record.usage = result.usage.to_dict()
     record.error = result.error.to_dict() if isinstance(result.error, VivaceError) else None
     record.paused = result.paused.to_dict() if result.paused is not None else None
     record.updated_at = time.time()
 
 
 async def find_paused(agent: Agent, run_id: str, user_id: str | None = None) -> PausedRun:
-    """The paused state of ``run_id``: from the agent's storage, else from this process."""
+    """The paused state of ``run_id``: from the agent's storage, else from this process
+    (either way only for the run's own user: :func:`~vivace.storage.may_act`)."""
     if agent.storage is not None:
         return await load_paused(agent, run_id, user_id)
+    from ..storage import may_act
     from .registry import recall_paused
 
     paused = recall_paused(run_id)
-    if paused is not None and paused.user_id in (None, user_id):
+    if paused is not None and may_act(paused.user_id, user_id):
         return paused
     raise RunNotFound(f"no paused run {run_id!r} (pass the PausedRun itself, or configure storage)")
 
 
 async def load_paused(agent: Agent, run_id: str, user_id: str | None = None) -> PausedRun:
-    """The paused state of ``run_id`` from the agent's storage (no claim yet)."""
+    """The paused state of ``run_id`` from the agent's storage (no claim yet).
+
+    Raises :class:`RunNotFound` for an unknown run and for another user's run (the same rule
+    as ``resume_run``: :func:`~vivace.storage.may_act`; ``user_id=None`` acts only on runs
+    without a user), and :class:`~vivace.storage.RunStateError` for a run that is not
+    paused (e.g. another resumer claimed it first).
+    """
+    from ..storage import RunStateError, may_act
     from .result import PausedRun
 
     storage = resolve_storage(agent.storage)
     record = await storage.sessions.get_run(run_id)
-    if record is None or record.paused is None or record.status != "paused":
-        status = record.status if record is not None else None
-        raise RunNotFound(
-            f"no paused run {run_id!r}" + (f" (its status is {status})" if status else ""),
-            run_id=run_id,
-        )
-    if user_id is not None and record.user_id not in (None, user_id):
+    if record is None or not may_act(record.user_id, user_id):
         raise RunNotFound(f"no paused run {run_id!r}", run_id=run_id)
+    if record.status != "paused" or record.paused is None:
+        raise RunStateError(
+            f"run {run_id!r} is {record.status}, not paused", run_id=run_id, status=record.status
+        )
     return PausedRun.from_dict(record.paused)
 
 
@@ -165,7 +184,9 @@ async def claim_paused(agent: Agent, paused: PausedRun) -> tuple[SessionBinding,
 
     storage = resolve_storage(agent.storage)
     try:
-        record = await storage.sessions.resume_run(paused.run_id, user_id=paused.user_id)
+        record = await storage.sessions.resume_run(
+            paused.run_id, user_id=paused.user_id, lease=storage.run_lease
+        )
     except NotFound:
         return None
     context = await storage.sessions.load_context(

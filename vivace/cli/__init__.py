@@ -46,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
         help="storage URL (default: $VIVACE_STORAGE_URL or sqlite:///.vivace/vivace.db)",
     )
     s.add_argument(
+        "--run-lease",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a run of a crashed worker reads 'running' before it reads 'incomplete' "
+        "(the storage's run lease; default 60)",
+    )
+    s.add_argument(
         "--event-log",
         choices=["memory", "storage"],
         default=None,

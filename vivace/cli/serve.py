@@ -37,6 +37,10 @@ def serve(args: Any) -> int:
         return 1
     target = args.target or "vivace.examples.app:app"
     storage = args.storage or os.environ.get("VIVACE_STORAGE_URL") or DEFAULT_STORAGE
+    if getattr(args, "run_lease", None) is not None:
+        from ..storage import with_url_option
+
+        storage = with_url_option(storage, "run_lease", args.run_lease)
     os.environ["VIVACE_STORAGE_URL"] = storage
     os.environ[TARGET_ENV] = target
     event_log = _event_log(args)
@@ -53,7 +57,7 @@ def serve(args: Any) -> int:
         print(f"vivace serve: {exc}", file=sys.stderr)
         return 2
     if storage.startswith("sqlite:///") and not storage.startswith("sqlite:///:memory:"):
-        path = storage[len("sqlite:///") :]
+        path = storage[len("sqlite:///") :].partition("?")[0]
         if os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
     _banner(app, target, args, storage)

@@ -418,8 +418,5 @@ def register_provider(
         PROVIDERS[id]["catalog"] = catalog
     _INFO.clear()
     _rebuild_aliases()
-    _version += 1
-    from . import router
-
-    router.clear_model_cache()
+    _version += 1  # the router sees the new version and drops its cached models
     return get_provider(id)

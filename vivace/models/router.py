@@ -31,6 +31,7 @@ from typing import Any
 
 from .. import trace_hook
 from ..errors import AllModelsFailed, ModelConfigError, ModelError, ModelNotFoundError, VivaceError
+from . import registry
 from .base import Model, ModelRequest, ModelResponse, StreamEvent
 
 __all__ = [
@@ -72,6 +73,7 @@ _FACTORIES: dict[str, ModelFactory | str] = {
     "test": "vivace.testing:test_model",
 }
 _CACHE: dict[Any, Model] = {}
+_CACHED_FOR = 0  # the registry version the cached models were built with
 
 
 def register_model_factory(provider_id: str, factory: ModelFactory | str) -> None:
@@ -131,6 +133,10 @@ def _load(path: str) -> Any:
 
 def resolve_model(spec: ModelSpec | None) -> Model:
     """Return the :class:`Model` for ``spec`` (cached per spec string / list of strings)."""
+    global _CACHED_FOR
+    if registry._version != _CACHED_FOR:  # a provider was registered or replaced
+        _CACHE.clear()
+        _CACHED_FOR = registry._version
     if type(spec) is str:
         model = _CACHE.get(spec)
         if model is None:
@@ -178,7 +184,7 @@ def build_model(spec: str, **overrides: Any) -> Model:
                 ) from exc
             assert callable(factory)
         return factory(name)
-    from .registry import get_provider
+    get_provider = registry.get_provider
 
     info = get_provider(provider)
     if not info.chat:
@@ -374,7 +380,8 @@ def list_providers() -> list[ProviderRow]:
     ``catalog`` is the catalog provider its models come from (``None``: none).
     """
     from .catalog import load_catalog
-    from .registry import get_provider, provider_ids
+
+    get_provider, provider_ids = registry.get_provider, registry.provider_ids
 
     cat = load_catalog()
     rows = []

@@ -75,6 +75,7 @@ class VivaceApp:
         allowed_media_types: Sequence[str] | None = None,
         title: str = "Vivace",
         docs: bool = True,
+        run_lease: float | None = None,
         studio: bool | None = None,
         model_override: bool | None = None,
     ) -> None:
@@ -90,6 +91,8 @@ class VivaceApp:
 
                     raise UserError(f"two agents share the id {a.id!r}: give them distinct names")
                 given[a.id] = a
+        if run_lease is not None:
+            storage = _leased(storage, run_lease)
         self.storage = _server_storage(given, storage)
         self.agents: dict[str, Agent] = _with_storage(given, self.storage)
         self._auth_arg = auth
@@ -299,6 +302,25 @@ class _AppRequest:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+
+
+def _leased(storage: Any, run_lease: float) -> Any:
+    """The storage URL with its run lease set (``run_lease`` is a storage setting)."""
+    from ..errors import UserError
+    from ..storage import with_url_option
+
+    if storage is None:
+        storage = os.environ.get("VIVACE_STORAGE_URL")
+    if isinstance(storage, str):
+        return with_url_option(storage, "run_lease", run_lease)
+    if storage is not None and getattr(storage, "run_lease", run_lease) != run_lease:
+        raise UserError(
+            "run_lease is a setting of the storage: give it to the storage object "
+            "(e.g. SQLiteStorage(path, run_lease=30)) or pass a storage URL"
+        )
+    if storage is None:
+        raise UserError("run_lease needs a storage (VivaceApp(storage=...))")
+    return storage
 
 
 def _server_storage(agents: Mapping[str, Agent], storage: Any) -> Any:

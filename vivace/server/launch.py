@@ -235,7 +235,7 @@ def record_out(record: RunRecord) -> dict[str, Any]:
         "status": status,
         "output": record.output,
         "messages": [m.to_dict() for m in record.messages],
-        "usage": record.usage.to_dict() if record.usage is not None else {},
+        "usage": dict(record.usage) if record.usage is not None else {},
         "error": error,
         "paused": record.paused,
         "trace_id": getattr(record, "trace_id", None),

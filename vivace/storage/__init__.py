@@ -26,9 +26,12 @@ from .errors import (
     SchemaMissingError,
     SchemaVersionError,
     SessionOwnershipError,
+    StateConflict,
     StateNotSerializableError,
     StateTooLargeError,
+    StateUpdateError,
 )
+from .ownership import may_act
 from .records import (
     HistoryWindow,
     MessageHit,
@@ -41,6 +44,7 @@ from .records import (
     UserMemory,
     WorkflowSnapshot,
 )
+from .state import SessionState, StateDelta
 
 if TYPE_CHECKING:
     from .composite import CompositeStorage
@@ -70,18 +74,24 @@ __all__ = [
     "SessionContext",
     "SessionOwnershipError",
     "SessionRecord",
+    "SessionState",
     "SessionStore",
     "SpanRecord",
+    "StateConflict",
+    "StateDelta",
     "StateNotSerializableError",
     "StateTooLargeError",
+    "StateUpdateError",
     "Storage",
     "TraceStore",
     "UserMemory",
     "WorkflowSnapshot",
     "WorkflowStore",
     "keep_alive",
+    "may_act",
     "open_storage",
     "shared_storage",
+    "with_url_option",
 ]
 
 _LAZY = {
@@ -107,20 +117,24 @@ def __getattr__(name: str) -> Any:
 
 def open_storage(url: str, **options: Any) -> Storage:
     """A storage from a URL: ``sqlite:///path.db`` (``sqlite:///:memory:``),
-    ``postgresql://user:pw@host/db`` (``?schema=name`` optional) or ``memory://``.
+    ``postgresql://user:pw@host/db`` or ``memory://``.
 
-    ``options`` go to the backend's constructor (e.g. ``create_tables=False``).
+    ``options`` go to the backend's constructor (e.g. ``run_lease=30``,
+    ``create_tables=False``) and win over the same options in the URL's query:
+    ``?run_lease=30`` (SQLite and PostgreSQL), ``?schema=name`` (PostgreSQL),
+    ``?allow_foreign_tables=1`` and ``?busy_timeout=10`` (SQLite).
     """
     from ..errors import UserError
 
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme in ("sqlite", "sqlite+aiosqlite"):
-        from .sql import SQLiteStorage
+        from .sql import SQLiteStorage, sqlite_url_options
 
         rest = url.split(":", 1)[1]
         if not rest.startswith("///"):
             raise UserError(f"SQLite URLs look like sqlite:///path.db, not {url!r}")
-        return SQLiteStorage(rest[3:] or ":memory:", **options)
+        path, url_options = sqlite_url_options("sqlite:" + rest)
+        return SQLiteStorage(path, **{**url_options, **options})
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
         from .sql import PostgresStorage
 
@@ -147,3 +161,14 @@ def shared_storage(spec: Storage | str) -> Storage:
     if storage is None:
         storage = _SHARED[spec] = open_storage(spec)
     return storage
+
+
+def with_url_option(url: str, name: str, value: Any) -> str:
+    """``url`` with the query option ``name=value`` set (replacing a value already there),
+    e.g. ``with_url_option("sqlite:///v.db", "run_lease", 30)``."""
+    from urllib.parse import parse_qsl, urlencode
+
+    base, _, query = url.partition("?")
+    items = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    items.append((name, str(value)))
+    return f"{base}?{urlencode(items)}"

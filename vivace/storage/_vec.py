@@ -1,4 +1,5 @@
-"""Vectors and text matching without numpy: float32 packing, cosine, keyword scores."""
+"""Vectors and text matching without numpy: float32 packing, cosine, keyword scores, and
+ranking user memories by either."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import math
 import re
 from array import array
 from collections.abc import Sequence
+from typing import Any
+
+from .records import UserMemory
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -61,3 +65,29 @@ def keyword_score(query_words: set[str], text: str) -> float:
     if not query_words:
         return 0.0
     return len(query_words & words(text)) / len(query_words)
+
+
+def rank_memories(
+    rows: list[dict[str, Any]], query: str, embedding: Sequence[float] | None, limit: int
+) -> list[UserMemory]:
+    """Rank memory dicts (with an ``embedding`` list or None) against a query: cosine
+    similarity with ``embedding`` when given, else keyword overlap with ``query``."""
+    scored: list[tuple[float, float, dict[str, Any]]] = []
+    if embedding is not None:
+        qn = norm(embedding)
+        for d in rows:
+            if d.get("embedding") is not None:
+                scored.append((cosine(embedding, d["embedding"], qn), d["created_at"], d))
+    else:
+        qw = words(query)
+        for d in rows:
+            s = keyword_score(qw, d["content"] + " " + " ".join(d.get("topics") or ()))
+            if s > 0 or not qw:
+                scored.append((s, d["created_at"], d))
+    scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    out = []
+    for s, _, d in scored[:limit]:
+        m = UserMemory.from_dict(d)
+        m.score = s
+        out.append(m)
+    return out

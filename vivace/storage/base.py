@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._logic import DEFAULT_LEASE
+from ._logic import CANCEL_KEY, DEFAULT_LEASE, DEFAULT_MAX_STATE_BYTES
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
         UserMemory,
         WorkflowSnapshot,
     )
+    from .state import SessionState, StateDelta
 
 __all__ = [
+    "CANCEL_KEY",
     "DOMAINS",
     "EventStore",
     "MemoryStore",
@@ -50,21 +52,6 @@ DOMAINS = ("sessions", "memory", "workflows", "traces", "scores", "events")
 PRUNE_KEYS = ("sessions", "runs", "memory", "workflows", "traces", "scores", "events")
 Scope = Literal["session", "user", "summary"]
 """Owner kinds of working-memory records: a session, a user, or a session's summary."""
-CANCEL_KEY = "cancel_requested_at"
-"""The key :meth:`SessionStore.request_cancel` sets in a running run's ``metadata``."""
-
-
-def _cancel_flagged(metadata_json: str | None) -> bool:
-    """Whether a run's stored ``metadata`` JSON text holds a cancellation request."""
-    import json
-
-    if not metadata_json or CANCEL_KEY not in metadata_json:
-        return False
-    try:
-        meta = json.loads(metadata_json)
-    except ValueError:
-        return False
-    return isinstance(meta, dict) and meta.get(CANCEL_KEY) is not None
 
 
 @dataclass(slots=True)
@@ -82,8 +69,14 @@ class SessionStore(ABC):
     """Sessions and their runs. Every method may raise :class:`~vivace.errors.StorageError`.
 
     The run loop needs two calls per run: :meth:`begin_run` (or :meth:`load_context` then
-    :meth:`start_run`) and :meth:`finish_run`.
+    :meth:`start_run`) and :meth:`finish_run`. Every id given is checked with
+    :func:`vivace.identifiers.check_identifier` (:class:`~vivace.errors.InvalidIdentifier`,
+    nothing written). ``lease=None`` means the storage's ``run_lease``.
     """
+
+    run_lease: float = DEFAULT_LEASE
+    """Seconds a ``running`` run stays ``running`` without a heartbeat (the storage option)."""
+    max_state_bytes: int = DEFAULT_MAX_STATE_BYTES
 
     # -- the run loop's seam ------------------------------------------------------------------
 
@@ -100,7 +93,7 @@ class SessionStore(ABC):
 
         ``session`` is None when the session does not exist yet. A session owned by another
         user raises :class:`~vivace.storage.SessionOwnershipError`. ``history=None`` reads no
-        history.
+        history. ``state`` is a :class:`~vivace.storage.SessionState`.
         """
 
     @abstractmethod
@@ -109,7 +102,7 @@ class SessionStore(ABC):
         record: RunRecord,
         *,
         history: HistoryWindow | None = None,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
     ) -> SessionContext:
         """:meth:`load_context` and :meth:`start_run` fused into one transaction (the fast path).
 
@@ -118,13 +111,13 @@ class SessionStore(ABC):
         """
 
     @abstractmethod
-    async def start_run(self, record: RunRecord, *, lease: float = DEFAULT_LEASE) -> None:
+    async def start_run(self, record: RunRecord, *, lease: float | None = None) -> None:
         """Persist ``record`` as ``running`` (creating its session if new) with a lease of
         ``lease`` seconds. Call :meth:`heartbeat` before it expires or the run reads back as
         ``incomplete`` (how a killed process shows)."""
 
     @abstractmethod
-    async def heartbeat(self, run_id: str, *, lease: float = DEFAULT_LEASE) -> bool:
+    async def heartbeat(self, run_id: str, *, lease: float | None = None) -> bool:
         """Extend a running run's lease; False when the run is not running any more."""
 
     @abstractmethod
@@ -132,24 +125,31 @@ class SessionStore(ABC):
         self,
         record: RunRecord,
         *,
+        state: SessionState | StateDelta | None = None,
         state_changes: Mapping[str, Any] | None = None,
         state_deletes: Collection[str] = (),
     ) -> dict[str, Any]:
         """Atomically write the run (any final status, incl. ``paused``) and apply its session
-        state changes, key by key, under a lock on the session row. Returns the new state.
+        state changes under a lock on the session row. Returns the new state.
 
-        Concurrent runs of one session lose nothing: only the keys a run set or deleted are
-        written. Oversized or non-JSON state raises (nothing is written).
+        ``state``: the run's :class:`~vivace.storage.SessionState` (``context.state``) or its
+        :class:`~vivace.storage.StateDelta`. A key the run set or deleted that another run
+        changed since this run read it raises :class:`~vivace.storage.StateConflict`; atomic
+        updates (``increment``...) apply to the current values. ``state_changes`` /
+        ``state_deletes`` write keys blindly instead. Only the keys a run changed are
+        written. Conflicting, oversized or non-JSON state raises (nothing is written).
         """
 
     @abstractmethod
     async def resume_run(
-        self, run_id: str, *, user_id: str | None = None, lease: float = DEFAULT_LEASE
+        self, run_id: str, *, user_id: str | None = None, lease: float | None = None
     ) -> RunRecord:
         """Claim a ``paused`` run to continue it (it becomes ``running`` with a lease).
 
         Exactly one caller wins: a second claim raises :class:`~vivace.storage.RunStateError`.
-        Raises :class:`~vivace.errors.NotFound` for an unknown run.
+        Only the run's own user may claim it (:func:`~vivace.storage.may_act`; else
+        :class:`~vivace.storage.SessionOwnershipError`). Raises
+        :class:`~vivace.errors.NotFound` for an unknown run.
         """
 
     # -- cancellation across processes ----------------------------------------------------------
@@ -181,18 +181,21 @@ class SessionStore(ABC):
     @abstractmethod
     async def list_runs(
         self,
-        session_id: str,
+        session_id: str | None = None,
         *,
+        parent_run_id: str | None = None,
         statuses: Collection[str] | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        """A session's runs in the order they started (the last ``limit`` when given)."""
+        """Runs in the order they started (the last ``limit`` when given): a session's, the
+        children of ``parent_run_id`` (in any session), or both filters at once."""
 
     @abstractmethod
     async def get_session(
         self, session_id: str, *, user_id: str | None = None
     ) -> SessionRecord | None:
-        """One session, or None. With ``user_id``, another user's session raises."""
+        """One session, or None. With ``user_id``, another user's session is None too
+        (indistinguishable from a missing one)."""
 
     @abstractmethod
     async def create_session(self, record: SessionRecord) -> SessionRecord:
@@ -436,6 +439,13 @@ class Storage(ABC):
     traces: TraceStore
     scores: ScoreStore
     events: EventStore
+
+    @property
+    def run_lease(self) -> float:
+        """Seconds a ``running`` run stays ``running`` without a heartbeat; a run whose
+        process died reads ``running`` until then, ``incomplete`` after (the ``run_lease``
+        option of every backend)."""
+        return self.sessions.run_lease
 
     async def setup(self) -> None:  # noqa: B027 - optional hook
         """Create or upgrade tables now instead of on first use (no-op by default)."""

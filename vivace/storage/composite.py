@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from ._logic import DEFAULT_LEASE
 from .base import DOMAINS, SessionStore, Storage
 from .records import HistoryWindow, RunRecord, SessionContext, SessionRecord
+from .state import SessionState, StateDelta
 
 __all__ = ["CompositeStorage"]
 
@@ -18,6 +18,8 @@ class _CompositeSessions(SessionStore):
     def __init__(self, inner: SessionStore, owner: CompositeStorage) -> None:
         self._inner = inner
         self._owner = owner
+        self.run_lease = inner.run_lease
+        self.max_state_bytes = inner.max_state_bytes
 
     async def load_context(
         self,
@@ -36,29 +38,30 @@ class _CompositeSessions(SessionStore):
         record: RunRecord,
         *,
         history: HistoryWindow | None = None,
-        lease: float = DEFAULT_LEASE,
+        lease: float | None = None,
     ) -> SessionContext:
         return await self._inner.begin_run(record, history=history, lease=lease)
 
-    async def start_run(self, record: RunRecord, *, lease: float = DEFAULT_LEASE) -> None:
+    async def start_run(self, record: RunRecord, *, lease: float | None = None) -> None:
         await self._inner.start_run(record, lease=lease)
 
-    async def heartbeat(self, run_id: str, *, lease: float = DEFAULT_LEASE) -> bool:
+    async def heartbeat(self, run_id: str, *, lease: float | None = None) -> bool:
         return await self._inner.heartbeat(run_id, lease=lease)
 
     async def finish_run(
         self,
         record: RunRecord,
         *,
+        state: SessionState | StateDelta | None = None,
         state_changes: Mapping[str, Any] | None = None,
         state_deletes: Collection[str] = (),
     ) -> dict[str, Any]:
         return await self._inner.finish_run(
-            record, state_changes=state_changes, state_deletes=state_deletes
+            record, state=state, state_changes=state_changes, state_deletes=state_deletes
         )
 
     async def resume_run(
-        self, run_id: str, *, user_id: str | None = None, lease: float = DEFAULT_LEASE
+        self, run_id: str, *, user_id: str | None = None, lease: float | None = None
     ) -> RunRecord:
         return await self._inner.resume_run(run_id, user_id=user_id, lease=lease)
 
@@ -75,9 +78,16 @@ class _CompositeSessions(SessionStore):
         return await self._inner.get_run(run_id)
 
     async def list_runs(
-        self, session_id: str, *, statuses: Collection[str] | None = None, limit: int | None = None
+        self,
+        session_id: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        statuses: Collection[str] | None = None,
+        limit: int | None = None,
     ) -> list[RunRecord]:
-        return await self._inner.list_runs(session_id, statuses=statuses, limit=limit)
+        return await self._inner.list_runs(
+            session_id, parent_run_id=parent_run_id, statuses=statuses, limit=limit
+        )
 
     async def get_session(
         self, session_id: str, *, user_id: str | None = None

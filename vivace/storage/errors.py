@@ -11,8 +11,10 @@ __all__ = [
     "SchemaMissingError",
     "SchemaVersionError",
     "SessionOwnershipError",
+    "StateConflict",
     "StateNotSerializableError",
     "StateTooLargeError",
+    "StateUpdateError",
     "StorageError",
 ]
 
@@ -30,7 +32,8 @@ class SchemaMissingError(StorageError):
 
 
 class CorruptDatabaseError(StorageError):
-    """The file or database is not a Vivace database (corrupt, or another program's). Nothing changed."""
+    """The file or database is not a Vivace database (corrupt, half-made, or another
+    program's). Nothing changed."""
 
     code = "corrupt_database"
 
@@ -51,6 +54,23 @@ class StateNotSerializableError(UserError):
     """A value to store is not JSON-serializable (state, output, metadata...). Nothing changed."""
 
     code = "state_not_serializable"
+
+
+class StateConflict(UserError):
+    """Another run changed session-state keys this run also changed, after this run read
+    them (``details["keys"]``). Nothing of this run's state was written: run it again, or
+    change the keys with the atomic updates of
+    :class:`~vivace.storage.SessionState` (``increment``, ``append``, ``merge``)."""
+
+    code = "state_conflict"
+    retryable = True
+
+
+class StateUpdateError(UserError):
+    """An atomic session-state update does not fit the value it updates (incrementing text,
+    appending to a number). Nothing changed."""
+
+    code = "state_update_error"
 
 
 class RunStateError(UserError):

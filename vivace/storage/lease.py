@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from ._logic import DEFAULT_LEASE
 from .base import SessionStore
 
 __all__ = ["keep_alive"]
@@ -14,20 +13,22 @@ __all__ = ["keep_alive"]
 
 @contextlib.asynccontextmanager
 async def keep_alive(
-    sessions: SessionStore, run_id: str, *, lease: float = DEFAULT_LEASE
+    sessions: SessionStore, run_id: str, *, lease: float | None = None
 ) -> AsyncIterator[None]:
     """Renew ``run_id``'s lease every ``lease / 3`` seconds until the block exits.
 
-    Use it around a run started with ``begin_run``/``start_run(lease=lease)``: if the process
-    dies, the renewals stop and the run reads back as ``incomplete`` once the lease expires.
-    A failed renewal is retried at the next tick (the final ``finish_run`` reports errors).
+    ``lease`` defaults to the storage's ``run_lease``. Use it around a run started with
+    ``begin_run``/``start_run``: if the process dies, the renewals stop and the run reads
+    ``running`` until the lease expires, then ``incomplete``. A failed renewal is retried at
+    the next tick (the final ``finish_run`` reports errors).
     """
+    seconds = sessions.run_lease if lease is None else lease
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(lease / 3)
+            await asyncio.sleep(seconds / 3)
             with contextlib.suppress(Exception):
-                if not await sessions.heartbeat(run_id, lease=lease):
+                if not await sessions.heartbeat(run_id, lease=seconds):
                     return
 
     task = asyncio.create_task(beat(), name=f"vivace-lease-{run_id}")

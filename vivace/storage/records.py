@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..messages import Message
-
-if TYPE_CHECKING:
-    from ..models.base import Usage
+from ._json import canon
+from .state import SessionState, StateDelta
 
 __all__ = [
     "RUN_STATUSES",
@@ -33,19 +32,11 @@ __all__ = [
 RunStatus = Literal[
     "running", "completed", "paused", "failed", "cancelled", "blocked", "incomplete"
 ]
+"""A run's status. ``incomplete``: it was ``running`` when its process died (its lease ran
+out without a heartbeat)."""
 RUN_STATUSES: frozenset[str] = frozenset(
     ("running", "completed", "paused", "failed", "cancelled", "blocked", "incomplete")
 )
-
-
-def _usage_from(d: Any) -> Usage:
-    from ..models.base import Usage
-
-    if d is None:
-        return Usage()
-    if isinstance(d, Usage):
-        return d
-    return Usage.from_dict(d)
 
 
 @dataclass(slots=True)
@@ -53,9 +44,12 @@ class RunRecord:
     """One agent run as stored.
 
     ``messages`` are the run's *new* messages in order (user input, assistant turns, tool
-    results). ``input`` is the run input as JSON (e.g. the user message dict). ``paused`` is
-    the paused-run state (opaque JSON to storage). ``lease_expires_at`` is set while the run is
-    ``running``: a running run whose lease has expired reads back as ``incomplete``.
+    results). ``input`` is the run input as JSON (e.g. the user message dict). ``usage`` is the
+    token usage as a plain dict (``Usage.to_dict()``). ``paused`` is the paused-run state
+    (opaque JSON to storage). ``lease_expires_at`` is set while the run is ``running``: a
+    running run whose lease has expired reads back as ``incomplete``. ``trace_id``,
+    ``span_id`` and ``parent_run_id`` place the run in its trace (a subagent's or workflow
+    step's run names the run it belongs to).
     """
 
     run_id: str
@@ -66,13 +60,16 @@ class RunRecord:
     input: Any = None
     messages: list[Message] = field(default_factory=list)
     output: Any = None
-    usage: Usage | None = None
+    usage: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     paused: dict[str, Any] | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
     metadata: dict[str, Any] = field(default_factory=dict)
     lease_expires_at: float | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_run_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:
@@ -92,13 +89,16 @@ class RunRecord:
             "input": self.input,
             "messages": [m.to_dict() for m in self.messages],
             "output": self.output,
-            "usage": self.usage.to_dict() if self.usage is not None else None,
+            "usage": self.usage,
             "error": self.error,
             "paused": self.paused,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "metadata": self.metadata,
             "lease_expires_at": self.lease_expires_at,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_run_id": self.parent_run_id,
         }
 
     @classmethod
@@ -112,13 +112,16 @@ class RunRecord:
             input=d.get("input"),
             messages=[Message.from_dict(m) for m in d.get("messages") or ()],
             output=d.get("output"),
-            usage=_usage_from(d.get("usage")),
+            usage=dict(d["usage"]) if d.get("usage") is not None else None,
             error=d.get("error"),
             paused=d.get("paused"),
             created_at=d.get("created_at") or 0.0,
             updated_at=d.get("updated_at") or 0.0,
             metadata=dict(d.get("metadata") or {}),
             lease_expires_at=d.get("lease_expires_at"),
+            trace_id=d.get("trace_id"),
+            span_id=d.get("span_id"),
+            parent_run_id=d.get("parent_run_id"),
         )
 
 
@@ -201,15 +204,15 @@ class SessionContext:
 
     ``session`` is None for a new session. ``history`` is the windowed past messages, oldest
     first; ``history_run_ids`` names the runs they come from (e.g. to exclude them from
-    semantic recall). ``state`` is a fresh, mutable copy of the session state: hand it to the
-    run context, then pass :meth:`state_changes` to ``finish_run``.
+    semantic recall). ``state`` is the run's own :class:`SessionState` (a mutable dict with
+    atomic updates): hand it to the run context, then pass it to ``finish_run(record,
+    state=ctx.state)``.
     """
 
     session: SessionRecord | None
     history: list[Message]
-    state: dict[str, Any]
+    state: SessionState
     history_run_ids: list[str] = field(default_factory=list)
-    _baseline: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(
@@ -218,39 +221,26 @@ class SessionContext:
         history: list[Message],
         history_run_ids: list[str] | None = None,
     ) -> SessionContext:
-        state = session.state if session is not None else {}
-        baseline = {k: _canon(v) for k, v in state.items()}
+        stored = session.state if session is not None else {}
+        baseline = {k: canon(v) for k, v in stored.items()}
         # the session keeps its own copy; the run mutates ``state``
-        copy = json.loads(json.dumps(state)) if state else {}
-        return cls(session, history, copy, history_run_ids or [], baseline)
+        copy = json.loads(json.dumps(stored)) if stored else {}
+        return cls(session, history, SessionState.loaded(copy, baseline), history_run_ids or [])
+
+    def delta(self, state: dict[str, Any] | None = None) -> StateDelta:
+        """The run's state changes for ``finish_run(record, state=...)`` (see
+        :meth:`SessionState.delta`)."""
+        return self.state.delta(state)
 
     def state_changes(
         self, state: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], list[str]]:
-        """The top-level keys the run set (with their new values) and the keys it deleted.
-
-        Compares ``state`` (default: :attr:`state`) with the state as loaded. Values that are
-        not JSON-serializable count as changed (``finish_run`` then rejects them).
+        """The top-level keys the run set (with their new values) and the keys it deleted,
+        compared with the state as loaded - to write blindly, without conflict checks
+        (prefer :meth:`delta`). Values that are not JSON-serializable count as changed
+        (``finish_run`` then rejects them).
         """
-        current = self.state if state is None else state
-        base = self._baseline
-        changed: dict[str, Any] = {}
-        for k, v in current.items():
-            old = base.get(k)
-            if old is None:
-                changed[k] = v
-                continue
-            try:
-                if _canon(v) != old:
-                    changed[k] = v
-            except (TypeError, ValueError):
-                changed[k] = v
-        deleted = [k for k in base if k not in current]
-        return changed, deleted
-
-
-def _canon(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return self.state.changes(state)
 
 
 @dataclass(slots=True)

@@ -9,10 +9,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from ..messages import Message
+    from ..storage.state import SessionState
 
 __all__ = ["RunContext", "current_run_context"]
 
 DepsT = TypeVar("DepsT")
+
+
+def _new_state() -> SessionState:
+    from ..storage.state import SessionState
+
+    return SessionState()
 
 
 @dataclass(slots=True)
@@ -20,8 +27,10 @@ class RunContext(Generic[DepsT]):
     """What a tool, an instructions callable or a hook knows about the run.
 
     A tool parameter annotated with ``RunContext`` receives it and is never shown to the model.
-    ``session_state`` is the session's mutable state: changes are persisted with the run when
-    the agent has storage. ``deps`` are the dependencies passed to the agent or the run.
+    ``session_state`` is the session's mutable state (a
+    :class:`~vivace.storage.state.SessionState`: a dict with ``increment``, ``append`` and
+    ``merge`` that never lose a concurrent write): changes are persisted with the run when the
+    agent has storage. ``deps`` are the dependencies passed to the agent or the run.
 
     Trace context: ``trace_id`` (32 hex digits, shared by every run, step and call of one
     trace), ``span_id`` (16 hex digits, this run's span) and ``parent_run_id`` (the run, workflow
@@ -39,7 +48,7 @@ class RunContext(Generic[DepsT]):
     run_id: str
     session_id: str | None = None
     user_id: str | None = None
-    session_state: dict[str, Any] = field(default_factory=dict)
+    session_state: SessionState = field(default_factory=_new_state)
     deps: DepsT = None  # type: ignore[assignment]
     agent_name: str | None = None
     messages: list[Message] = field(default_factory=list)

@@ -1,9 +1,9 @@
 """PostgreSQL's run-loop seam in one round trip per call, straight on asyncpg.
 
-Each call of the seam is a single SQL statement run in autocommit (a statement is its own
-transaction, so it is atomic and sees one snapshot), sent on the pooled asyncpg connection
-with asyncpg's prepared-statement cache (after the first use on a connection: one Bind/Execute
-round trip, no ``BEGIN``/``COMMIT``):
+Each call of the seam is a single SQL statement run in autocommit on
+:meth:`~vivace.storage.sql._engine.PostgresEngine.driver` (a statement is its own
+transaction, so it is atomic and sees one snapshot), with asyncpg's prepared-statement cache
+(after the first use on a connection: one Bind/Execute round trip, no ``BEGIN``/``COMMIT``):
 
 - ``begin_run`` / ``start_run``: data-modifying CTEs - the session upsert (``ON CONFLICT``,
   updating only when the owner matches), the run upsert selected *from* that upsert (so a
@@ -12,38 +12,34 @@ round trip, no ``BEGIN``/``COMMIT``):
 - ``finish_run`` without state changes: the session touch (owner-checked, returning the state)
   and the run upsert selected from it.
 - ``finish_run`` with state changes: the same statement with a compare-and-swap on the
-  session state - ``SET state = :merged WHERE state = :baseline``. The merge happens in
-  Python on the state ``begin_run`` returned (same JSON text, key order, size limit and
-  errors as everywhere else); a concurrent change of the state makes the compare fail (the
-  ``WHERE`` is re-checked on the latest row version under the row lock), and the call falls
-  back to the locking transaction (``SELECT ... FOR UPDATE``, re-read, merge, write).
+  session state - ``SET state = :merged WHERE state = :baseline``. The merge (conflict checks,
+  atomic updates, size limit) happens in Python on the state ``begin_run`` returned; a
+  concurrent change of the state makes the compare fail (the ``WHERE`` is re-checked on the
+  latest row version under the row lock), and the call falls back to the locking
+  transaction (``SELECT ... FOR UPDATE``, re-read, merge - where a conflict is decided on
+  the current state - write).
 
 When the run id already belongs to another session the statement divides by zero on
 purpose (SQLSTATE 22012): the error aborts the whole statement, so nothing is written, and it
 surfaces as :class:`~vivace.storage.RunStateError`. Anything unusual (a new session in
 ``finish_run``, another user's session, a changed state) takes the general transactional path
-in :class:`~vivace.storage.sql._SQLSessions`, which owns the error messages.
+of :class:`~vivace.storage.sql.sessions.SQLSessions`, which owns the error messages.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Collection, Mapping
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.util import greenlet_spawn
-
-from . import _logic as L
-from . import schema as S
-from .errors import RunStateError, SessionOwnershipError, StateTooLargeError
-from .records import HistoryWindow, RunRecord, SessionContext, SessionRecord
-from .sql import _SQLSessions
-
-if TYPE_CHECKING:
-    from .sql import PostgresStorage
+from .. import _logic as L
+from ..errors import RunStateError, SessionOwnershipError, StateConflict, StateTooLargeError
+from ..ownership import check_session_owner
+from ..records import HistoryWindow, RunRecord, SessionContext
+from ..state import SessionState, StateDelta
+from ._engine import PostgresEngine, Statement, pg_type
+from .sessions import RUN_COLS, RUN_SET_COLS, SESSION_COLS, SQLSessions, runs, sessions
 
 __all__ = ["PgSessions"]
 
@@ -60,57 +56,19 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
-def _pg_type(col: sa.Column[Any]) -> str:
-    """The cast for a bound parameter of ``col`` (no length: an over-long value still
-    fails on assignment instead of being truncated by the cast)."""
-    t = col.type
-    if isinstance(t, sa.Float):
-        return "DOUBLE PRECISION"
-    if isinstance(t, sa.Integer):
-        return "BIGINT"
-    if isinstance(t, sa.String) and t.length is not None:
-        return "VARCHAR"
-    return "TEXT"
+_ST, _RT = _q(sessions.name), _q(runs.name)
 
 
-class _Sql:
-    """One statement's text with its named parameters numbered ``$1``, ``$2``... in order."""
-
-    __slots__ = ("names", "text")
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self.text = ""
-
-    def p(self, name: str, sql_type: str) -> str:
-        if name not in self.names:
-            self.names.append(name)
-        return f"${self.names.index(name) + 1}::{sql_type}"
-
-    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(values[n] for n in self.names)
+def _col_type(table: Any, name: str) -> str:
+    return pg_type(table.c[name])
 
 
-_S, _R = S.sessions, S.runs
-_ST, _RT = _q(_S.name), _q(_R.name)
-_RUN_COLS = [c for c in _R.columns if c.name != "seq"]
-_RUN_SET_COLS = (
-    "agent_id", "user_id", "status", "input", "messages", "output", "usage", "error",
-    "paused", "metadata", "updated_at", "lease_expires_at",
-)  # fmt: skip
-_SESSION_COLS = [c.name for c in _S.columns]
-
-
-def _col_type(table: sa.Table, name: str) -> str:
-    return _pg_type(table.c[name])
-
-
-def _run_upsert(sql: _Sql, source: str) -> str:
+def _run_upsert(sql: Statement, source: str) -> str:
     """``INSERT INTO runs ... SELECT ... FROM source`` (one row per row of ``source``), the
     update on conflict limited to the run's own session."""
-    cols = ", ".join(_q(c.name) for c in _RUN_COLS)
-    sel = ", ".join(sql.p(c.name, _pg_type(c)) for c in _RUN_COLS)
-    set_ = ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in _RUN_SET_COLS)
+    cols = ", ".join(_q(c) for c in RUN_COLS)
+    sel = ", ".join(sql.p(c, pg_type(runs.c[c])) for c in RUN_COLS)
+    set_ = ", ".join(f"{_q(n)} = EXCLUDED.{_q(n)}" for n in RUN_SET_COLS)
     return (
         f"INSERT INTO {_RT} AS t ({cols}) SELECT {sel} FROM {source} "
         f"ON CONFLICT (run_id) DO UPDATE SET {set_} "
@@ -118,10 +76,10 @@ def _run_upsert(sql: _Sql, source: str) -> str:
     )
 
 
-def _history(sql: _Sql) -> str:
+def _history(sql: Statement) -> str:
     """The last ``h_limit`` runs of the session whose *effective* status is wanted (a running
     run past its lease counts as incomplete), newest first."""
-    sid = sql.p("session_id", _col_type(_R, "session_id"))
+    sid = sql.p("session_id", _col_type(runs, "session_id"))
     now = sql.p("now", "DOUBLE PRECISION")
     return (
         f"SELECT seq, messages, run_id FROM {_RT} WHERE session_id = {sid} AND ("
@@ -140,19 +98,19 @@ _HISTORY_COLS = (
 )
 
 
-def _begin_sql() -> _Sql:
-    sql = _Sql()
+def _begin_sql() -> Statement:
+    sql = Statement()
     new = {
-        "session_id": sql.p("session_id", _col_type(_S, "session_id")),
-        "agent_id": sql.p("agent_id", _col_type(_S, "agent_id")),
-        "user_id": sql.p("user_id", _col_type(_S, "user_id")),
+        "session_id": sql.p("session_id", _col_type(sessions, "session_id")),
+        "agent_id": sql.p("agent_id", _col_type(sessions, "agent_id")),
+        "user_id": sql.p("user_id", _col_type(sessions, "user_id")),
         "name": "NULL",
         "state": "'{}'",
         "metadata": "'{}'",
         "created_at": sql.p("now", "DOUBLE PRECISION"),
         "updated_at": sql.p("now", "DOUBLE PRECISION"),
     }
-    returning = ", ".join(f"t.{_q(c)}" for c in _SESSION_COLS)
+    returning = ", ".join(f"t.{_q(c)}" for c in SESSION_COLS)
     session_upsert = (
         f"INSERT INTO {_ST} AS t ({', '.join(_q(c) for c in new)}) "
         f"VALUES ({', '.join(new.values())}) "
@@ -167,12 +125,12 @@ def _begin_sql() -> _Sql:
     return sql
 
 
-def _finish_sql(swap_state: bool) -> _Sql:
-    sql = _Sql()
+def _finish_sql(swap_state: bool) -> Statement:
+    sql = Statement()
     sets = [f"updated_at = {sql.p('now', 'DOUBLE PRECISION')}"]
     conds = [
-        f"session_id = {sql.p('session_id', _col_type(_S, 'session_id'))}",
-        f"user_id IS NOT DISTINCT FROM {sql.p('user_id', _col_type(_S, 'user_id'))}",
+        f"session_id = {sql.p('session_id', _col_type(sessions, 'session_id'))}",
+        f"user_id IS NOT DISTINCT FROM {sql.p('user_id', _col_type(sessions, 'user_id'))}",
     ]
     if swap_state:
         sets.append(f"state = {sql.p('new_state', 'TEXT')}")
@@ -187,10 +145,10 @@ def _finish_sql(swap_state: bool) -> _Sql:
     return sql
 
 
-def _load_sql() -> _Sql:
-    sql = _Sql()
-    cols = ", ".join(f"t.{_q(c)}" for c in _SESSION_COLS)
-    sid = sql.p("session_id", _col_type(_S, "session_id"))
+def _load_sql() -> Statement:
+    sql = Statement()
+    cols = ", ".join(f"t.{_q(c)}" for c in SESSION_COLS)
+    sid = sql.p("session_id", _col_type(sessions, "session_id"))
     sql.text = (
         f"WITH h AS ({_history(sql)}) SELECT {cols}, {_HISTORY_COLS} "
         f"FROM {_ST} AS t WHERE t.session_id = {sid}"
@@ -198,11 +156,11 @@ def _load_sql() -> _Sql:
     return sql
 
 
-def _heartbeat_sql() -> _Sql:
-    sql = _Sql()
+def _heartbeat_sql() -> Statement:
+    sql = Statement()
     sql.text = (
         f"UPDATE {_RT} SET lease_expires_at = {sql.p('lease_expires_at', 'DOUBLE PRECISION')} "
-        f"WHERE run_id = {sql.p('run_id', _col_type(_R, 'run_id'))} AND status = 'running'"
+        f"WHERE run_id = {sql.p('run_id', _col_type(runs, 'run_id'))} AND status = 'running'"
     )
     return sql
 
@@ -230,68 +188,21 @@ def _history_rows(row: Any) -> list[tuple[str, str]]:
     return list(zip(row["h_messages"], row["h_ids"], strict=True))
 
 
-def _session(row: Any) -> SessionRecord:
-    return SessionRecord(
-        session_id=row["session_id"],
-        agent_id=row["agent_id"],
-        user_id=row["user_id"],
-        name=row["name"],
-        state=json.loads(row["state"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        metadata=json.loads(row["metadata"]),
-    )
-
-
-class PgSessions(_SQLSessions):
+class PgSessions(SQLSessions):
     """Sessions and runs on PostgreSQL: the seam in single statements (see the module)."""
 
-    _o: PostgresStorage
+    engine: PostgresEngine
 
-    def __init__(self, owner: PostgresStorage) -> None:
-        super().__init__(owner)
+    def __init__(self, engine: PostgresEngine, *, max_state_bytes: int, run_lease: float) -> None:
+        super().__init__(engine, max_state_bytes=max_state_bytes, run_lease=run_lease)
         # run_id -> (session_id, state JSON as begin_run read it): the compare-and-swap baseline
         self._baselines: dict[str, tuple[str, str]] = {}
 
-    # -- the driver ---------------------------------------------------------------------------
-
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[Any]:
-        """A pooled asyncpg connection, outside any transaction (each statement autocommits)."""
-        import asyncpg
-
-        owner = self._o
-        await owner._ready()
-        try:
-            raw = await owner._get_engine().raw_connection()
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            raise owner._translate(exc) from exc
-        conn = raw.driver_connection
-        healthy = True
-        try:
-            yield conn
-        except asyncpg.PostgresError as exc:  # reported by the server: the connection is fine
-            raise owner._translate(exc) from exc
-        except (asyncpg.InterfaceError, OSError) as exc:
-            healthy = False
-            raise owner._translate(exc) from exc
-        except BaseException as exc:
-            # cancelled or failed mid-statement: do not hand the connection to someone else
-            # (a domain error raised after a completed statement leaves it usable)
-            healthy = isinstance(exc, Exception) and not conn.is_closed()
-            raise
-        finally:
-            if not healthy or conn.is_closed():
-                if not conn.is_closed():
-                    conn.terminate()
-                await greenlet_spawn(raw.invalidate)
-            await greenlet_spawn(raw.close)
-
-    async def _fetchrow(self, sql: _Sql, values: Mapping[str, Any]) -> Any:
+    async def _fetchrow(self, sql: Statement, values: Mapping[str, Any]) -> Any:
         import asyncpg
 
         args = sql.args(values)
-        async with self._driver() as conn:
+        async with self.engine.driver() as conn:
             try:
                 return await conn.fetchrow(sql.text, *args)
             except asyncpg.PostgresError as exc:
@@ -321,22 +232,26 @@ class PgSessions(_SQLSessions):
         agent_id: str | None = None,
         history: HistoryWindow | None = None,
     ) -> SessionContext:
+        L.check_id("session_id", session_id)
+        L.check_opt_id("user_id", user_id)
+        L.check_opt_id("agent_id", agent_id)
         values = _history_params(history)
         values.update(session_id=session_id, now=time.time())
         row = await self._fetchrow(LOAD, values)
         if row is None:
             return SessionContext.build(None, [])
-        L.check_owner(session_id, row["user_id"], user_id)
-        msgs, ids = self._window(_history_rows(row), history)
-        return SessionContext.build(_session(row), msgs, ids)
+        check_session_owner(session_id, row["user_id"], user_id)
+        msgs, ids = self.window(_history_rows(row), history)
+        return SessionContext.build(L.session_from_row(row), msgs, ids)
 
     async def _begin(
-        self, record: RunRecord, history: HistoryWindow | None, lease: float
-    ) -> tuple[Any, float]:
+        self, record: RunRecord, history: HistoryWindow | None, lease: float | None
+    ) -> Any:
         values = L.run_row(record)
         now = time.time()
+        expires = now + self._lease(lease)
         values.update(_history_params(history))
-        values.update(status="running", lease_expires_at=now + lease, updated_at=now, now=now)
+        values.update(status="running", lease_expires_at=expires, updated_at=now, now=now)
         row = await self._fetchrow(BEGIN, values)
         if row is None:
             raise SessionOwnershipError(
@@ -344,63 +259,61 @@ class PgSessions(_SQLSessions):
                 session_id=record.session_id,
             )
         record.status = "running"
-        record.lease_expires_at = now + lease
+        record.lease_expires_at = expires
         self._remember(record.run_id, record.session_id, row["state"])
-        return row, now
+        return row
 
     async def begin_run(
         self,
         record: RunRecord,
         *,
         history: HistoryWindow | None = None,
-        lease: float = L.DEFAULT_LEASE,
+        lease: float | None = None,
     ) -> SessionContext:
-        row, _ = await self._begin(record, history, lease)
-        msgs, ids = self._window(_history_rows(row), history)
-        return SessionContext.build(_session(row), msgs, ids)
+        row = await self._begin(record, history, lease)
+        msgs, ids = self.window(_history_rows(row), history)
+        return SessionContext.build(L.session_from_row(row), msgs, ids)
 
-    async def start_run(self, record: RunRecord, *, lease: float = L.DEFAULT_LEASE) -> None:
+    async def start_run(self, record: RunRecord, *, lease: float | None = None) -> None:
         await self._begin(record, None, lease)
 
-    async def heartbeat(self, run_id: str, *, lease: float = L.DEFAULT_LEASE) -> bool:
-        values = {"run_id": run_id, "lease_expires_at": time.time() + lease}
-        async with self._driver() as conn:
+    async def heartbeat(self, run_id: str, *, lease: float | None = None) -> bool:
+        L.check_id("run_id", run_id)
+        values = {"run_id": run_id, "lease_expires_at": time.time() + self._lease(lease)}
+        async with self.engine.driver() as conn:
             status = await conn.execute(HEARTBEAT.text, *HEARTBEAT.args(values))
-        return status != "UPDATE 0"
+        return bool(status != "UPDATE 0")
 
     async def finish_run(
         self,
         record: RunRecord,
         *,
+        state: SessionState | StateDelta | None = None,
         state_changes: Mapping[str, Any] | None = None,
         state_deletes: Collection[str] = (),
     ) -> dict[str, Any]:
         values = L.run_row(record)  # raises before anything is written
-        if state_changes:
-            L.dumps(dict(state_changes), "session state")
+        delta = L.state_delta(state, state_changes, state_deletes)
         baseline = self._baselines.pop(record.run_id, None)
         now = time.time()
         values.update(lease_expires_at=None, updated_at=now, now=now)
-        if not (state_changes or state_deletes):
+        if not delta:
             row = await self._fetchrow(FINISH, values)
-            state = json.loads(row["state"]) if row is not None else None
+            new_state = json.loads(row["state"]) if row is not None else None
         else:
-            state = await self._swap_state(record, values, baseline, state_changes, state_deletes)
-        if state is None:  # new session, another user's, or a concurrent state change
-            return await super().finish_run(
-                record, state_changes=state_changes, state_deletes=state_deletes
-            )
+            new_state = await self._swap_state(record, values, baseline, delta)
+        if new_state is None:  # new session, another user's, or a concurrent state change
+            return await self._finish(record, L.run_row(record), delta)
         record.lease_expires_at = None
         record.updated_at = now
-        return state
+        return new_state
 
     async def _swap_state(
         self,
         record: RunRecord,
         values: dict[str, Any],
         baseline: tuple[str, str] | None,
-        changes: Mapping[str, Any] | None,
-        deletes: Collection[str],
+        delta: StateDelta,
     ) -> dict[str, Any] | None:
         """Write the run and the merged state if the state is still ``baseline``; None when
         it is not (or there is no baseline): the caller then takes the locking path."""
@@ -408,10 +321,9 @@ class PgSessions(_SQLSessions):
             return None
         try:
             state, text = L.merge_state(
-                json.loads(baseline[1]), changes, deletes, self._o.max_state_bytes,
-                record.session_id,
-            )  # fmt: skip
-        except StateTooLargeError:
+                json.loads(baseline[1]), delta, self.max_state_bytes, record.session_id
+            )
+        except (StateTooLargeError, StateConflict):
             return None  # the current state may differ: decide on it, under the lock
         values.update(old_state=baseline[1], new_state=text)
         row = await self._fetchrow(FINISH_SWAP, values)
