@@ -13,6 +13,7 @@ from vivace.messages import TextPart
 from vivace.models import Model, ModelResponse
 from vivace.models.base import TextDelta
 from vivace.server import VivaceApp
+from vivace.studio import Studio
 
 
 class ClockModel(Model):
@@ -32,4 +33,6 @@ class ClockModel(Model):
         yield ModelResponse([TextPart("".join(text))])
 
 
-app = VivaceApp([Agent(model=ClockModel(), name="clock")], storage="memory://", studio=True)
+app = VivaceApp(
+    [Agent(model=ClockModel(), name="clock")], storage="memory://", extensions=[Studio()]
+)

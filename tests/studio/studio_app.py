@@ -10,6 +10,7 @@ from vivace import Agent, tool
 from vivace.messages import Message
 from vivace.models import ModelRequest
 from vivace.server import VivaceApp
+from vivace.studio import Studio
 from vivace.testing import call
 
 
@@ -64,7 +65,7 @@ def build() -> object:
         tools=[get_weather, delete_file],
     )
     echo = Agent(model="test/echo", name="echo", description="Echoes the input")
-    return VivaceApp([assistant, echo], storage=storage, studio=True)
+    return VivaceApp([assistant, echo], storage=storage, extensions=[Studio()])
 
 
 app = build()

@@ -15,6 +15,7 @@ import pytest
 
 from vivace import Agent, tool
 from vivace.server import APIKeyAuth, JWTAuth, MultiAuth, VivaceApp
+from vivace.studio import Studio
 from vivace.testing import EchoModel, FunctionModel, call
 
 SECRET = "studio-test-secret-long-enough-for-hs256"
@@ -60,7 +61,7 @@ async def served(**kw: Any) -> AsyncIterator[tuple[VivaceApp, httpx.AsyncClient]
     from vivace.storage.inmemory import InMemoryStorage
 
     kw.setdefault("storage", InMemoryStorage())  # a storage of this test's own
-    kw.setdefault("studio", True)
+    kw.setdefault("extensions", [Studio()])
     app = VivaceApp(agents(), **kw)
     async with (
         app.lifespan(),
@@ -81,8 +82,9 @@ async def serving(app: VivaceApp) -> AsyncIterator[httpx.AsyncClient]:
 async def _flush(app: VivaceApp) -> None:
     import asyncio
 
-    assert app.tracing is not None
-    await asyncio.to_thread(app.tracing.tracer.force_flush)
+    studio = app.extension("studio")
+    assert studio is not None and studio.tracing is not None
+    await asyncio.to_thread(studio.tracing.tracer.force_flush)
 
 
 async def test_the_studio_is_part_of_the_one_app_and_its_openapi_document() -> None:
@@ -108,7 +110,7 @@ async def test_the_studio_is_part_of_the_one_app_and_its_openapi_document() -> N
         assert js.headers["content-type"].startswith("text/javascript")
         assert (await c.get("/studio/assets/../app.py")).status_code == 404
     # without the Studio, none of it is served or documented
-    app = VivaceApp(agents(), auth=False, studio=False)
+    app = VivaceApp(agents(), auth=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         paths = (await c.get("/openapi.json")).json()["paths"]
         assert not [p for p in paths if p.startswith("/studio") or p == "/metrics"]
@@ -246,7 +248,7 @@ async def test_a_resumed_run_continues_on_the_chosen_model() -> None:
         [Agent(model=FunctionModel(first, model_name="asks"), name="wiper", tools=[wipe])],
         storage=InMemoryStorage(),
         auth=False,
-        studio=True,
+        extensions=[Studio()],
     )
     async with serving(app) as c:
         paused = (await c.post("/agents/wiper/runs", json={"input": "wipe it"})).json()
@@ -262,7 +264,7 @@ async def test_a_resumed_run_continues_on_the_chosen_model() -> None:
 
 
 async def test_without_storage_the_trace_routes_say_so() -> None:
-    app = VivaceApp([Agent(model=EchoModel(), name="e")], auth=False, studio=True)
+    app = VivaceApp([Agent(model=EchoModel(), name="e")], auth=False, extensions=[Studio()])
     async with serving(app) as c:
         assert (await c.get("/studio/api/info")).json()["traces"] is False
         r = await c.get("/studio/api/traces")

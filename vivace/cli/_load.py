@@ -10,6 +10,7 @@ from typing import Any
 __all__ = ["as_asgi", "factory", "load"]
 
 TARGET_ENV = "VIVACE_SERVE_TARGET"
+STUDIO_ENV = "VIVACE_STUDIO"  # ``vivace dev`` / ``vivace serve --studio`` set it
 
 
 class TargetError(Exception):
@@ -39,22 +40,30 @@ def load(target: str) -> Any:
 
 
 def as_asgi(obj: Any) -> Any:
-    """A VivaceApp, an Agent, a list of agents or an ASGI app -> an ASGI app."""
+    """A VivaceApp, an Agent, a list of agents or an ASGI app -> an ASGI app; with
+    ``VIVACE_STUDIO=1`` (``vivace dev``, ``vivace serve --studio``) the app gets the Studio."""
     from ..agent import Agent
     from ..server import VivaceApp
 
+    app: Any
     if isinstance(obj, VivaceApp):
-        return obj
-    if isinstance(obj, Agent):
-        return VivaceApp(agents=[obj])
-    if isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent) for a in obj):
-        return VivaceApp(agents=list(obj))
-    if callable(obj):
-        return obj
-    raise TargetError(f"{obj!r} is not an app, an Agent or a list of agents")
+        app = obj
+    elif isinstance(obj, Agent):
+        app = VivaceApp(agents=[obj])
+    elif isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent) for a in obj):
+        app = VivaceApp(agents=list(obj))
+    elif callable(obj):
+        app = obj
+    else:
+        raise TargetError(f"{obj!r} is not an app, an Agent or a list of agents")
+    if os.environ.get(STUDIO_ENV) == "1":
+        if not isinstance(app, VivaceApp):
+            raise TargetError("the Studio needs a VivaceApp, an Agent or a list of agents")
+        if app.extension("studio") is None:
+            from ..studio import Studio
 
-
-STUDIO_ENV = "VIVACE_STUDIO"  # read by VivaceApp: ``vivace dev`` / ``serve --studio`` set it
+            app.add_extension(Studio())
+    return app
 
 
 def factory() -> Any:

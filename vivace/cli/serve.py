@@ -47,7 +47,7 @@ def serve(args: Any) -> int:
     if event_log is not None:
         os.environ[EVENT_LOG_ENV] = event_log
     if getattr(args, "studio", False):
-        os.environ[STUDIO_ENV] = "1"  # read by VivaceApp (here and in the workers)
+        os.environ[STUDIO_ENV] = "1"  # the app gets the Studio (here and in the workers)
     log_format = getattr(args, "log_format", None) or os.environ.get(LOG_FORMAT_ENV) or "text"
     cwd = os.getcwd()
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
@@ -114,7 +114,7 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             lines.append(f"  event log: {kind} (SSE reconnect {_RECONNECT.get(kind, '')})")
         else:
             lines.append("  storage: none (sessions are not kept)")
-        if app.studio:
+        if app.extension("studio") is not None:
             lines.append(f"  studio: {url}/studio (and {url}/metrics)")
     if target.startswith("vivace.examples"):
         from ..examples.app import MODEL_NOTE

@@ -11,16 +11,15 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from ..agent import Agent
+    from .extensions import Extension
     from .routing import Op
     from .sse import EventLog
-    from .studio import StudioTracing
 
 __all__ = ["VivaceApp"]
 
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 EVENT_LOG_KINDS = ("memory", "storage")
 EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
-STUDIO_ENV = "VIVACE_STUDIO"
 MODEL_OVERRIDE_ENV = "VIVACE_MODEL_OVERRIDE"
 
 
@@ -50,10 +49,8 @@ class VivaceApp:
             environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
             else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
-        studio: Serve the Studio at ``/studio`` (its API under ``/studio/api``, and
-            ``/metrics``) and trace runs into the storage, where the Studio reads them.
-            ``None``: the ``VIVACE_STUDIO`` environment variable (``vivace dev`` and
-            ``vivace serve --studio`` set it to ``1``).
+        extensions: Route modules and lifecycles from parts above the server, e.g.
+            ``[vivace.studio.Studio()]`` (:mod:`vivace.server.extensions`).
         model_override: Who may choose a run's model (``"model"`` in the run request):
             ``True`` anyone allowed to run, ``False`` nobody, ``None`` (default) admins -
             which everyone is while the server is open to localhost only (``vivace dev``).
@@ -76,7 +73,7 @@ class VivaceApp:
         title: str = "Vivace",
         docs: bool = True,
         run_lease: float | None = None,
-        studio: bool | None = None,
+        extensions: Sequence[Extension] = (),
         model_override: bool | None = None,
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
@@ -107,13 +104,12 @@ class VivaceApp:
         self.allowed_media_types = tuple(allowed_media_types or DEFAULT_MEDIA_TYPES)
         self.title = title
         self.docs = docs
-        self.studio = os.environ.get(STUDIO_ENV) == "1" if studio is None else studio
+        self.extensions: list[Extension] = list(extensions)
         if model_override is None:
             flag = os.environ.get(MODEL_OVERRIDE_ENV, "").strip().lower()
             model_override = {"1": True, "true": True, "0": False, "false": False}.get(flag)
         self.model_override = model_override
-        self.tracing: StudioTracing | None = None  # the Studio's exporters (studio on)
-        self._unbound = False  # the Studio's storage exporter waits for the server's loop
+        self._unbound = False  # extensions wait for the loop that serves the app
         self._asgi: Starlette | None = None
         self.ops: list[Op] = []
 
@@ -136,12 +132,27 @@ class VivaceApp:
         await app(scope, receive, send)
 
     def _bind(self) -> None:
-        """Write the Studio's spans on the loop serving this app (it owns the storage)."""
+        """Tell the extensions the loop serving this app (it owns the storage)."""
         import asyncio
 
         self._unbound = False
-        if self.tracing is not None:
-            self.tracing.bind(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        for ext in self.extensions:
+            bind = getattr(ext, "bind", None)
+            if bind is not None:
+                bind(loop)
+
+    def add_extension(self, extension: Extension) -> None:
+        """Add an extension (before the app is first used)."""
+        if self._asgi is not None:
+            from ..errors import UserError
+
+            raise UserError("add extensions before the app serves (or pass extensions=[...])")
+        self.extensions.append(extension)
+
+    def extension(self, name: str) -> Extension | None:
+        """The extension called ``name`` (e.g. ``"studio"``), or None."""
+        return next((e for e in self.extensions if getattr(e, "name", None) == name), None)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -163,8 +174,10 @@ class VivaceApp:
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
                 await aclose()
-            if self.tracing is not None:  # the Studio's spans, then stop tracing into storage
-                await self.tracing.aclose()
+            for ext in reversed(self.extensions):
+                aclose_ext = getattr(ext, "aclose", None)
+                if aclose_ext is not None:
+                    await aclose_ext()
             close = getattr(self.storage, "close", None)
             if close is not None:
                 await close()
@@ -186,12 +199,8 @@ class VivaceApp:
         self.auth = resolve_auth(self._auth_arg)
         self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
-        self.ops = all_routes(docs=self.docs, studio=self.studio)
-        if self.studio:
-            from .studio import StudioTracing
-
-            self.tracing = StudioTracing(self.storage)
-            self._unbound = True
+        extra = [op for ext in self.extensions for op in ext.routes]
+        self.ops = all_routes(docs=self.docs, extra=extra)
         middleware = []
         if self.cors:
             from starlette.middleware.cors import CORSMiddleware
@@ -238,7 +247,6 @@ class VivaceApp:
         state.auth = self.auth
         state.idempotency = RecentRuns()
         state.ops = self.ops
-        state.studio = self.tracing
         state.settings = Settings(
             max_body_bytes=self.max_body_bytes,
             allowed_media_types=self.allowed_media_types,
@@ -247,6 +255,12 @@ class VivaceApp:
             model_override=self.model_override,
         )
         install_handlers(app)
+        self._asgi = app
+        for ext in self.extensions:
+            setup = getattr(ext, "setup", None)
+            if setup is not None:
+                setup(self)
+        self._unbound = any(hasattr(ext, "bind") for ext in self.extensions)
         return app
 
     def _make_event_log(self) -> EventLog:

@@ -3,18 +3,21 @@
 :mod:`vivace.server.state` (``request.app.state``).
 
 To add one: write ``vivace/server/routes/<name>.py`` with its handlers and ``ROUTES``, and add
-``<name>`` to :data:`MODULES`. The app serves it and the OpenAPI document describes it.
+``<name>`` to :data:`MODULES`. The app serves it and the OpenAPI document describes it. Parts
+above the server (the Studio) bring their route modules as extensions
+(``VivaceApp(extensions=[...])``, see :mod:`vivace.server.extensions`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..routing import Op
 
-__all__ = ["MODULES", "STUDIO_MODULES", "all_routes"]
+__all__ = ["MODULES", "all_routes"]
 
 MODULES: tuple[str, ...] = (
     "agents",
@@ -24,20 +27,16 @@ MODULES: tuple[str, ...] = (
     "openai_chat",
     "openai_responses",
 )
-"""The route modules every app serves, in order (``docs`` is added when docs are on,
-``studio`` and ``metrics`` with the Studio)."""
-
-STUDIO_MODULES: tuple[str, ...] = ("studio", "metrics")
+"""The route modules every app serves, in order (``docs`` is added when docs are on)."""
 
 
-def all_routes(*, docs: bool = True, studio: bool = False) -> list[Op]:
-    """The ops of every route module the app serves."""
-    names = [*MODULES]
-    if studio:
-        names.extend(STUDIO_MODULES)
-    if docs:
-        names.append("docs")
+def all_routes(*, docs: bool = True, extra: Sequence[Op] = ()) -> list[Op]:
+    """The ops of every route module the app serves (``extra``: its extensions', before the
+    docs)."""
     ops: list[Op] = []
-    for name in names:
+    for name in MODULES:
         ops.extend(importlib.import_module(f"{__name__}.{name}").ROUTES)
+    ops.extend(extra)
+    if docs:
+        ops.extend(importlib.import_module(f"{__name__}.docs").ROUTES)
     return ops

@@ -1,5 +1,5 @@
-"""What ``VivaceApp(studio=True)`` turns on besides the Studio's routes: tracing into the
-server's storage (the Traces screen reads it back) and live metrics (``/metrics``).
+"""What the Studio turns on besides its routes: tracing into the server's storage (the Traces
+screen reads it back) and live metrics (``/metrics``).
 
 When tracing is already configured (:func:`vivace.observability.configure`), the Studio's
 exporters are added to that tracer, so its sampling, content capture and exporters stay;

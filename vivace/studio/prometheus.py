@@ -1,4 +1,4 @@
-"""``/metrics``: this process's live metrics in Prometheus' text format (with the Studio).
+"""The Studio's ``/metrics`` route: this process's live metrics in Prometheus' text format.
 
 Runs, tokens, cost and tool calls per agent and model, latency histograms, and the health of
 the trace exporters (queued, exported, dropped, failed). Needs ``admin`` (everyone has it
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..routing import Op
+from ..server.routing import Op
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -24,7 +24,8 @@ async def prometheus_metrics(request: Request) -> Response:
     from starlette.responses import Response
 
     studio = getattr(request.app.state, "studio", None)
-    text = studio.metrics.prometheus_text() if studio is not None else ""
+    metrics = studio.metrics if studio is not None else None
+    text = metrics.prometheus_text() if metrics is not None else ""
     return Response(text, media_type=PROMETHEUS_TYPE)
 
 

@@ -1,6 +1,6 @@
-"""The Studio (``VivaceApp(studio=True)``, ``vivace dev``): its page and assets (public, not
-in the OpenAPI document) and its API under ``/studio/api`` (the server's auth and scopes):
-who is signed in, traces (list and one trace), metrics, and the tool playground.
+"""The Studio's route module: its page and assets (public, not in the OpenAPI document) and
+its API under ``/studio/api`` (the server's auth and scopes): who is signed in, traces (list
+and one trace), metrics, and the tool playground.
 
 A user bound to an id (a JWT's ``sub``) sees only their own traces; metrics need ``admin``
 (everyone has it while the server is open to localhost only).
@@ -9,21 +9,24 @@ A user bound to an id (a JWT's ``sub``) sees only their own traces; metrics need
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...studio import STATIC
-from ..errors import HTTPError, json_response
-from ..ids import path_id, query_id
-from ..routing import Op, Query, parse_json, query_int
-from ..state import agent, agents, model_override_allowed, principal, settings, storage
+from ..server.errors import HTTPError, json_response
+from ..server.ids import path_id, query_id
+from ..server.routing import Op, Query, parse_json, query_int
+from ..server.state import agent, agents, model_override_allowed, principal, settings, storage
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["ROUTES"]
+__all__ = ["ROUTES", "STATIC"]
+
+STATIC = Path(__file__).with_name("static")
+"""The page and its assets (plain ES modules and CSS)."""
 
 _TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -161,7 +164,7 @@ async def studio_asset(request: Request) -> Response:
 
 
 def _queries(request: Request) -> Any:
-    from ...observability.query import queries_for
+    from ..observability.query import queries_for
 
     found = storage(request)
     if found is None or getattr(found, "traces", None) is None:
@@ -185,7 +188,7 @@ def _filter(request: Request, name: str) -> str | None:
 
 
 async def studio_info(request: Request) -> Response:
-    from .agents import agent_info
+    from ..server.routes.agents import agent_info
 
     who = principal(request)
     models: list[str] = []
@@ -252,10 +255,10 @@ async def run_tool(request: Request) -> Response:
     """The tool playground: validate the arguments and call the tool alone (no run)."""
     import uuid
 
-    from ...agent.loop import static_tools
-    from ...errors import VivaceError
-    from ...tools.context import RunContext
-    from ...tools.tool import result_to_content
+    from ..agent.loop import static_tools
+    from ..errors import VivaceError
+    from ..tools.context import RunContext
+    from ..tools.tool import result_to_content
 
     who = principal(request)
     a = agent(request, path_id(request, "agent_id"))
