@@ -36,10 +36,12 @@ class Hook(Protocol):
         kind: int = INTERNAL,
         trace_id: str | None = None,
         parent_span_id: str | None = None,
+        parent_pending: bool = False,
     ) -> AbstractContextManager[Any]:
         """A span around a block, nested under the innermost open span (an explicit parent
-        with ``trace_id``/``parent_span_id``). An exception marks it failed. Yields the
-        span (``.attributes`` may be added to) or ``None`` when nothing is traced."""
+        with ``trace_id``/``parent_span_id``; ``parent_pending``: that parent, a run's span,
+        has not started yet and starts with this span). An exception marks it failed. Yields
+        the span (``.attributes`` may be added to) or ``None`` when nothing is traced."""
         ...
 
     def model_retry(

@@ -203,9 +203,11 @@ def test_memory_operations_nest_under_the_run() -> None:
     run = _run_span(spans, "remembers")
     assert _tree(spans, run) == [
         (0, "invoke_agent remembers"),
+        (1, "storage begin_run"),
         (1, "memory load"),
         (1, "memory recall"),
         (1, "chat scripted"),
+        (1, "storage finish_run"),
         (1, "memory index"),
     ]
     by_name = {s.name: s for s in spans}
@@ -289,3 +291,49 @@ def test_an_agent_with_its_own_tracing_gets_attempt_spans_too() -> None:
     names = [s.name for s in sorted(spans.spans, key=lambda s: s.start_ns)]
     assert names.count("chat gpt-4o") == 3  # failed attempt, retry, second request
     tracer.shutdown()
+
+
+async def test_storage_load_and_append_are_spans_of_the_run(storage) -> None:
+    """On every backend: the run's ``begin_run`` (load) and ``finish_run`` (append) are
+    children of its span, which starts with the load; a resumed run's claim is one too."""
+    from vivace import Approve
+
+    exported, tracer = _traced()
+
+    @tool(requires_approval=True)
+    def wipe(path: str) -> str:
+        """Wipe a path."""
+        return f"wiped {path}"
+
+    agent = Agent(
+        model=ScriptedModel([call("wipe", {"path": "/tmp"}), "wiped."]),
+        tools=[wipe],
+        storage=storage,
+        name="stored",
+    )
+    paused = await agent.arun("wipe /tmp", session_id="st-1")
+    assert paused.status == "paused"
+    call_id = paused.paused.pending[0].id
+    done = await agent.aresume(paused.run_id, {call_id: Approve()})
+    assert done.status == "completed"
+    tracer.force_flush()
+    spans = [s for s in exported.spans if s.trace_id == paused.trace_id]
+    first = next(s for s in spans if s.span_id == paused.span_id)
+    assert _tree(spans, first) == [
+        (0, "invoke_agent stored"),
+        (1, "storage begin_run"),
+        (1, "chat scripted"),
+        (1, "storage finish_run"),
+        (1, "storage resume_run"),
+        (1, "invoke_agent stored"),  # the resumed segment (the claim above loaded it)
+        (2, "execute_tool wipe"),
+        (2, "chat scripted"),
+        (2, "storage finish_run"),
+    ]
+    begin = next(s for s in spans if s.name == "storage begin_run")
+    assert begin.start_ns == first.start_ns  # the run's span starts with its load
+    system = {"memory": "memory", "sqlite": "sqlite", "postgres": "postgresql"}
+    assert begin.attributes["db.system.name"] in system.values()
+    assert begin.attributes["db.operation.name"] == "begin_run"
+    assert begin.attributes["gen_ai.conversation.id"] == "st-1"
+    assert begin.attributes["vivace.storage.history_messages"] == 0

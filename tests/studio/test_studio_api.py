@@ -127,13 +127,15 @@ async def test_traces_of_a_run_are_read_back_with_its_spans() -> None:
         rows = (await c.get("/studio/api/traces", params={"agent": "calc"})).json()["traces"]
         [row] = rows
         assert row["trace_id"] == run["trace_id"] and row["run_id"] == run["run_id"]
-        assert row["spans"] == 4 and row["status"] == "completed" and row["user_id"] == "u1"
+        assert row["spans"] == 6 and row["status"] == "completed" and row["user_id"] == "u1"
         spans = (await c.get(f"/studio/api/traces/{run['trace_id']}")).json()["spans"]
         assert [s["name"] for s in spans] == [
             "invoke_agent calc",
+            "storage begin_run",
             "chat adder",
             "execute_tool add",
             "chat adder",
+            "storage finish_run",
         ]
         assert (await c.get("/studio/api/traces", params={"agent": "echo"})).json()["traces"] == []
         assert (await c.get("/studio/api/traces/" + "0" * 32)).status_code == 404

@@ -102,7 +102,7 @@ def test_choosing_the_model_for_the_next_run(page: Any, live_server: LiveServer)
     expect(turn.locator(".model-used")).to_have_text("test/echo")
     turn.locator("a.trace-link").click()
     expect(page.locator(".span-row .span-name")).to_have_text(
-        ["invoke_agent assistant", "chat echo"]
+        ["invoke_agent assistant", "storage begin_run", "chat echo", "storage finish_run"]
     )
     # a model that does not resolve is refused before any run starts
     open_chat(page, live_server, "s-model")
@@ -122,9 +122,11 @@ def test_open_a_trace_from_a_chat_turn(page: Any, live_server: LiveServer) -> No
     expect(rows).to_have_text(
         [
             "invoke_agent assistant",
+            "storage begin_run",
             "chat studio-test",
             "execute_tool get_weather",
             "chat studio-test",
+            "storage finish_run",
         ]
     )
     page.locator(".span-row", has_text="execute_tool get_weather").click()

@@ -123,6 +123,7 @@ class Tracing(Capability):
             attributes=attrs,
             # the run's own span id is the exported one; a resumed segment gets a new id
             span_id=None if resumed else ctx.span_id,
+            start_ns=0 if resumed else tracer.take_start(ctx.span_id),  # its storage load
         )
         if resumed and parent is None and ctx.span_id:
             span.parent_span_id = ctx.span_id

@@ -95,6 +95,7 @@ class TraceHook:
         kind: int = SpanKind.INTERNAL,
         trace_id: str | None = None,
         parent_span_id: str | None = None,
+        parent_pending: bool = False,
     ) -> Iterator[Span | None]:
         tracer, parent = innermost(self.tracer)
         if tracer is None:
@@ -110,6 +111,8 @@ class TraceHook:
         else:
             trace_id, parent_id = new_span_id() + new_span_id(), None
         span = tracer.start_span(name, trace_id, parent_id, kind=kind, attributes=attributes)
+        if parent_pending and parent_id is not None:
+            tracer.pending_start(parent_id, span.start_ns)
         token = CURRENT_SPAN.set(span)
         try:
             yield span

@@ -13,7 +13,7 @@ from typing import Any
 from . import genai as g
 from .metrics import DAY, aggregate, span_view
 
-__all__ = ["TraceQueries", "queries_for", "span_record_dict", "trace_summary"]
+__all__ = ["TraceQueries", "queries_for", "span_record_dict", "trace_summary", "tree_order"]
 
 
 def span_record_dict(s: Any) -> dict[str, Any]:
@@ -54,6 +54,24 @@ def trace_summary(root: Any, spans: list[Any]) -> dict[str, Any]:
         "output_tokens": out,
         "cost_usd": round(cost, 10),
     }
+
+
+def tree_order(spans: list[Any]) -> list[Any]:
+    """Stored spans depth first: each parent before its children, siblings by start time (a
+    run's span and its storage load start at the same instant)."""
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[Any]] = {}
+    for s in spans:
+        children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
+    out: list[Any] = []
+    stack = sorted(children.get(None, []), key=lambda s: s.start_time, reverse=True)
+    while stack:
+        span = stack.pop()
+        out.append(span)
+        stack.extend(
+            sorted(children.get(span.span_id, []), key=lambda s: s.start_time, reverse=True)
+        )
+    return out
 
 
 class TraceQueries:
@@ -120,8 +138,8 @@ class TraceQueries:
         return rows[:limit]
 
     async def get_trace(self, trace_id: str) -> list[dict[str, Any]]:
-        """The trace's spans by start time."""
-        return [span_record_dict(s) for s in await self.store.get_trace(trace_id)]
+        """The trace's spans, parents before their children (depth first, by start time)."""
+        return [span_record_dict(s) for s in tree_order(await self.store.get_trace(trace_id))]
 
     async def metrics(
         self,

@@ -95,6 +95,7 @@ class Tracer:
         self.redactor = Redactor(secrets)
         self._pending: dict[str, _Pending] = {}
         self._runs: dict[str, Any] = {}  # run_id -> the capability's per-run spans
+        self._early: dict[str, int] = {}  # span id -> start of a child that came first
         self.ended = 0
 
     # -- sampling ------------------------------------------------------------------------------
@@ -125,6 +126,19 @@ class Tracer:
         """A new open span; end it with :meth:`end_span`."""
         parent_id = parent.span_id if isinstance(parent, Span) else parent
         return Span(name, trace_id, span_id or new_span_id(), parent_id, kind, attributes, start_ns)
+
+    def pending_start(self, span_id: str, start_ns: int) -> None:
+        """Span ``span_id`` (a run's, not open yet) starts no later than ``start_ns``: its
+        first child (the run's storage load) came before it."""
+        early = self._early
+        if span_id not in early:
+            if len(early) >= _MAX_PENDING_TRACES:
+                early.pop(next(iter(early)))
+            early[span_id] = start_ns
+
+    def take_start(self, span_id: str | None) -> int:
+        """The start recorded by :meth:`pending_start` for ``span_id`` (0: none)."""
+        return self._early.pop(span_id, 0) if span_id is not None and self._early else 0
 
     def end_span(self, span: Span, *, root: bool = False, end_ns: int = 0) -> None:
         """End ``span`` and queue it for export (if its trace is sampled). ``root``: the
