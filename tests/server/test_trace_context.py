@@ -118,6 +118,8 @@ async def test_a_run_joins_the_callers_trace_and_its_span_is_the_callers_child(
         ]
         assert (run.trace_id, run.parent_span_id) == (CALLER_TRACE, CALLER_SPAN)
         assert run.span_id == result["span_id"]
+        # the trace's root in this process (trace lists find it although it has a parent)
+        assert run.attributes["vivace.local_root"] is True
     finally:
         disable()
 

@@ -115,6 +115,8 @@ class Tracing(Capability):
             attrs[g.PARENT_RUN_ID] = ctx.parent_run_id
         if resumed:
             attrs["vivace.resumed"] = True
+        if parent is not None and is_local_root(parent):  # its parent is another process's
+            attrs[g.LOCAL_ROOT] = True
         span = tracer.start_span(
             f"invoke_agent {name}",
             trace_id,

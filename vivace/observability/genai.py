@@ -46,7 +46,8 @@ USER_ID = "vivace.user_id"
 RUN_STATUS = "vivace.run.status"
 STEP = "vivace.step"
 COST = "vivace.cost_usd"
-SPAN_TYPE = "vivace.span_type"  # agent_run, model_request, model_attempt, tool_call, ...
+SPAN_TYPE = "vivace.span_type"  # agent_run, workflow_run, model_request, tool_call, mcp, ...
+LOCAL_ROOT = "vivace.local_root"  # a run whose parent span is in another process
 
 # provider names the conventions define, by Vivace provider prefix
 _PROVIDERS = {

@@ -78,6 +78,7 @@ class TraceRow(BaseModel):
 
 class TraceList(BaseModel):
     traces: list[TraceRow]
+    next_cursor: str | None = Field(description="the next page's `cursor` (null: the last page)")
 
 
 class SpanOut(BaseModel):
@@ -120,6 +121,35 @@ class MetricsOut(BaseModel):
     rows: list[MetricsRow]
     bucket: float
     since: float
+
+
+class ScoreOut(BaseModel):
+    score_id: str
+    scorer: str
+    score: float
+    run_id: str | None
+    trace_id: str | None
+    reason: str | None
+    metadata: dict[str, Any]
+    created_at: float
+
+
+class ScoreList(BaseModel):
+    scores: list[ScoreOut]
+    next_cursor: str | None
+
+
+class ScoreStatsRow(BaseModel):
+    time: float | None
+    scorer: str
+    count: int
+    mean: float
+    min: float
+    max: float
+
+
+class ScoreStatsOut(BaseModel):
+    rows: list[ScoreStatsRow]
 
 
 class ToolRunIn(BaseModel):
@@ -213,18 +243,28 @@ async def studio_info(request: Request) -> Response:
 
 async def list_traces(request: Request) -> Response:
     who = principal(request)
-    rows = await _queries(request).list_traces(
-        agent=_filter(request, "agent"),
-        status=_filter(request, "status"),
-        since=_number(request, "since"),
-        until=_number(request, "until"),
-        session_id=_filter(request, "session_id"),
-        run_id=_filter(request, "run_id"),
-        limit=query_int(request, "limit", 50, 1, 500),
-    )
-    if who.user_id is not None and not who.admin:
-        rows = [r for r in rows if r.get("user_id") == who.user_id]
-    return json_response({"traces": rows})
+    user_id = _filter(request, "user_id")
+    if who.user_id is not None and not who.admin:  # a user sees their own traces
+        user_id = who.user_id
+    try:
+        rows, next_cursor = await _queries(request).list_traces(
+            agent=_filter(request, "agent"),
+            model=_filter(request, "model"),
+            workflow=_filter(request, "workflow"),
+            status=_filter(request, "status"),
+            user_id=user_id,
+            since=_number(request, "since"),
+            until=_number(request, "until"),
+            session_id=_filter(request, "session_id"),
+            run_id=_filter(request, "run_id"),
+            limit=query_int(request, "limit", 50, 1, 500),
+            cursor=request.query_params.get("cursor") or None,
+        )
+    except ValueError:
+        raise HTTPError(
+            400, "invalid_cursor", "cursor is not a next_cursor", param="cursor"
+        ) from None
+    return json_response({"traces": rows, "next_cursor": next_cursor})
 
 
 async def get_trace(request: Request) -> Response:
@@ -246,9 +286,59 @@ async def studio_metrics(request: Request) -> Response:
     if since is None:
         since = time.time() - 30 * 86400
     rows = await _queries(request).metrics(
-        since=since, until=_number(request, "until"), bucket=bucket, agent=_filter(request, "agent")
+        since=since,
+        until=_number(request, "until"),
+        bucket=bucket,
+        agent=_filter(request, "agent"),
+        model=_filter(request, "model"),
+        workflow=_filter(request, "workflow"),
     )
     return json_response({"rows": rows, "bucket": bucket, "since": since})
+
+
+def _scores(request: Request) -> Any:
+    found = storage(request)
+    if found is None or getattr(found, "scores", None) is None:
+        raise HTTPError(404, "scores_not_stored", "the server has no storage for scores")
+    return found.scores
+
+
+async def list_scores(request: Request) -> Response:
+    from ..observability.query import decode_cursor, encode_cursor
+
+    raw = request.query_params.get("cursor") or None
+    try:
+        before = decode_cursor(raw) if raw else None
+    except ValueError:
+        raise HTTPError(
+            400, "invalid_cursor", "cursor is not a next_cursor", param="cursor"
+        ) from None
+    limit = query_int(request, "limit", 50, 1, 500)
+    rows = await _scores(request).list_scores(
+        run_id=_filter(request, "run_id"),
+        trace_id=_filter(request, "trace_id"),
+        scorer=_filter(request, "scorer"),
+        since=_number(request, "since"),
+        until=_number(request, "until"),
+        limit=limit + 1,
+        before=before,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more and rows else None
+    next_cursor = encode_cursor((last.created_at, last.score_id)) if last is not None else None
+    return json_response({"scores": [r.to_dict() for r in rows], "next_cursor": next_cursor})
+
+
+async def score_stats(request: Request) -> Response:
+    bucket = _number(request, "bucket")
+    rows = await _scores(request).score_stats(
+        scorer=_filter(request, "scorer"),
+        since=_number(request, "since"),
+        until=_number(request, "until"),
+        bucket=max(60.0, bucket) if bucket else None,
+    )
+    return json_response({"rows": [r.to_dict() for r in rows]})
 
 
 async def run_tool(request: Request) -> Response:
@@ -292,12 +382,16 @@ async def run_tool(request: Request) -> Response:
 
 _FILTERS = [
     Query("agent", {"type": "string"}, "only this agent's traces"),
+    Query("model", {"type": "string"}, "only traces whose run used this model"),
+    Query("workflow", {"type": "string"}, "only this workflow's traces"),
+    Query("user_id", {"type": "string"}, "only this user's traces (admins; a user sees theirs)"),
     Query("status", {"type": "string"}, "completed, failed, paused, cancelled, blocked"),
     Query("since", {"type": "number"}, "started at or after (Unix seconds)"),
     Query("until", {"type": "number"}, "started before (Unix seconds)"),
     Query("session_id", {"type": "string"}, "only this session's traces"),
     Query("run_id", {"type": "string"}, "the trace of this run"),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "at most this many"),
+    Query("cursor", {"type": "string"}, "the `next_cursor` of the previous page"),
 ]
 _TRACE_ID = {"type": "string", "minLength": 1, "maxLength": 256}
 
@@ -352,6 +446,41 @@ ROUTES = [
             Query("until", {"type": "number"}, "until (Unix seconds)"),
             Query("bucket", {"type": "number", "minimum": 60}, "bucket size in seconds"),
             Query("agent", {"type": "string"}, "only this agent"),
+            Query("model", {"type": "string"}, "only this model"),
+            Query("workflow", {"type": "string"}, "only this workflow"),
+        ],
+    ),
+    Op(
+        "GET",
+        "/studio/api/scores",
+        list_scores,
+        "Evaluation scores, newest first",
+        "studio",
+        scope="admin",
+        responses={200: ScoreList, 400: None, 404: None},
+        query=[
+            Query("trace_id", {"type": "string"}, "scores of this trace"),
+            Query("run_id", {"type": "string"}, "scores of this run"),
+            Query("scorer", {"type": "string"}, "only this scorer"),
+            Query("since", {"type": "number"}, "created at or after (Unix seconds)"),
+            Query("until", {"type": "number"}, "created before (Unix seconds)"),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "at most"),
+            Query("cursor", {"type": "string"}, "the `next_cursor` of the previous page"),
+        ],
+    ),
+    Op(
+        "GET",
+        "/studio/api/scores/stats",
+        score_stats,
+        "Count, mean, min and max per scorer (and time bucket)",
+        "studio",
+        scope="admin",
+        responses={200: ScoreStatsOut, 400: None, 404: None},
+        query=[
+            Query("scorer", {"type": "string"}, "only this scorer"),
+            Query("since", {"type": "number"}, "from (Unix seconds)"),
+            Query("until", {"type": "number"}, "until (Unix seconds)"),
+            Query("bucket", {"type": "number", "minimum": 60}, "bucket size in seconds"),
         ],
     ),
     Op(
