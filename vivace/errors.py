@@ -164,6 +164,26 @@ class RunNotFound(UserError):
     code = "run_not_found"
 
 
+class WorkflowRunNotFound(UserError):
+    """No workflow run with this id is known (to this storage, or this process)."""
+
+    code = "workflow_run_not_found"
+
+
+class StepNotSuspended(UserError):
+    """A workflow resume named a step that is not waiting for data: never suspended, already
+    resumed (by this or another process), or the run is not suspended. ``step`` names it and
+    ``status`` is the run's status."""
+
+    code = "step_not_suspended"
+
+    def __init__(self, message: str, *, run_id: str, step: str, status: str | None) -> None:
+        super().__init__(message, run_id=run_id, step=step, status=status)
+        self.run_id = run_id
+        self.step = step
+        self.status = status
+
+
 class ResumeError(UserError):
     """``resume`` was called with approvals that do not match the paused run."""
 

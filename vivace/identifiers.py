@@ -2,8 +2,9 @@
 
 Any text a person can type is a valid id - Chinese, emoji, spaces, punctuation - so long as it
 has no control characters (C0 ``\\x00``-``\\x1f``, DEL, C1 ``\\x80``-``\\x9f``), no unpaired
-surrogates (not encodable as UTF-8), is not empty and is at most :data:`MAX_ID_LENGTH`
-characters. The server checks at the edge (400 naming the field, before any run starts) and
+surrogates (not encodable as UTF-8), is not empty, is not ``.`` or ``..`` (URL clients remove
+those path segments, so such an id could never be addressed) and is at most
+:data:`MAX_ID_LENGTH` characters. The server checks at the edge (400 naming the field, before any run starts) and
 every storage backend checks the same way, so the Python API and HTTP agree.
 """
 
@@ -17,12 +18,18 @@ __all__ = ["MAX_ID_LENGTH", "check_identifier", "check_optional_identifier", "is
 
 MAX_ID_LENGTH = 256
 
+_DOTS = (".", "..")
 _BAD = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def is_identifier(value: object) -> bool:
     """Whether ``value`` is a str that :func:`check_identifier` accepts."""
-    return type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and _BAD.search(value) is None
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_LENGTH
+        and _BAD.search(value) is None
+        and value not in _DOTS
+    )
 
 
 def check_identifier(field: str, value: object) -> str:
@@ -30,6 +37,10 @@ def check_identifier(field: str, value: object) -> str:
     if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
         bad = _BAD.search(value)
         if bad is None:
+            if value in _DOTS:
+                raise InvalidIdentifier(
+                    f"{field} must not be {value!r} (a URL path cannot carry it)", field=field
+                )
             return value
         raise InvalidIdentifier(
             f"{field} contains a control character or unpaired surrogate "

@@ -9,7 +9,8 @@ from vivace.identifiers import MAX_ID_LENGTH, check_identifier, is_identifier
 
 
 @pytest.mark.parametrize(
-    "value", ["s1", "张三", "💩 chat", "café-42", "a b/c?d=e", "x" * MAX_ID_LENGTH, "ñ\u200b"]
+    "value",
+    ["s1", "张三", "💩 chat", "café-42", "a b/c?d=e", "x" * MAX_ID_LENGTH, "ñ\u200b", "...", ".a"],
 )
 def test_text_people_type_is_accepted(value: str) -> None:
     assert check_identifier("session_id", value) == value
@@ -29,7 +30,8 @@ def test_control_characters_and_surrogates_are_refused_naming_the_field(value: s
     assert not is_identifier(value)
 
 
-@pytest.mark.parametrize("value", ["", "x" * (MAX_ID_LENGTH + 1), 3, None])
+@pytest.mark.parametrize("value", ["", ".", "..", "x" * (MAX_ID_LENGTH + 1), 3, None])
 def test_empty_too_long_and_non_strings_are_refused(value: object) -> None:
     with pytest.raises(InvalidIdentifier):
         check_identifier("run_id", value)
+    assert not is_identifier(value)

@@ -16,7 +16,6 @@ from vivace.storage import (
     ScoreRecord,
     SpanRecord,
     UserMemory,
-    WorkflowSnapshot,
 )
 from vivace.tools import ModelRetry, RunContext, as_tool
 
@@ -260,31 +259,6 @@ async def test_working_memory_store_and_delete(storage: Any) -> None:
     assert not await storage.memory.delete_working_memory("user", "alice")
 
 
-async def test_workflow_snapshots(storage: Any) -> None:
-    snap = WorkflowSnapshot(
-        "onboarding", "wr1", {"step": "ask", "values": [1, 2]}, status="suspended"
-    )
-    await storage.workflows.save_snapshot(snap)
-    await storage.workflows.save_snapshot(
-        WorkflowSnapshot("onboarding", "wr2", {"step": "done"}, status="success")
-    )
-    got = await storage.workflows.load_snapshot("onboarding", "wr1")
-    assert got.snapshot == {"step": "ask", "values": [1, 2]} and got.status == "suspended"
-    snap.snapshot = {"step": "confirm"}
-    snap.status = "running"
-    await storage.workflows.save_snapshot(snap)
-    assert (await storage.workflows.load_snapshot("onboarding", "wr1")).snapshot == {
-        "step": "confirm"
-    }
-    assert [
-        s.run_id
-        for s in await storage.workflows.list_snapshots(workflow="onboarding", status="running")
-    ] == ["wr1"]
-    assert len(await storage.workflows.list_snapshots()) == 2
-    assert await storage.workflows.delete_snapshot("onboarding", "wr1")
-    assert await storage.workflows.load_snapshot("onboarding", "wr1") is None
-
-
 async def test_traces_and_scores(storage: Any) -> None:
     root = SpanRecord(
         "sp1", "t1", "agent_run", kind="agent_run", start_time=100.0, run_id="r1", session_id="s1"
@@ -331,7 +305,9 @@ async def test_prune_per_domain(storage: Any) -> None:
     await storage.traces.write_spans([SpanRecord("sp", "t", "x", start_time=1.0)])
     await storage.scores.add_score(ScoreRecord("sc", "s", 1.0, created_at=1.0))
     await storage.memory.add_user_memory(UserMemory("m", "u", "fact", created_at=1.0))
-    await storage.workflows.save_snapshot(WorkflowSnapshot("w", "r", {}))
+    from vivace.storage import WorkflowRunRecord
+
+    await storage.workflows.create_run(WorkflowRunRecord("r", "w"))
 
     counts = await storage.prune(
         {"traces": timedelta(days=1), "scores": timedelta(days=1), "memory": timedelta(days=1)}

@@ -55,6 +55,9 @@ def test_sse_responses_document_one_event_each(app: VivaceApp) -> None:
         ("/agents/{agent_id}/runs/{run_id}/resume", "post"),
         ("/v1/chat/completions", "post"),
         ("/v1/responses", "post"),
+        ("/workflows/{workflow_id}/runs", "post"),
+        ("/workflows/{workflow_id}/runs/{run_id}/events", "get"),
+        ("/workflows/{workflow_id}/runs/{run_id}/resume", "post"),
     }
     for schema in streams.values():
         assert schema["type"] == "object" and "data" in schema["properties"]

@@ -2,7 +2,9 @@
 
 * ``vivace serve [module:app]`` - serve a :class:`~vivace.server.VivaceApp`, an Agent, a list
   of agents or any ASGI app with uvicorn (no argument: the bundled example app).
-* ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown.
+* ``vivace run module:agent "message"`` - stream one run to the terminal, tool calls shown;
+  ``vivace run module:workflow INPUT`` - a workflow run with a live view of its steps.
+* ``vivace workflows module:app`` - list the workflows of a module or an app.
 * ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
 * ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
   and whether their keys are set, models with limits and prices, a catalog refresh.
@@ -90,14 +92,20 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--agent", default=None, help="only this agent")
     st.add_argument("--json", action="store_true", help="print the rows as JSON")
 
-    r = sub.add_parser("run", help="stream one run of an agent to the terminal")
-    r.add_argument("target", help="module:attribute of an Agent (or of a VivaceApp)")
-    r.add_argument("message", help="the user message")
+    r = sub.add_parser("run", help="stream one run of an agent or a workflow to the terminal")
+    r.add_argument("target", help="module:attribute of an Agent or a Workflow (or of a VivaceApp)")
+    r.add_argument("message", help="the user message (a workflow: its input, JSON or text)")
     r.add_argument("--agent", default=None, help="agent id when the target has several")
+    r.add_argument("--workflow", default=None, help="workflow id when the target has several")
+    r.add_argument("--run-id", default=None, help="a workflow run's id")
     r.add_argument("--session", default=None, help="session id (continues the session)")
     r.add_argument("--user", default=None, help="user id")
     r.add_argument("--yes", action="store_true", help="approve every tool call that asks")
     r.add_argument("--json", action="store_true", help="print events as JSON lines")
+
+    w = sub.add_parser("workflows", help="list the workflows of a module or an app")
+    w.add_argument("target", help="module:attribute of a VivaceApp, a Workflow or a list")
+    w.add_argument("--json", action="store_true", help="print descriptions as JSON")
 
     m = sub.add_parser("mcp", help="serve agents over MCP on stdin/stdout (for MCP clients)")
     m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
@@ -133,6 +141,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from .run import run
 
         return run(args)
+    if args.command == "workflows":
+        from .workflows import workflows
+
+        return workflows(args)
     if args.command == "mcp":
         from .mcp import mcp
 

@@ -40,25 +40,34 @@ def load(target: str) -> Any:
 
 
 def as_asgi(obj: Any) -> Any:
-    """A VivaceApp, an Agent, a list of agents or an ASGI app -> an ASGI app; with
-    ``VIVACE_STUDIO=1`` (``vivace dev``, ``vivace serve --studio``) the app gets the Studio."""
+    """A VivaceApp, an Agent, a Workflow, a list of agents and workflows or an ASGI app ->
+    an ASGI app; with ``VIVACE_STUDIO=1`` (``vivace dev``, ``vivace serve --studio``) the app
+    gets the Studio."""
     from ..agent import Agent
     from ..server import VivaceApp
+    from ..workflows import Workflow
 
     app: Any
     if isinstance(obj, VivaceApp):
         app = obj
     elif isinstance(obj, Agent):
         app = VivaceApp(agents=[obj])
-    elif isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent) for a in obj):
-        app = VivaceApp(agents=list(obj))
+    elif isinstance(obj, Workflow):
+        app = VivaceApp(workflows=[obj])
+    elif (
+        isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent | Workflow) for a in obj)
+    ):
+        app = VivaceApp(
+            agents=[a for a in obj if isinstance(a, Agent)],
+            workflows=[w for w in obj if isinstance(w, Workflow)],
+        )
     elif callable(obj):
         app = obj
     else:
-        raise TargetError(f"{obj!r} is not an app, an Agent or a list of agents")
+        raise TargetError(f"{obj!r} is not an app, an Agent, a Workflow or a list of them")
     if os.environ.get(STUDIO_ENV) == "1":
         if not isinstance(app, VivaceApp):
-            raise TargetError("the Studio needs a VivaceApp, an Agent or a list of agents")
+            raise TargetError("the Studio needs a VivaceApp, an Agent, a Workflow or a list")
         if app.extension("studio") is None:
             from ..studio import Studio
 

@@ -36,7 +36,12 @@ def _pick_agent(obj: Any, name: str | None) -> Any:
 
 def run(args: Any) -> int:
     try:
-        agent = _pick_agent(load(args.target), args.agent)
+        obj = load(args.target)
+        from .workflows import is_workflow_target, pick_workflow, run_workflow
+
+        if args.agent is None and is_workflow_target(obj, getattr(args, "workflow", None)):
+            return run_workflow(pick_workflow(obj, getattr(args, "workflow", None)), args)
+        agent = _pick_agent(obj, args.agent)
     except TargetError as exc:
         print(f"vivace run: {exc}", file=sys.stderr)
         return 2

@@ -108,6 +108,9 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             model = agent.model
             label = model if isinstance(model, str) else getattr(model, "id", type(model).__name__)
             lines.append(f"  agent {agent_id!r}: model {label}")
+        for wf_id, wf in app.workflows.items():
+            extra = f", schedule {wf.schedule!r}" if wf.schedule else ""
+            lines.append(f"  workflow {wf_id!r}: engine {wf.engine}{extra}")
         if app.storage is not None:
             lines.append(f"  storage: {_redact(storage)}")
             kind = os.environ.get(EVENT_LOG_ENV) or "memory"
@@ -131,10 +134,16 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
         lines.append(
             "  warning: no VIVACE_API_KEY set; without auth only loopback clients are accepted"
         )
-    lines.append(
-        f"  try: curl -N {url}/agents/<id>/runs -H 'content-type: application/json' "
-        '-d \'{"input": "hello", "stream": true}\''
-    )
+    if not isinstance(app, VivaceApp) or app.agents or not app.workflows:
+        lines.append(
+            f"  try: curl -N {url}/agents/<id>/runs -H 'content-type: application/json' "
+            '-d \'{"input": "hello", "stream": true}\''
+        )
+    else:
+        lines.append(
+            f"  try: curl -N {url}/workflows/<id>/runs -H 'content-type: application/json' "
+            '-d \'{"input": ..., "stream": true}\''
+        )
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 

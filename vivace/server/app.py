@@ -49,6 +49,9 @@ class VivaceApp:
             environment variable (``vivace serve --workers N`` sets ``storage`` for N > 1),
             else ``"memory"``.
         allowed_media_types: Media types accepted in run input (``image/*``-style patterns).
+        workflows: :class:`~vivace.workflows.Workflow`\\ s to serve under ``/workflows`` (those
+            without storage run on the server's). The app recovers their crashed runs and
+            fires their cron schedules while it runs.
         extensions: Route modules and lifecycles from parts above the server, e.g.
             ``[vivace.studio.Studio()]`` (:mod:`vivace.server.extensions`).
         model_override: Who may choose a run's model (``"model"`` in the run request):
@@ -73,6 +76,7 @@ class VivaceApp:
         title: str = "Vivace",
         docs: bool = True,
         run_lease: float | None = None,
+        workflows: Sequence[Any] = (),
         extensions: Sequence[Extension] = (),
         model_override: bool | None = None,
     ) -> None:
@@ -92,6 +96,7 @@ class VivaceApp:
             storage = _leased(storage, run_lease)
         self.storage = _server_storage(given, storage)
         self.agents: dict[str, Agent] = _with_storage(given, self.storage)
+        self.workflows: dict[str, Any] = _workflows_with_storage(workflows, self.storage)
         self._auth_arg = auth
         self.auth: Any = None
         self.cors = cors
@@ -167,9 +172,17 @@ class VivaceApp:
             await setup()
         if self._unbound:
             self._bind()
+        worker = None
+        if self.workflows:  # crashed runs are recovered, cron schedules fire
+            from ..workflows import Worker
+
+            worker = Worker(list(self.workflows.values()))
+            await worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await self.runs.shutdown()
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
@@ -241,6 +254,7 @@ class VivaceApp:
         )
         state = app.state
         state.agents = self.agents
+        state.workflows = self.workflows
         state.storage = self.storage
         state.event_log = self.log
         state.runs = self.runs
@@ -390,6 +404,23 @@ def _with_storage(agents: dict[str, Agent], storage: Any) -> dict[str, Agent]:
             a = copy.copy(a)
             a.storage = storage
         out[agent_id] = a
+    return out
+
+
+def _workflows_with_storage(workflows: Sequence[Any], storage: Any) -> dict[str, Any]:
+    """The workflows to serve, by id: those without storage get a copy using the server's."""
+    import copy
+
+    out: dict[str, Any] = {}
+    for wf in workflows:
+        if wf.id in out:
+            from ..errors import UserError
+
+            raise UserError(f"two workflows share the id {wf.id!r}")
+        if wf.storage is None and storage is not None:
+            wf = copy.copy(wf)
+            wf.storage = storage
+        out[wf.id] = wf
     return out
 
 

@@ -39,8 +39,20 @@ __all__ = [
     "frame",
 ]
 
-TERMINAL_TYPES = frozenset({"run_completed", "run_failed", "run_cancelled", "run_paused"})
-"""Event types that end a run's stream (or a segment of it, for ``run_paused``)."""
+TERMINAL_TYPES = frozenset(
+    {
+        "run_completed",
+        "run_failed",
+        "run_cancelled",
+        "run_paused",
+        "workflow_completed",
+        "workflow_failed",
+        "workflow_cancelled",
+        "workflow_suspended",
+    }
+)
+"""Event types that end a run's stream (or a segment of it, for ``run_paused`` and
+``workflow_suspended``); workflow runs stream through the same log."""
 
 logger = logging.getLogger("vivace.server")
 

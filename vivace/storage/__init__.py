@@ -35,6 +35,7 @@ from .ownership import may_act
 from .records import (
     HistoryWindow,
     MessageHit,
+    ResumeOutcome,
     RunRecord,
     RunStatus,
     ScoreRecord,
@@ -42,10 +43,11 @@ from .records import (
     SessionContext,
     SessionRecord,
     SpanRecord,
+    StepRecord,
     TraceMetricsRow,
     TraceSummary,
     UserMemory,
-    WorkflowSnapshot,
+    WorkflowRunRecord,
 )
 from .state import SessionState, StateDelta
 
@@ -67,6 +69,7 @@ __all__ = [
     "MessageEmbedding",
     "MessageHit",
     "PostgresStorage",
+    "ResumeOutcome",
     "RunRecord",
     "RunStateError",
     "RunStatus",
@@ -88,12 +91,13 @@ __all__ = [
     "StateNotSerializableError",
     "StateTooLargeError",
     "StateUpdateError",
+    "StepRecord",
     "Storage",
     "TraceMetricsRow",
     "TraceStore",
     "TraceSummary",
     "UserMemory",
-    "WorkflowSnapshot",
+    "WorkflowRunRecord",
     "WorkflowStore",
     "keep_alive",
     "may_act",

@@ -25,16 +25,18 @@ if TYPE_CHECKING:
     from .records import (
         HistoryWindow,
         MessageHit,
+        ResumeOutcome,
         RunRecord,
         ScoreRecord,
         ScoreStats,
         SessionContext,
         SessionRecord,
         SpanRecord,
+        StepRecord,
         TraceMetricsRow,
         TraceSummary,
         UserMemory,
-        WorkflowSnapshot,
+        WorkflowRunRecord,
     )
     from .state import SessionState, StateDelta
 
@@ -334,26 +336,152 @@ class MemoryStore(ABC):
 
 
 class WorkflowStore(ABC):
-    """Workflow run snapshots: a keyed JSON document per (workflow, run_id)."""
+    """Workflow runs and their steps (the engine in :mod:`vivace.workflows` is the writer).
+
+    One row per run (:class:`~vivace.storage.WorkflowRunRecord`) and one row per executed
+    step (:class:`~vivace.storage.StepRecord`, keyed by ``(run_id, path)``). A step's row is
+    written when the step ends: O(size of that step's output and state change), never a
+    rewrite of the run. The run row is written when the run starts and when it stops, plus
+    lease renewals. Every method may raise :class:`~vivace.errors.StorageError`.
+    """
 
     @abstractmethod
-    async def save_snapshot(self, snapshot: WorkflowSnapshot) -> None:
-        """Insert or replace."""
+    async def create_run(self, run: WorkflowRunRecord, *, lease: float = DEFAULT_LEASE) -> bool:
+        """Insert a new run (``running``, owned by ``run.owner``, with a lease unless its
+        engine is ``dbos``). Returns False (and writes nothing) when the run id exists."""
 
     @abstractmethod
-    async def load_snapshot(self, workflow: str, run_id: str) -> WorkflowSnapshot | None: ...
+    async def save_step(self, run_id: str, step: StepRecord) -> None:
+        """Insert or replace one step row (one small transaction)."""
 
     @abstractmethod
-    async def list_snapshots(
-        self, *, workflow: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[WorkflowSnapshot]:
-        """Newest first."""
+    async def finish_run(
+        self,
+        run: WorkflowRunRecord,
+        *,
+        owner: str | None,
+        steps: Sequence[StepRecord] = (),
+    ) -> list[StepRecord]:
+        """Write the run row's final fields (status, output, error, state, seq, suspended)
+        with ``steps`` in one transaction, if ``owner`` (None: anyone) still owns the run.
+
+        When ``run.status`` is ``suspended``/``waiting`` and one of its parked steps was
+        resumed meanwhile, the run is not parked (it stays ``running``) and the resumed step
+        rows are returned (the caller continues). Returns ``[]`` otherwise."""
 
     @abstractmethod
-    async def delete_snapshot(self, workflow: str, run_id: str) -> bool: ...
+    async def load_run(self, run_id: str) -> tuple[WorkflowRunRecord, list[StepRecord]] | None:
+        """A run and its step rows (ordered by ``seq``), or None."""
 
     @abstractmethod
-    async def prune(self, before: float) -> int: ...
+    async def get_run(self, run_id: str) -> WorkflowRunRecord | None:
+        """One run row, or None."""
+
+    @abstractmethod
+    async def resume_step(
+        self,
+        run_id: str,
+        path: str,
+        data: Any,
+        *,
+        owner: str,
+        lease: float = DEFAULT_LEASE,
+        event: str | None = None,
+    ) -> ResumeOutcome:
+        """Record resume ``data`` for the parked step ``path`` (or, with ``event``, for the
+        step waiting for that event) exactly once, in one transaction. A parked run is claimed
+        for ``owner`` (``running``, new lease). Raises
+        :class:`~vivace.errors.StepNotSuspended` when the step is not parked (never
+        suspended, already resumed by anyone, or the run is finished) and
+        :class:`~vivace.errors.WorkflowRunNotFound` for an unknown run."""
+
+    @abstractmethod
+    async def heartbeat(
+        self, owner: str, run_ids: Collection[str], *, lease: float = DEFAULT_LEASE
+    ) -> set[str]:
+        """Extend the leases of ``owner``'s running runs (one statement for all); returns
+        those with a cancel request."""
+
+    @abstractmethod
+    async def claim_expired(
+        self,
+        owner: str,
+        *,
+        workflows: Collection[str] | None = None,
+        lease: float = DEFAULT_LEASE,
+        limit: int = 100,
+    ) -> list[WorkflowRunRecord]:
+        """Take over ``running`` runs whose lease expired (their worker died): each is
+        claimed by exactly one caller (new owner and lease) and returned."""
+
+    @abstractmethod
+    async def request_cancel(self, run_id: str) -> str | None:
+        """Cancel a parked run now (returns ``cancelled``) or flag a running one for its
+        worker (returns ``running``); a finished run's status is returned unchanged, None
+        for an unknown run."""
+
+    @abstractmethod
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        statuses: Collection[str] | None = None,
+        user_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[WorkflowRunRecord]:
+        """Runs, newest first."""
+
+    @abstractmethod
+    async def delete_run(self, run_id: str) -> bool:
+        """Delete a run and its steps."""
+
+    @abstractmethod
+    async def prune(self, before: float) -> int:
+        """Delete finished runs (with their steps) last updated before ``before``."""
+
+
+def find_parked(
+    run: WorkflowRunRecord, steps: Sequence[StepRecord], path: str, event: str | None
+) -> StepRecord | None:
+    """The parked step a resume targets (every backend decides the same way)."""
+    from .records import WORKFLOW_FINAL
+
+    if run.status in WORKFLOW_FINAL:
+        return None
+    for s in steps:
+        if s.status != "suspended":
+            continue
+        if event is not None:
+            if s.kind == "event" and s.event == event:
+                return s
+        elif s.path == path:
+            return s
+    return None
+
+
+def not_parked(run: WorkflowRunRecord, path: str, event: str | None) -> Exception:
+    """The typed error for a resume of a step that is not parked."""
+    from ..errors import StepNotSuspended
+
+    what = (
+        f"no step of run {run.run_id!r} waits for event {event!r}"
+        if event
+        else f"step {path!r} of run {run.run_id!r} is not suspended"
+    )
+    return StepNotSuspended(
+        f"{what} (the run's status is {run.status})",
+        run_id=run.run_id,
+        step=event if event else path,
+        status=run.status,
+    )
+
+
+CANCELLED_BY_REQUEST = {
+    "type": "WorkflowCancelled",
+    "code": "workflow_cancelled",
+    "message": "cancelled by request",
+}
 
 
 class TraceStore(ABC):

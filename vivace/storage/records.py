@@ -17,8 +17,12 @@ from .state import SessionState, StateDelta
 
 __all__ = [
     "RUN_STATUSES",
+    "WORKFLOW_FINAL",
+    "WORKFLOW_PARKED",
+    "WORKFLOW_STATUSES",
     "HistoryWindow",
     "MessageHit",
+    "ResumeOutcome",
     "RunRecord",
     "RunStatus",
     "ScoreRecord",
@@ -26,10 +30,11 @@ __all__ = [
     "SessionContext",
     "SessionRecord",
     "SpanRecord",
+    "StepRecord",
     "TraceMetricsRow",
     "TraceSummary",
     "UserMemory",
-    "WorkflowSnapshot",
+    "WorkflowRunRecord",
 ]
 
 RunStatus = Literal[
@@ -305,14 +310,112 @@ class MessageHit:
     score: float
 
 
-@dataclass(slots=True)
-class WorkflowSnapshot:
-    """A workflow run's persisted state (opaque JSON)."""
+WORKFLOW_STATUSES: frozenset[str] = frozenset(
+    ("running", "suspended", "waiting", "completed", "failed", "cancelled", "bailed")
+)
+"""A workflow run's status (``suspended``/``waiting``: parked, resumable)."""
+WORKFLOW_FINAL: frozenset[str] = frozenset(("completed", "failed", "cancelled", "bailed"))
+WORKFLOW_PARKED: frozenset[str] = frozenset(("suspended", "waiting"))
 
-    workflow: str
+
+@dataclass(slots=True)
+class StepRecord:
+    """One executed step of a workflow run (``output``, ``payload`` and ``resume`` hold the
+    step's values; the backends store them as JSON).
+
+    ``status``: ``running`` (written before a ``rerun=False`` step starts), ``completed``,
+    ``suspended`` (waiting for resume data or an event), ``resumed`` (resume data arrived,
+    not yet run), ``failed``, ``override`` (time travel: the input to use). ``seq`` orders
+    records by when they ended; ``state_delta`` is ``{"set": {...}, "del": [...]}`` (or
+    ``{"replace": state}``) of the shared state this step changed. ``resume`` holds the data of
+    each resume of the step, in order.
+    """
+
+    path: str
+    status: str
+    output: Any = None
+    state_delta: dict[str, Any] | None = None
+    seq: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    attempts: int = 1
+    error: dict[str, Any] | None = None
+    payload: Any = None
+    kind: str | None = None
+    event: str | None = None
+    resume: list[Any] | None = None
+    usage: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "output": self.output,
+            "state_delta": self.state_delta,
+            "seq": self.seq,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "attempts": self.attempts,
+            "error": self.error,
+            "payload": self.payload,
+            "kind": self.kind,
+            "event": self.event,
+            "resume": self.resume,
+            "usage": self.usage,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StepRecord:
+        return cls(
+            d["path"],
+            d["status"],
+            d.get("output"),
+            d.get("state_delta"),
+            int(d.get("seq") or 0),
+            float(d.get("started_at") or 0.0),
+            float(d.get("finished_at") or 0.0),
+            int(d.get("attempts") or 1),
+            d.get("error"),
+            d.get("payload"),
+            d.get("kind"),
+            d.get("event"),
+            d.get("resume"),
+            d.get("usage"),
+        )
+
+
+@dataclass(slots=True)
+class WorkflowRunRecord:
+    """One workflow run as stored.
+
+    ``state`` is the shared state as of ``state_seq`` (written when the run stops); steps
+    with a larger ``seq`` carry the changes after it. ``suspended`` lists the parked steps
+    (``{"path", "kind", "event", "payload"}``). ``owner`` and ``lease_expires_at`` say which
+    worker runs it and until when; a ``running`` run whose lease expired belongs to a dead
+    worker and is recovered. ``origin_run_id`` links a time-travel run to its source;
+    ``engine`` is ``local`` or ``dbos`` (DBOS runs have no lease: DBOS recovers them).
+    """
+
     run_id: str
-    snapshot: Any
-    status: str | None = None
+    workflow: str
+    status: str = "running"
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    state: Any = None
+    state_seq: int = -1
+    seq: int = 0
+    suspended: list[dict[str, Any]] = field(default_factory=list)
+    user_id: str | None = None
+    parent_run_id: str | None = None
+    origin_run_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    owner: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    engine: str = "local"
+    metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -323,25 +426,22 @@ class WorkflowSnapshot:
             self.updated_at = self.created_at
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "workflow": self.workflow,
-            "run_id": self.run_id,
-            "snapshot": self.snapshot,
-            "status": self.status,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WorkflowSnapshot:
-        return cls(
-            d["workflow"],
-            d["run_id"],
-            d.get("snapshot"),
-            d.get("status"),
-            d.get("created_at") or 0.0,
-            d.get("updated_at") or 0.0,
-        )
+    def from_dict(cls, d: dict[str, Any]) -> WorkflowRunRecord:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(slots=True)
+class ResumeOutcome:
+    """What :meth:`~vivace.storage.WorkflowStore.resume_step` did: ``claimed`` (the caller now
+    owns the run and continues it) or not (the run is running elsewhere; its worker picks the
+    data up before it parks). ``run`` and ``steps`` are the run as it is now."""
+
+    claimed: bool
+    run: WorkflowRunRecord
+    steps: list[StepRecord]
 
 
 @dataclass(slots=True)

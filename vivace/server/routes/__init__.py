@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "memory",
     "openai_chat",
     "openai_responses",
+    "workflows",
 )
 """The route modules every app serves, in order (``docs`` is added when docs are on)."""
 

@@ -108,6 +108,9 @@ class SQLStorage(Storage):
         await self.engine.ready()
 
     async def close(self) -> None:
+        close = getattr(self.workflows, "close", None)
+        if close is not None:  # the workflow domain's own SQLite connections
+            await close()
         await self.engine.close()
 
     async def run_sync(self, fn: Callable[[sa.Connection], _T], *, setup: bool = True) -> _T:
