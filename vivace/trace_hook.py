@@ -37,11 +37,19 @@ class Hook(Protocol):
         trace_id: str | None = None,
         parent_span_id: str | None = None,
         parent_pending: bool = False,
+        span_id: str | None = None,
+        ok: tuple[type[BaseException], ...] = (),
     ) -> AbstractContextManager[Any]:
         """A span around a block, nested under the innermost open span (an explicit parent
         with ``trace_id``/``parent_span_id``; ``parent_pending``: that parent, a run's span,
-        has not started yet and starts with this span). An exception marks it failed. Yields
-        the span (``.attributes`` may be added to) or ``None`` when nothing is traced."""
+        has not started yet and starts with this span; ``span_id``: the id to use, e.g. a
+        run's own). An exception marks it failed, unless it is one of ``ok`` (control flow,
+        such as a suspension). Yields the span (``.attributes`` may be added to) or ``None``
+        when nothing is traced."""
+        ...
+
+    def fail(self, span: Any, error: BaseException | str) -> None:
+        """Mark ``span`` (from :meth:`span`) failed with ``error`` (its message redacted)."""
         ...
 
     def model_retry(

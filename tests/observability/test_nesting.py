@@ -337,3 +337,82 @@ async def test_storage_load_and_append_are_spans_of_the_run(storage) -> None:
     assert begin.attributes["db.operation.name"] == "begin_run"
     assert begin.attributes["gen_ai.conversation.id"] == "st-1"
     assert begin.attributes["vivace.storage.history_messages"] == 0
+
+
+async def test_workflow_runs_and_steps_are_spans_with_agent_runs_inside() -> None:
+    """A workflow run is ``invoke_workflow``, each step attempt ``workflow_step``; an agent
+    step's run nests under its step; a suspended run ends its span (not an error) and its
+    resumption is a second run span in the same trace."""
+    from pydantic import BaseModel
+
+    from vivace.workflows import StepContext, Workflow, step
+
+    class Ok(BaseModel):
+        ok: bool
+
+    flaky_calls = []
+
+    @step(retries=1, backoff=0)
+    def fetch(order: str) -> str:
+        flaky_calls.append(order)
+        if len(flaky_calls) == 1:
+            raise RuntimeError("flaky")
+        return f"order {order}"
+
+    @step(resume=Ok)
+    async def approve(text: str, ctx: StepContext) -> str:
+        decision = await ctx.suspend({"text": text})
+        return text if decision.ok else "rejected"
+
+    writer = Agent(model=ScriptedModel(["A fine summary."]), name="writer")
+    wf = Workflow("orders").then(fetch).then(approve).then(writer)
+    exported, tracer = _traced()
+    run = await wf.arun("o-1")
+    assert run.status == "suspended"
+    done = await wf.aresume(run.run_id, step="approve", data={"ok": True})
+    assert done.status == "completed" and done.output == "A fine summary."
+    tracer.force_flush()
+    spans = [s for s in exported.spans if s.trace_id == run.trace_id]
+    first = next(s for s in spans if s.span_id == run.span_id)
+    assert _tree(spans, first) == [
+        (0, "invoke_workflow orders"),
+        (1, "workflow_step fetch"),
+        (1, "workflow_step fetch"),
+        (1, "workflow_step approve"),
+        (1, "invoke_workflow orders"),  # the resumed segment
+        (2, "workflow_step approve"),
+        (2, "workflow_step writer"),
+        (3, "invoke_agent writer"),
+        (4, "chat scripted"),
+    ]
+    by = {}
+    for s in sorted(spans, key=lambda s: s.start_ns):
+        by.setdefault(s.name, []).append(s)
+    failed, retried = by["workflow_step fetch"]
+    assert failed.status == 2 and "flaky" in failed.status_message
+    assert (retried.status, retried.attributes["vivace.workflow.attempt"]) == (1, 2)
+    parked = by["workflow_step approve"][0]
+    assert parked.status == 1 and parked.attributes["vivace.workflow.step_status"] == "suspended"
+    assert first.attributes["vivace.run.status"] == "suspended"
+    assert first.attributes["gen_ai.workflow.name"] == "orders"
+    assert first.attributes["vivace.span_type"] == "workflow_run"
+    resumed = by["invoke_workflow orders"][1]
+    assert resumed.attributes["vivace.run.status"] == "completed"
+    agent_run = by["invoke_agent writer"][0]
+    assert agent_run.attributes["vivace.parent_run_id"] == run.run_id
+
+
+async def test_a_failed_workflow_run_is_a_failed_span() -> None:
+    from vivace.workflows import Workflow, step
+
+    @step
+    def boom(x: int) -> int:
+        raise ValueError("no")
+
+    exported, tracer = _traced()
+    result = await Workflow("fails").then(boom).arun(1)
+    assert result.status == "failed"
+    tracer.force_flush()
+    run = next(s for s in exported.spans if s.name == "invoke_workflow fails")
+    assert run.status == 2 and run.attributes["vivace.run.status"] == "failed"
+    assert "no" in run.status_message

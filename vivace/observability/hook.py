@@ -96,6 +96,8 @@ class TraceHook:
         trace_id: str | None = None,
         parent_span_id: str | None = None,
         parent_pending: bool = False,
+        span_id: str | None = None,
+        ok: tuple[type[BaseException], ...] = (),
     ) -> Iterator[Span | None]:
         tracer, parent = innermost(self.tracer)
         if tracer is None:
@@ -110,18 +112,33 @@ class TraceHook:
             trace_id, parent_id = parent.trace_id, parent.span_id
         else:
             trace_id, parent_id = new_span_id() + new_span_id(), None
-        span = tracer.start_span(name, trace_id, parent_id, kind=kind, attributes=attributes)
+        if parent is not None and type(parent) is RemoteParent and parent_id == parent.span_id:
+            attributes = {**(attributes or {}), g.LOCAL_ROOT: True}
+        span = tracer.start_span(
+            name,
+            trace_id,
+            parent_id,
+            kind=kind,
+            attributes=attributes,
+            span_id=span_id,
+            start_ns=tracer.take_start(span_id),
+        )
         if parent_pending and parent_id is not None:
             tracer.pending_start(parent_id, span.start_ns)
         token = CURRENT_SPAN.set(span)
         try:
             yield span
         except BaseException as exc:
-            tracer.record_error(span, exc)
+            if not isinstance(exc, ok):
+                tracer.record_error(span, exc)
             raise
         finally:
             CURRENT_SPAN.reset(token)
             tracer.end_span(span, root=root)
+
+    def fail(self, span: Span | None, error: BaseException | str) -> None:
+        if span is not None:
+            self.tracer.record_error(span, error)
 
     # -- model attempts ------------------------------------------------------------------------
 
