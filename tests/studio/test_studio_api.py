@@ -272,3 +272,51 @@ async def test_without_storage_the_trace_routes_say_so() -> None:
         r = await c.get("/studio/api/traces")
         assert r.status_code == 404 and r.json()["error"]["code"] == "traces_not_stored"
         assert (await c.get("/metrics")).status_code == 200
+
+
+async def test_a_workflow_runs_step_inputs_are_replayed_from_its_journal() -> None:
+    from vivace.storage.inmemory import InMemoryStorage
+    from vivace.workflows import Workflow, step
+
+    @step
+    def double(x: int) -> int:
+        return x * 2
+
+    @step
+    def add_one(x: int) -> int:
+        return x + 1
+
+    @step
+    def label(n: int) -> str:
+        return f"n={n}"
+
+    wf = (
+        Workflow("math")
+        .then(double)
+        .dountil(add_one, lambda n: n >= 13)
+        .parallel([label, double.with_id("again")])
+    )
+    auth = MultiAuth(APIKeyAuth("admin-key-123"), JWTAuth(SECRET))
+    app = VivaceApp([], storage=InMemoryStorage(), auth=auth, workflows=[wf], extensions=[Studio()])
+    async with serving(app) as c:
+        info = (await c.get("/studio/api/info", headers=KEY)).json()
+        assert info["workflows"] is True
+        run = (await c.post("/workflows/math/runs", json={"input": 5}, headers=token("ann"))).json()
+        assert run["status"] == "completed"
+        url = f"/studio/api/workflows/math/runs/{run['run_id']}/inputs"
+        inputs = (await c.get(url, headers=token("ann"))).json()["inputs"]
+        assert inputs == {
+            "double": 5,
+            "add_one[0]": 10,
+            "add_one[1]": 11,
+            "add_one[2]": 12,
+            "label": 13,
+            "again": 13,
+        }
+        assert (await c.get(url, headers=token("bob"))).status_code == 404  # ann's run
+        assert (await c.get(url, headers=KEY)).status_code == 200  # an admin's
+        missing = "/studio/api/workflows/math/runs/nope/inputs"
+        assert (await c.get(missing, headers=KEY)).status_code == 404
+        assert (
+            await c.get("/studio/api/workflows/none/runs/x/inputs", headers=KEY)
+        ).status_code == 404

@@ -152,6 +152,11 @@ class ScoreStatsOut(BaseModel):
     rows: list[ScoreStatsRow]
 
 
+class StepInputs(BaseModel):
+    run_id: str
+    inputs: dict[str, Any] = Field(description="step path -> the value it was called with")
+
+
 class ToolRunIn(BaseModel):
     """The arguments to call the tool with (validated against its JSON Schema)."""
 
@@ -234,7 +239,7 @@ async def studio_info(request: Request) -> Response:
             "admin": who.admin,
             "auth": who.method,
             "traces": getattr(storage(request), "traces", None) is not None,
-            "workflows": False,
+            "workflows": bool(getattr(request.app.state, "workflows", None)),
             "model_override": model_override_allowed(request, who),
             "models": models,
         }
@@ -339,6 +344,26 @@ async def score_stats(request: Request) -> Response:
         bucket=max(60.0, bucket) if bucket else None,
     )
     return json_response({"rows": [r.to_dict() for r in rows]})
+
+
+async def workflow_step_inputs(request: Request) -> Response:
+    """What each step of a workflow run was called with (replayed from its journal)."""
+    from ..server.routes.workflows import workflows_of
+    from ..workflows.engine import store_of
+    from .workflow_inputs import step_inputs
+
+    who = principal(request)
+    workflow_id = path_id(request, "workflow_id")
+    run_id = path_id(request, "run_id")
+    wf = workflows_of(request).get(workflow_id)
+    if wf is None:
+        raise HTTPError(404, "workflow_not_found", f"no workflow {workflow_id!r}")
+    store = store_of(wf)
+    record = await store.get_run(run_id) if store is not None else None
+    if record is None or record.workflow != wf.id or not who.can_see(record.user_id):
+        raise HTTPError(404, "run_not_found", f"no run {run_id!r} of this workflow", param="run_id")
+    inputs = await step_inputs(wf, run_id)
+    return json_response({"run_id": run_id, "inputs": inputs or {}})
 
 
 async def run_tool(request: Request) -> Response:
@@ -482,6 +507,14 @@ ROUTES = [
             Query("until", {"type": "number"}, "until (Unix seconds)"),
             Query("bucket", {"type": "number", "minimum": 60}, "bucket size in seconds"),
         ],
+    ),
+    Op(
+        "GET",
+        "/studio/api/workflows/{workflow_id}/runs/{run_id}/inputs",
+        workflow_step_inputs,
+        "The input each step of a workflow run received",
+        "studio",
+        responses={200: StepInputs, 400: None, 404: None},
     ),
     Op(
         "POST",

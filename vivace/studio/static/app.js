@@ -5,15 +5,14 @@ import { agentsScreen } from "./agents.js";
 import { tracesScreen } from "./traces.js";
 import { metricsScreen } from "./metrics.js";
 import { toolsScreen } from "./tools.js";
+import { workflowsScreen } from "./workflows.js";
 
 const screens = {
   agents: agentsScreen,
   traces: tracesScreen,
   metrics: metricsScreen,
   tools: toolsScreen,
-  workflows: (main) => clear(main, h("section", { class: "pad" },
-    h("h1", {}, "Workflows"),
-    h("p", { class: "muted" }, "Workflows are not available on this server yet."))),
+  workflows: workflowsScreen,
 };
 
 let signingIn = null;
