@@ -119,6 +119,9 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             lines.append("  storage: none (sessions are not kept)")
         if app.extension("studio") is not None:
             lines.append(f"  studio: {url}/studio (and {url}/metrics)")
+        paths = {"mcp": "MCP /mcp", "a2a": "A2A /a2a/<id>/", "agui": "AG-UI /agents/<id>/agui"}
+        if app.protocols:
+            lines.append("  protocols: " + ", ".join(paths[p] for p in app.protocols))
     if target.startswith("vivace.examples"):
         from ..examples.app import MODEL_NOTE
 

@@ -20,6 +20,9 @@ __all__ = ["VivaceApp"]
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 EVENT_LOG_KINDS = ("memory", "storage")
 EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
+PROTOCOLS = ("mcp", "a2a", "agui")
+"""The open protocols a VivaceApp can serve, each when its SDK (extra) is installed."""
+_PROTOCOL_SDKS = {"mcp": "mcp", "a2a": "a2a", "agui": "ag_ui"}
 MODEL_OVERRIDE_ENV = "VIVACE_MODEL_OVERRIDE"
 
 
@@ -52,6 +55,13 @@ class VivaceApp:
         workflows: :class:`~vivace.workflows.Workflow`\\ s to serve under ``/workflows`` (those
             without storage run on the server's). The app recovers their crashed runs and
             fires their cron schedules while it runs.
+        tools: Tools (functions, :class:`~vivace.tools.Tool`\\ s, static toolsets) served over
+            MCP beside the agents (see ``protocols``).
+        protocols: The open protocols to serve: ``"mcp"`` (``/mcp``: the agents, ``tools``
+            and workflows as MCP tools), ``"a2a"`` (``/a2a/{agent_id}`` and its agent card),
+            ``"agui"`` (``/agents/{agent_id}/agui``), all behind ``auth``. ``None``: each one
+            whose SDK is installed (``vivace[mcp]``, ``vivace[a2a]``, ``vivace[agui]``);
+            ``False``: none. Their SDKs are imported on the first protocol request.
         extensions: Route modules and lifecycles from parts above the server, e.g.
             ``[vivace.studio.Studio()]`` (:mod:`vivace.server.extensions`).
         model_override: Who may choose a run's model (``"model"`` in the run request):
@@ -77,6 +87,8 @@ class VivaceApp:
         docs: bool = True,
         run_lease: float | None = None,
         workflows: Sequence[Any] = (),
+        tools: Sequence[Any] = (),
+        protocols: bool | Sequence[str] | None = None,
         extensions: Sequence[Extension] = (),
         model_override: bool | None = None,
     ) -> None:
@@ -109,6 +121,8 @@ class VivaceApp:
         self.allowed_media_types = tuple(allowed_media_types or DEFAULT_MEDIA_TYPES)
         self.title = title
         self.docs = docs
+        self.tools = list(tools)
+        self.protocols = _protocols(protocols)
         self.extensions: list[Extension] = list(extensions)
         if model_override is None:
             flag = os.environ.get(MODEL_OVERRIDE_ENV, "").strip().lower()
@@ -117,6 +131,10 @@ class VivaceApp:
         self._unbound = False  # extensions wait for the loop that serves the app
         self._asgi: Starlette | None = None
         self.ops: list[Op] = []
+        if "mcp" in self.protocols:  # clashing names etc. fail here, not at the first request
+            from ..mcp.server import check_served
+
+            check_served(self.agents, self.tools, list(self.workflows.values()))
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -183,6 +201,7 @@ class VivaceApp:
         finally:
             if worker is not None:
                 await worker.stop()
+            await self.mounts.aclose()  # protocol SDKs' sessions and tasks
             await self.runs.shutdown()
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
@@ -204,6 +223,7 @@ class VivaceApp:
         from .idempotency import RecentRuns
         from .ids import SlashSafePaths
         from .middleware import BodyLimit, TraceContext
+        from .mounts import Mounts
         from .routes import all_routes
         from .routing import starlette_routes
         from .runs import LiveRuns
@@ -212,8 +232,9 @@ class VivaceApp:
         self.auth = resolve_auth(self._auth_arg)
         self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
+        self.mounts = Mounts()
         extra = [op for ext in self.extensions for op in ext.routes]
-        self.ops = all_routes(docs=self.docs, extra=extra)
+        self.ops = all_routes(docs=self.docs, protocols=self.protocols, extra=extra)
         middleware = []
         if self.cors:
             from starlette.middleware.cors import CORSMiddleware
@@ -255,6 +276,8 @@ class VivaceApp:
         state = app.state
         state.agents = self.agents
         state.workflows = self.workflows
+        state.tools = self.tools
+        state.mounts = self.mounts
         state.storage = self.storage
         state.event_log = self.log
         state.runs = self.runs
@@ -330,6 +353,26 @@ class _AppRequest:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+
+
+def _protocols(arg: bool | Sequence[str] | None) -> tuple[str, ...]:
+    """The protocols to serve (see ``VivaceApp(protocols=)``); asking for one whose SDK is
+    not installed is a ``UserError``."""
+    from importlib.util import find_spec
+
+    from ..errors import UserError
+
+    if arg is False:
+        return ()
+    if arg is None:
+        return tuple(p for p in PROTOCOLS if find_spec(_PROTOCOL_SDKS[p]) is not None)
+    names = PROTOCOLS if arg is True else tuple(dict.fromkeys(arg))
+    for name in names:
+        if name not in PROTOCOLS:
+            raise UserError(f"unknown protocol {name!r}: choose from {', '.join(PROTOCOLS)}")
+        if find_spec(_PROTOCOL_SDKS[name]) is None:
+            raise UserError(f"serving {name} needs its SDK: pip install 'vivace[{name}]'")
+    return names
 
 
 def _leased(storage: Any, run_lease: float) -> Any:

@@ -225,6 +225,11 @@ class LiveRuns:
     def is_live(self, run_id: str) -> bool:
         return run_id in self._live
 
+    def task_of(self, run_id: str) -> asyncio.Task[RunResult | None] | None:
+        """The task driving a live run of this process (done once the run has ended)."""
+        live = self._live.get(run_id)
+        return live.task if live is not None else None
+
     def cancel(self, run_id: str) -> bool:
         """Cancel a live run of this process; False when it is not running here."""
         from ..agent.registry import cancel_run

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..server.routing import Op
+from ..server.routing import Doc, Op
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -37,6 +37,6 @@ ROUTES = [
         "Live metrics (Prometheus text format)",
         "studio",
         scope="admin",
-        responses={200: ("text/plain", {"type": "string"})},
+        responses={200: Doc({"text/plain": {"type": "string"}}, "Prometheus' text format")},
     ),
 ]

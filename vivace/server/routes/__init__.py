@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..routing import Op
 
-__all__ = ["MODULES", "all_routes"]
+__all__ = ["MODULES", "PROTOCOL_MODULES", "all_routes"]
 
 MODULES: tuple[str, ...] = (
     "agents",
@@ -30,12 +30,18 @@ MODULES: tuple[str, ...] = (
 )
 """The route modules every app serves, in order (``docs`` is added when docs are on)."""
 
+PROTOCOL_MODULES: dict[str, str] = {"mcp": "mcp", "a2a": "a2a", "agui": "agui"}
+"""The route module of each open protocol, served after the others when the app serves it
+(``VivaceApp(protocols=...)``): their paths never sit before an ordinary route."""
 
-def all_routes(*, docs: bool = True, extra: Sequence[Op] = ()) -> list[Op]:
-    """The ops of every route module the app serves (``extra``: its extensions', before the
-    docs)."""
+
+def all_routes(
+    *, docs: bool = True, protocols: tuple[str, ...] = (), extra: Sequence[Op] = ()
+) -> list[Op]:
+    """The ops of every route module (and of the protocol modules named in ``protocols``),
+    then ``extra`` (the app's extensions'), then the docs."""
     ops: list[Op] = []
-    for name in MODULES:
+    for name in (*MODULES, *(PROTOCOL_MODULES[p] for p in protocols)):
         ops.extend(importlib.import_module(f"{__name__}.{name}").ROUTES)
     ops.extend(extra)
     if docs:
