@@ -11,11 +11,10 @@ schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+from tests.server.apps import make_agents  # noqa: E402
 from vivace.server import VivaceApp  # noqa: E402
 from vivace.storage import InMemoryStorage  # noqa: E402
 from vivace.studio import Studio  # noqa: E402
-
-from ..server.apps import make_agents  # noqa: E402
 
 _app = VivaceApp(
     agents=[a for a in make_agents() if a.id not in ("gated", "broken")],
