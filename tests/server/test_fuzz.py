@@ -138,6 +138,8 @@ def test_ids_from_all_of_unicode_randomized(thread_server: Any) -> None:
                     "/v1/responses", content=body, headers={"content-type": "application/json"}
                 )
             elif kind == 4:  # a path parameter
+                if value in (".", ".."):  # the client drops dot segments: why they are no ids
+                    continue
                 field = "session_id"
                 r = c.get("/sessions/" + quote(value, safe=""))
             else:  # a query parameter

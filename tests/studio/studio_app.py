@@ -57,6 +57,8 @@ def assistant_model(messages: list[Message], request: ModelRequest) -> object:
         return call("get_weather", {"city": city})
     if "delete" in low:
         return call("delete_file", {"path": text.rsplit(" ", 1)[-1]})
+    if "handbook" in low:
+        return call("search_knowledge", {"query": text})
     return f"You said: {text}"
 
 
@@ -120,8 +122,24 @@ def build() -> object:
         tools=[get_weather, delete_file],
     )
     echo = Agent(model="test/echo", name="echo", description="Echoes the input")
+    from vivace.knowledge import Document, KnowledgeBase
+    from vivace.memory import HashEmbedder
+
+    # the Studio shows the passages a knowledge search returned (the embedder's quality is
+    # not what this app tests, so a deterministic offline one)
+    kb = KnowledgeBase("handbook", store="memory", embedder=HashEmbedder(64))
+    kb.add(
+        Document("vpn.md", "Connect to the VPN with the WireGuard profile."),
+        Document("leave.md", "Employees get 25 days of paid leave."),
+    )
+    librarian = Agent(
+        model=FunctionModel(assistant_model, model_name="studio-test"),
+        name="librarian",
+        description="Answers from the handbook",
+        knowledge=kb,
+    )
     return VivaceApp(
-        [assistant, echo],
+        [assistant, echo, librarian],
         storage=storage,
         workflows=[orders_workflow()],
         extensions=[Studio()],

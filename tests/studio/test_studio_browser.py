@@ -209,6 +209,22 @@ def test_with_auth_on_the_studio_asks_for_a_key(page: Any, tmp_path: Any) -> Non
         stop_server(server)
 
 
+def test_chat_shows_the_sources_a_knowledge_search_returned(
+    page: Any, live_server: LiveServer
+) -> None:
+    page.goto(f"{live_server.url}/studio#/agents/librarian/s-sources")
+    expect(page.locator("#composer")).to_be_visible()
+    turn = say(page, "what does the handbook say about the vpn")
+    card = turn.locator(".tool")
+    expect(card.locator("strong")).to_have_text("search_knowledge")
+    expect(card.locator(".status")).to_have_text("done")
+    sources = card.locator(".sources li")
+    expect(sources.first).to_contain_text("#0")
+    expect(card.locator(".sources")).to_contain_text("vpn.md")
+    expect(card.locator(".sources")).to_contain_text("score")
+    shot(page, "sources")
+
+
 def test_a_workflow_run_started_suspended_and_resumed_from_its_forms(
     page: Any, live_server: LiveServer
 ) -> None:

@@ -54,7 +54,6 @@ from ..tools.tool import (
     result_to_content,
 )
 from ..tools.toolset import Toolset
-from . import capability as _capability
 from . import events as ev
 from .capability import call_hooks, overridden
 from .output import FINAL_RESULT_TOOL, OutputSchema, output_schema
@@ -403,16 +402,10 @@ class Runner:
         if binding is not None:
             await binding.keep_alive()
         trace = (trace_id, span_id, parent_run_id)
-        if (
-            agent.memory is None
-            and not agent.hooks
-            and not agent.capabilities
-            and not _capability.DEFAULTS
-        ):
-            finish = binding is not None
-        else:
-            caps = self.setup.caps = agent.run_capabilities()
-            finish = bool(caps) or binding is not None
+        caps = agent.run_capabilities()
+        if caps:
+            self.setup.caps = caps
+        finish = bool(caps) or binding is not None
         try:
             async for event in self._body(paused, user_msg):
                 if finish and type(event) in _TERMINAL:

@@ -8,6 +8,7 @@
 * ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
 * ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
   and whether their keys are set, models with limits and prices, a catalog refresh.
+* ``vivace knowledge add|search|list|delete`` - knowledge bases (:mod:`.knowledge`).
 * ``vivace dev [module:app]`` - ``serve`` with auto-reload, tracing and the Studio at ``/studio``.
 * ``vivace stats`` - runs, errors, tokens, cost and latency per agent/model/day from traces.
 
@@ -111,8 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
     m.add_argument("--name", default="vivace", help="server name shown to clients")
 
+    from .knowledge import add_parser as add_knowledge_parser
     from .models import add_parser
 
+    add_knowledge_parser(sub)
     add_parser(sub)
     return p
 
@@ -153,6 +156,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from .models import models
 
         return models(args)
+    if args.command == "knowledge":
+        from .knowledge import knowledge
+
+        return knowledge(args)
     if args.command == "dev":
         from .dev import dev
 

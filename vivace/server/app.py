@@ -27,7 +27,7 @@ MODEL_OVERRIDE_ENV = "VIVACE_MODEL_OVERRIDE"
 
 
 class VivaceApp:
-    """Serve agents over HTTP.
+    r"""Serve agents over HTTP.
 
     Args:
         agents: The agents, addressed by ``agent.id`` (their name).
@@ -62,6 +62,8 @@ class VivaceApp:
             ``"agui"`` (``/agents/{agent_id}/agui``), all behind ``auth``. ``None``: each one
             whose SDK is installed (``vivace[mcp]``, ``vivace[a2a]``, ``vivace[agui]``);
             ``False``: none. Their SDKs are imported on the first protocol request.
+        knowledge: Knowledge bases (:class:`~vivace.knowledge.KnowledgeBase`) to serve under
+            ``/knowledge`` (with those the agents use).
         extensions: Route modules and lifecycles from parts above the server, e.g.
             ``[vivace.studio.Studio()]`` (:mod:`vivace.server.extensions`).
         model_override: Who may choose a run's model (``"model"`` in the run request):
@@ -89,6 +91,7 @@ class VivaceApp:
         workflows: Sequence[Any] = (),
         tools: Sequence[Any] = (),
         protocols: bool | Sequence[str] | None = None,
+        knowledge: Sequence[Any] = (),
         extensions: Sequence[Extension] = (),
         model_override: bool | None = None,
     ) -> None:
@@ -123,6 +126,7 @@ class VivaceApp:
         self.docs = docs
         self.tools = list(tools)
         self.protocols = _protocols(protocols)
+        self.knowledge = list(knowledge)
         self.extensions: list[Extension] = list(extensions)
         if model_override is None:
             flag = os.environ.get(MODEL_OVERRIDE_ENV, "").strip().lower()
@@ -199,6 +203,9 @@ class VivaceApp:
         try:
             yield
         finally:
+            jobs = getattr(self.asgi.state, "knowledge_jobs", None)
+            if jobs is not None:  # ingests still running stop between whole documents
+                await jobs.shutdown()
             if worker is not None:
                 await worker.stop()
             await self.mounts.aclose()  # protocol SDKs' sessions and tasks
@@ -284,6 +291,9 @@ class VivaceApp:
         state.auth = self.auth
         state.idempotency = RecentRuns()
         state.ops = self.ops
+        from .routes.knowledge import knowledge_bases_of
+
+        state.knowledge = knowledge_bases_of(self.agents.values(), self.knowledge)
         state.settings = Settings(
             max_body_bytes=self.max_body_bytes,
             allowed_media_types=self.allowed_media_types,

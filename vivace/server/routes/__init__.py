@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "runs",
     "sessions",
     "memory",
+    "knowledge",
     "openai_chat",
     "openai_responses",
     "workflows",

@@ -145,6 +145,15 @@ function assistantTurn() {
       t.status.className = `status ${isError ? "error" : "done"}`;
       t.result.textContent = json(content);
       if (t.actions.querySelector("button")) clear(t.actions);
+      // a knowledge search: list the passages it retrieved (the run's citations)
+      const passages = content && Array.isArray(content.passages) ? content.passages : null;
+      if (passages && passages.length && !t.sources) {
+        t.sources = h("ol", { class: "sources" }, passages.map((p) => h("li", {},
+          h("span", { class: "source" }, `${p.source} #${p.position}`),
+          h("span", { class: "muted small" }, ` score ${Number(p.score).toFixed(3)}`))));
+        t.card.insertBefore(h("div", { class: "label" }, "sources"), t.result.previousSibling);
+        t.card.insertBefore(t.sources, t.result.previousSibling);
+      }
     },
     toolPending(id, onDecide) {
       const t = tools[id];
