@@ -1,17 +1,23 @@
 """The app the Studio's browser tests serve: agents on a test model that calls tools when
-asked (weather; deleting a file needs approval), SQLite storage, tracing into it."""
+asked (weather; deleting a file needs approval), an order workflow (an approval that waits
+for a person, a parallel fan-out with a slow branch, an agent step), SQLite storage, tracing
+into it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+
+from pydantic import BaseModel
 
 from vivace import Agent, tool
 from vivace.messages import Message
 from vivace.models import ModelRequest
 from vivace.server import VivaceApp
-from vivace.studio import with_studio
-from vivace.testing import call
+from vivace.studio import Studio
+from vivace.testing import FunctionModel, call
+from vivace.workflows import StepContext, Workflow, step
 
 
 @tool
@@ -56,9 +62,58 @@ def assistant_model(messages: list[Message], request: ModelRequest) -> object:
     return f"You said: {text}"
 
 
-def build() -> object:
-    from vivace.testing import FunctionModel
+class Order(BaseModel):
+    id: str
+    amount: float
 
+
+class Approval(BaseModel):
+    ok: bool
+    by: str = ""
+
+
+@step
+def load_order(order_id: str) -> Order:
+    return Order(id=order_id, amount=1250.0 if order_id.startswith("big") else 80.0)
+
+
+@step(resume=Approval, description="a person approves orders over 1000")
+async def approve(order: Order, ctx: StepContext) -> Order:
+    if order.amount > 1000:
+        decision = await ctx.suspend({"order": order.id, "amount": order.amount})
+        if not decision.ok:
+            ctx.bail(Order(id=order.id, amount=0))
+    return order
+
+
+@step
+def price(order: Order) -> float:
+    return round(order.amount * 1.2, 2)
+
+
+@step
+async def stock(order: Order) -> int:
+    await asyncio.sleep(1.0)  # slow enough to be seen running
+    return 7
+
+
+def summarize(messages: list[Message], request: ModelRequest) -> str:
+    return "Summary: " + messages[-1].text
+
+
+def orders_workflow() -> Workflow:
+    writer = Agent(model=FunctionModel(summarize, model_name="writer-model"), name="writer")
+    return (
+        Workflow("orders", description="Approve, check and summarize an order")
+        .then(load_order)
+        .then(approve)
+        .parallel([price, stock])
+        .map(lambda r: f"price {r['price']}, stock {r['stock']}", output=str)
+        .then(writer)
+    )
+
+
+def build() -> object:
     storage = os.environ.get("VIVACE_STORAGE_URL", "sqlite:///.vivace/studio-test.db")
     assistant = Agent(
         model=FunctionModel(assistant_model, model_name="studio-test"),
@@ -83,7 +138,12 @@ def build() -> object:
         description="Answers from the handbook",
         knowledge=kb,
     )
-    return with_studio(VivaceApp([assistant, echo, librarian], storage=storage))
+    return VivaceApp(
+        [assistant, echo, librarian],
+        storage=storage,
+        workflows=[orders_workflow()],
+        extensions=[Studio()],
+    )
 
 
 app = build()

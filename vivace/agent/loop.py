@@ -479,18 +479,19 @@ class Runner:
         ctx = state.ctx
         try:
             self._resolve()
-            if setup.dynamic:
+            caps = setup.caps
+            if paused is None and caps:
+                assert user_msg is not None
+                replaced = await call_hooks(caps, "before_run", ctx, user_msg)
+                if replaced is not None:
+                    user_msg = replaced
+            if setup.dynamic:  # after before_run: a toolset's listing is part of the run (trace)
                 for toolset in setup.dynamic:  # toolsets that list their tools per run
                     for t in await toolset.tools_for_run(ctx):
                         _add_tool(setup.tools, t)
                 self._resolve_output()
-            caps = setup.caps
             if paused is None:
                 assert user_msg is not None
-                if caps:
-                    replaced = await call_hooks(caps, "before_run", ctx, user_msg)
-                    if replaced is not None:
-                        user_msg = replaced
                 state.messages.append(user_msg)
                 yield ev.RunStarted(
                     ctx.run_id,
@@ -525,7 +526,10 @@ class Runner:
         agent, opts, setup = self.agent, self.opts, self.setup
         from ..models.router import resolve_model
 
-        setup.model = resolve_model(opts.model if opts.model is not None else agent.model)
+        if opts.model is None:
+            setup.model = resolve_model(agent.model)
+        else:  # the run's own model (tracing reads it from the context)
+            setup.model = self.state.ctx.metadata["model"] = resolve_model(opts.model)
         collect_tools(agent.tools, setup.tools, setup.notes, setup.dynamic)
         for cap in setup.caps:
             if "tools" in overridden(cap):

@@ -64,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         "storage with several, so a client can reconnect to any worker)",
     )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
+    s.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="json: one JSON object per log line, with trace_id, span_id and run_id "
+        "(default: $VIVACE_LOG_FORMAT, else text)",
+    )
+    s.add_argument(
+        "--studio",
+        action="store_true",
+        help="serve the Studio at /studio (and /metrics), tracing runs into the storage",
+    )
 
     d = sub.add_parser("dev", help="serve with auto-reload, tracing and the Studio at /studio")
     d.add_argument("target", nargs="?", default=None, help="as for serve")
@@ -72,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--storage", default=None, help="storage URL (traces are kept there too)")
     d.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
     d.add_argument("--log-level", default="warning", help="uvicorn log level")
+    d.add_argument("--log-format", choices=["text", "json"], default=None, help="as for serve")
 
     st = sub.add_parser("stats", help="runs, tokens, cost and latency per agent/model from traces")
     st.add_argument("--storage", default=None, help="storage URL (default as for serve)")

@@ -54,6 +54,7 @@ from typing import Any
 
 import httpx
 
+from .. import trace_hook
 from ..errors import (
     ModelConnectionError,
     ModelError,
@@ -499,7 +500,11 @@ class Endpoint:
                 raise err
             if err.retry_after is not None and err.retry_after > policy.max_retry_after:
                 raise err
-            await asyncio.sleep(policy.delay(attempt, err.retry_after))
+            delay = policy.delay(attempt, err.retry_after)
+            hook = trace_hook.HOOK
+            if hook is not None:  # tracing: this attempt's span ends, the next one's begins
+                hook.model_retry(self.provider, model, attempt + 2, err, delay)
+            await asyncio.sleep(delay)
             attempt += 1
 
     # -- public request helpers --------------------------------------------------------------

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from ..agent import Agent
+    from .extensions import Extension
     from .routing import Op
     from .sse import EventLog
 
@@ -22,6 +23,7 @@ EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
 PROTOCOLS = ("mcp", "a2a", "agui")
 """The open protocols a VivaceApp can serve, each when its SDK (extra) is installed."""
 _PROTOCOL_SDKS = {"mcp": "mcp", "a2a": "a2a", "agui": "ag_ui"}
+MODEL_OVERRIDE_ENV = "VIVACE_MODEL_OVERRIDE"
 
 
 class VivaceApp:
@@ -62,6 +64,12 @@ class VivaceApp:
             ``False``: none. Their SDKs are imported on the first protocol request.
         knowledge: Knowledge bases (:class:`~vivace.knowledge.KnowledgeBase`) to serve under
             ``/knowledge`` (with those the agents use).
+        extensions: Route modules and lifecycles from parts above the server, e.g.
+            ``[vivace.studio.Studio()]`` (:mod:`vivace.server.extensions`).
+        model_override: Who may choose a run's model (``"model"`` in the run request):
+            ``True`` anyone allowed to run, ``False`` nobody, ``None`` (default) admins -
+            which everyone is while the server is open to localhost only (``vivace dev``).
+            ``None`` also reads ``VIVACE_MODEL_OVERRIDE`` (``1``/``0``).
 
     The object is itself an ASGI app (``uvicorn module:app``); ``.asgi`` is the Starlette app,
     to mount into another app (``fastapi_app.mount("/vivace", app.asgi)``).
@@ -84,6 +92,8 @@ class VivaceApp:
         tools: Sequence[Any] = (),
         protocols: bool | Sequence[str] | None = None,
         knowledge: Sequence[Any] = (),
+        extensions: Sequence[Extension] = (),
+        model_override: bool | None = None,
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
 
@@ -117,6 +127,12 @@ class VivaceApp:
         self.tools = list(tools)
         self.protocols = _protocols(protocols)
         self.knowledge = list(knowledge)
+        self.extensions: list[Extension] = list(extensions)
+        if model_override is None:
+            flag = os.environ.get(MODEL_OVERRIDE_ENV, "").strip().lower()
+            model_override = {"1": True, "true": True, "0": False, "false": False}.get(flag)
+        self.model_override = model_override
+        self._unbound = False  # extensions wait for the loop that serves the app
         self._asgi: Starlette | None = None
         self.ops: list[Op] = []
         if "mcp" in self.protocols:  # clashing names etc. fail here, not at the first request
@@ -138,7 +154,32 @@ class VivaceApp:
         app = self._asgi
         if app is None:
             app = self.asgi
+        if self._unbound:
+            self._bind()
         await app(scope, receive, send)
+
+    def _bind(self) -> None:
+        """Tell the extensions the loop serving this app (it owns the storage)."""
+        import asyncio
+
+        self._unbound = False
+        loop = asyncio.get_running_loop()
+        for ext in self.extensions:
+            bind = getattr(ext, "bind", None)
+            if bind is not None:
+                bind(loop)
+
+    def add_extension(self, extension: Extension) -> None:
+        """Add an extension (before the app is first used)."""
+        if self._asgi is not None:
+            from ..errors import UserError
+
+            raise UserError("add extensions before the app serves (or pass extensions=[...])")
+        self.extensions.append(extension)
+
+    def extension(self, name: str) -> Extension | None:
+        """The extension called ``name`` (e.g. ``"studio"``), or None."""
+        return next((e for e in self.extensions if getattr(e, "name", None) == name), None)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -151,6 +192,8 @@ class VivaceApp:
         setup = getattr(self.storage, "setup", None)
         if setup is not None:
             await setup()
+        if self._unbound:
+            self._bind()
         worker = None
         if self.workflows:  # crashed runs are recovered, cron schedules fire
             from ..workflows import Worker
@@ -170,6 +213,10 @@ class VivaceApp:
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
                 await aclose()
+            for ext in reversed(self.extensions):
+                aclose_ext = getattr(ext, "aclose", None)
+                if aclose_ext is not None:
+                    await aclose_ext()
             close = getattr(self.storage, "close", None)
             if close is not None:
                 await close()
@@ -182,7 +229,7 @@ class VivaceApp:
         from .errors import install_handlers
         from .idempotency import RecentRuns
         from .ids import SlashSafePaths
-        from .middleware import BodyLimit
+        from .middleware import BodyLimit, TraceContext
         from .mounts import Mounts
         from .routes import all_routes
         from .routing import starlette_routes
@@ -193,7 +240,8 @@ class VivaceApp:
         self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
         self.mounts = Mounts()
-        self.ops = all_routes(docs=self.docs, protocols=self.protocols)
+        extra = [op for ext in self.extensions for op in ext.routes]
+        self.ops = all_routes(docs=self.docs, protocols=self.protocols, extra=extra)
         middleware = []
         if self.cors:
             from starlette.middleware.cors import CORSMiddleware
@@ -213,13 +261,20 @@ class VivaceApp:
                     "idempotency-key",
                     "last-event-id",
                     "x-vivace-session-id",
+                    "traceparent",
                 ],
             )
             opts.setdefault(
                 "expose_headers",
-                ["x-vivace-run-id", "x-vivace-session-id", "idempotent-replayed"],
+                [
+                    "x-vivace-run-id",
+                    "x-vivace-session-id",
+                    "x-vivace-trace-id",
+                    "idempotent-replayed",
+                ],
             )
             middleware.append(Middleware(CORSMiddleware, **opts))
+        middleware.insert(0, Middleware(TraceContext))
         middleware.append(Middleware(BodyLimit, max_bytes=self.max_body_bytes))
         middleware.append(Middleware(SlashSafePaths))
         app = Starlette(
@@ -244,8 +299,15 @@ class VivaceApp:
             allowed_media_types=self.allowed_media_types,
             title=self.title,
             docs=self.docs,
+            model_override=self.model_override,
         )
         install_handlers(app)
+        self._asgi = app
+        for ext in self.extensions:
+            setup = getattr(ext, "setup", None)
+            if setup is not None:
+                setup(self)
+        self._unbound = any(hasattr(ext, "bind") for ext in self.extensions)
         return app
 
     def _make_event_log(self) -> EventLog:
