@@ -113,6 +113,7 @@ PUBLIC: dict[str, list[str]] = {
         "part_from_dict",
     ],
     "vivace.storage": [
+        "ClickHouseStorage",
         "CompositeStorage",
         "CorruptDatabaseError",
         "EventStore",
@@ -131,6 +132,7 @@ PUBLIC: dict[str, list[str]] = {
         "SchemaMissingError",
         "SchemaVersionError",
         "ScoreRecord",
+        "ScoreStats",
         "ScoreStore",
         "SessionContext",
         "SessionOwnershipError",
@@ -145,7 +147,9 @@ PUBLIC: dict[str, list[str]] = {
         "StateUpdateError",
         "StepRecord",
         "Storage",
+        "TraceMetricsRow",
         "TraceStore",
+        "TraceSummary",
         "UserMemory",
         "WorkflowRunRecord",
         "WorkflowStore",
@@ -258,7 +262,7 @@ PUBLIC: dict[str, list[str]] = {
         "disable",
         "set_prices",
     ],
-    "vivace.studio": ["StudioApp", "with_studio"],
+    "vivace.studio": ["STATIC", "Studio"],
 }
 
 
