@@ -13,7 +13,7 @@ from vivace.messages import TextPart
 from vivace.models import Model, ModelResponse
 from vivace.models.base import TextDelta
 from vivace.server import VivaceApp
-from vivace.studio import with_studio
+from vivace.studio import Studio
 
 
 class ClockModel(Model):
@@ -33,4 +33,6 @@ class ClockModel(Model):
         yield ModelResponse([TextPart("".join(text))])
 
 
-app = with_studio(VivaceApp([Agent(model=ClockModel(), name="clock")], storage="memory://"))
+app = VivaceApp(
+    [Agent(model=ClockModel(), name="clock")], storage="memory://", extensions=[Studio()]
+)

@@ -35,16 +35,24 @@ _EXPORTS = {
     "Usage": "vivace.models",
     "GuardrailTripped": "vivace.errors",
     "VivaceError": "vivace.errors",
+    "Capability": "vivace.agent",
+    "Toolset": "vivace.tools",
+    "Workflow": "vivace.workflows",
+    "step": "vivace.workflows",
+    "Team": "vivace.teams",
+    "KnowledgeBase": "vivace.knowledge",
 }
 
 __all__ = [
     "Agent",
     "Approve",
     "AudioPart",
+    "Capability",
     "FilePart",
     "GuardrailTripped",
     "Hooks",
     "ImagePart",
+    "KnowledgeBase",
     "Message",
     "Model",
     "ModelResponse",
@@ -54,23 +62,30 @@ __all__ = [
     "RunContext",
     "RunResult",
     "RunStream",
+    "Team",
     "TextPart",
     "Tool",
     "Toolkit",
+    "Toolset",
     "Usage",
     "VideoPart",
     "VivaceError",
+    "Workflow",
     "__version__",
     "cancel",
+    "step",
     "tool",
 ]
 
 if TYPE_CHECKING:
-    from .agent import Agent, Approve, Hooks, PausedRun, Reject, RunResult, RunStream
+    from .agent import Agent, Approve, Capability, Hooks, PausedRun, Reject, RunResult, RunStream
     from .errors import GuardrailTripped, VivaceError
+    from .knowledge import KnowledgeBase
     from .messages import AudioPart, FilePart, ImagePart, Message, TextPart, VideoPart
     from .models import Model, ModelResponse, Usage
-    from .tools import ModelRetry, RunContext, Tool, Toolkit, tool
+    from .teams import Team
+    from .tools import ModelRetry, RunContext, Tool, Toolkit, Toolset, tool
+    from .workflows import Workflow, step
 
 
 def cancel(run_id: str) -> bool:

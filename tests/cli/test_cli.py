@@ -113,3 +113,24 @@ def test_main_is_importable_and_light() -> None:
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert p.stdout.strip() == "False"
+
+
+def test_vivace_mcp_serves_copies_and_leaves_the_apps_agents_alone() -> None:
+    """``vivace mcp`` runs agents without storage on the app's storage through copies
+    (regression: it set ``storage`` on the app's own Agent objects)."""
+    from types import SimpleNamespace
+
+    from vivace import Agent
+    from vivace.cli.mcp import served_parts
+    from vivace.storage import InMemoryStorage
+
+    storage = InMemoryStorage()
+    mine = Agent(name="mine")
+    own = Agent(name="own", storage=InMemoryStorage())
+    agents, tools, workflows = served_parts(
+        SimpleNamespace(agents=[mine, own], storage=storage, tools=[len], workflows={})
+    )
+    assert mine.storage is None  # unchanged
+    assert [a.name for a in agents] == ["mine", "own"] and agents[0].storage is storage
+    assert agents[1] is own  # an agent with storage of its own is served as it is
+    assert tools == [len] and workflows == []

@@ -98,3 +98,58 @@ def test_vivace_dev_serves_the_studio(tmp_path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=15)
     assert f"Vivace Studio: http://127.0.0.1:{port}/studio" in err.decode()
+
+
+def test_vivace_serve_studio_with_json_logs_carrying_the_trace(tmp_path) -> None:
+    """``vivace serve --studio --log-format json``: the Studio is served, and every log line
+    of a request (the access log too) is JSON with the request's trace id."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = {**os.environ, "VIVACE_MODEL": "test/echo"}
+    env.pop("VIVACE_STUDIO", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vivace.cli",
+            "serve",
+            "--studio",
+            "--log-format",
+            "json",
+            "--port",
+            str(port),
+            "--storage",
+            f"sqlite:///{tmp_path / 'serve.db'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(base + "/studio", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert r.status_code == 200
+        missing = httpx.get(base + "/no/such/route")
+        trace_id = missing.json()["error"]["trace_id"]
+        assert missing.headers["x-vivace-trace-id"] == trace_id
+        run = httpx.post(base + "/agents/assistant/runs", json={"input": "hi"}, timeout=10)
+        assert run.json()["trace_id"] == run.headers["x-vivace-trace-id"]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=15)
+    lines = [json.loads(x) for x in err.decode().splitlines() if x.startswith("{")]
+    access = [x for x in lines if x["logger"] == "uvicorn.access"]
+    [miss] = [x for x in access if "/no/such/route" in x["message"]]
+    assert miss["trace_id"] == trace_id
+    [ran] = [x for x in access if "/agents/assistant/runs" in x["message"]]
+    assert ran["trace_id"] == run.json()["trace_id"]
+    assert all(set(x) >= {"time", "level", "logger", "message", "trace_id"} for x in lines)

@@ -49,10 +49,14 @@ async def test_api_key_from_env(make_app: Any, monkeypatch: Any) -> None:
     app = make_app(auth=None)
     async with _client(app, host="203.0.113.9") as c:
         r = await c.get("/agents")
-        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        # RFC 6750: no credentials, no error code; refused ones: invalid_token
+        assert r.status_code == 401 and r.headers["www-authenticate"] == 'Bearer realm="vivace"'
         _no_leak(r)
         bad = await c.get("/agents", headers={"Authorization": "Bearer wrong"})
         assert bad.status_code == 401
+        assert bad.headers["www-authenticate"] == (
+            'Bearer realm="vivace", error="invalid_token", error_description="invalid API key"'
+        )
         ok = await c.get("/agents", headers={"Authorization": "Bearer k-123"})
         assert ok.status_code == 200
 
@@ -68,6 +72,8 @@ async def test_jwt_hs256_scopes(make_app: Any) -> None:
         # runs-only token cannot touch sessions
         r = await c.get("/sessions", headers=h)
         assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_scope"
+        assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+        assert 'scope="sessions"' in r.headers["www-authenticate"]
         _no_leak(r)
         # sessions-only token cannot start runs
         hs = {"Authorization": f"Bearer {token(scope='sessions')}"}

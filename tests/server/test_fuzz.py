@@ -17,7 +17,9 @@ from vivace.storage import open_storage  # noqa: E402
 from .apps import make_agents  # noqa: E402
 
 _app = VivaceApp(
-    agents=[a for a in make_agents() if a.id != "gated"],
+    # "gated" blocks; "broken" answers the OpenAI routes with its documented 502 (a failed
+    # run), which the server-error check cannot tell from a crash (tested in test_retries)
+    agents=[a for a in make_agents() if a.id not in ("gated", "broken")],
     storage=open_storage("memory://"),
     auth=False,
     max_body_bytes=64 * 1024,
@@ -136,6 +138,8 @@ def test_ids_from_all_of_unicode_randomized(thread_server: Any) -> None:
                     "/v1/responses", content=body, headers={"content-type": "application/json"}
                 )
             elif kind == 4:  # a path parameter
+                if value in (".", ".."):  # the client drops dot segments: why they are no ids
+                    continue
                 field = "session_id"
                 r = c.get("/sessions/" + quote(value, safe=""))
             else:  # a query parameter

@@ -58,6 +58,10 @@ def test_sse_responses_document_one_event_each(app: VivaceApp) -> None:
         ("/workflows/{workflow_id}/runs", "post"),
         ("/workflows/{workflow_id}/runs/{run_id}/events", "get"),
         ("/workflows/{workflow_id}/runs/{run_id}/resume", "post"),
+        # the open protocols' streams (MCP replies, A2A streaming methods, AG-UI runs)
+        ("/mcp", "post"),
+        ("/a2a/{agent_id}/", "post"),
+        ("/agents/{agent_id}/agui", "post"),
     }
     for schema in streams.values():
         assert schema["type"] == "object" and "data" in schema["properties"]

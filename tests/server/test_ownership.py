@@ -86,8 +86,11 @@ def test_another_users_session_is_404_on_every_run_route(
         resp = httpx.post(f"{url}/v1/responses", json={"model": "echo", "input": "x"}, headers=bob)
     for r in (json_run, sse_run, form_run, chat, resp):
         _is_missing_session(r, "s-a")
-        # exactly the answer for a session that does not exist
-        assert r.json()["error"] == {**nobody.json()["error"], "message": "no session 's-a'"}
+        # exactly the answer for a session that does not exist (but for the request's trace)
+        error, expected = r.json()["error"], nobody.json()["error"]
+        assert error.pop("trace_id") == r.headers["x-vivace-trace-id"]
+        assert expected.pop("trace_id") == nobody.headers["x-vivace-trace-id"]
+        assert error == {**expected, "message": "no session 's-a'"}
     assert _runs(url, "s-a", "alice") == 1  # no run was started or stored
     assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING]
 

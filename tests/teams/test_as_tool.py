@@ -274,3 +274,27 @@ async def test_same_session_option_stores_the_child_in_the_parents_session() -> 
     same_runs = await storage.sessions.list_runs("s-same")
     assert [r.run_id for r in own_runs] == [r1.run_id]  # the child went to its own session
     assert len(same_runs) == 2 and r2.run_id in {r.run_id for r in same_runs}
+
+
+async def test_a_prefixed_agent_tool_still_streams_its_events() -> None:
+    """``Toolset.prefixed()`` renames a tool without losing that it streams events of its own
+    (regression: the renamed agent tool ran, but its child's events never reached the caller)."""
+    from vivace.tools import Toolset
+
+    writer = Agent(model=ScriptedModel([Stream("Roses ", "are red.")]), name="writer")
+
+    class Members(Toolset):
+        def static_tools(self) -> list[Any]:
+            return [writer.as_tool()]
+
+    lead = Agent(
+        model=ScriptedModel([call("team_writer", {"task": "a poem"}, id="c1"), "done"]),
+        tools=[Members().prefixed("team")],
+    )
+    events = [e async for e in lead.astream("a poem please")]
+    nested = [e for e in events if isinstance(e, NestedEvent)]
+    assert nested[0].event.type == "run_started"
+    assert "".join(e.event.text for e in nested if e.event.type == "text_delta") == "Roses are red."
+    assert {e.call_id for e in nested} == {"c1"}
+    done = [e for e in events if e.type == "tool_call_completed"]
+    assert [(e.name, e.result) for e in done] == [("team_writer", "Roses are red.")]

@@ -17,6 +17,7 @@ from . import capability as _capability
 if TYPE_CHECKING:
     from typing_extensions import TypeVar
 
+    from ..knowledge import KnowledgeBase
     from ..memory import Memory
     from ..messages import Message, UserInput
     from ..models.base import Model
@@ -68,6 +69,10 @@ class Agent(Generic[DepsT, OutputT]):
             memory's storage when ``memory`` is given.
         memory: A :class:`~vivace.memory.Memory` (working memory, user memories, recall): a
             capability added to every run.
+        knowledge: A :class:`~vivace.knowledge.KnowledgeBase` (agentic RAG: a search tool and
+            instructions on when to use it), or any capability such as ``kb.context()``.
+        knowledge_mode: ``"context"`` puts the knowledge base's top chunks for each message in
+            the prompt instead of giving a tool (classic RAG; the same as ``kb.context()``).
         capabilities: More :class:`~vivace.agent.capability.Capability` objects (instructions,
             tools and work around each run).
         history_runs: How many earlier runs of the session the model sees (with storage).
@@ -84,6 +89,7 @@ class Agent(Generic[DepsT, OutputT]):
         "history_runs",
         "hooks",
         "instructions",
+        "knowledge",
         "max_steps",
         "memory",
         "model",
@@ -102,6 +108,7 @@ class Agent(Generic[DepsT, OutputT]):
     tools: Sequence[ToolItem] | None
     storage: Storage | str | None
     memory: Memory | None
+    knowledge: KnowledgeBase | Capability | None
     hooks: Hooks | Sequence[Hooks] | None
     capabilities: Sequence[Capability] | None
     deps: DepsT | None
@@ -128,6 +135,8 @@ class Agent(Generic[DepsT, OutputT]):
         history_runs: int = 10,
         description: str | None = None,
         capabilities: Sequence[Capability] | None = None,
+        knowledge: KnowledgeBase | Capability | None = None,
+        knowledge_mode: str | None = None,
     ) -> None: ...
 
     @overload
@@ -152,6 +161,8 @@ class Agent(Generic[DepsT, OutputT]):
         history_runs: int = 10,
         description: str | None = None,
         capabilities: Sequence[Capability] | None = None,
+        knowledge: KnowledgeBase | Capability | None = None,
+        knowledge_mode: str | None = None,
     ) -> None: ...
 
     def __init__(
@@ -175,6 +186,8 @@ class Agent(Generic[DepsT, OutputT]):
         history_runs: int = 10,
         description: str | None = None,
         capabilities: Sequence[Capability] | None = None,
+        knowledge: KnowledgeBase | Capability | None = None,
+        knowledge_mode: str | None = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -196,6 +209,9 @@ class Agent(Generic[DepsT, OutputT]):
         self.history_runs = history_runs
         self.description = description
         self.capabilities = capabilities
+        self.knowledge = (
+            knowledge if knowledge_mode is None else _knowledge_in_mode(knowledge, knowledge_mode)
+        )
 
     @property
     def id(self) -> str:
@@ -512,14 +528,16 @@ class Agent(Generic[DepsT, OutputT]):
 
     def run_capabilities(self) -> tuple[Capability, ...]:
         """The capabilities every run of this agent uses: the process-wide defaults
-        (tracing), its memory, hooks and ``capabilities``, in that order."""
-        memory, hooks, caps = self.memory, self.hooks, self.capabilities
+        (tracing), its memory, knowledge, hooks and ``capabilities``, in that order."""
+        memory, knowledge, hooks, caps = self.memory, self.knowledge, self.hooks, self.capabilities
         defaults = _capability.DEFAULTS
-        if memory is None and not hooks and not caps:
+        if memory is None and knowledge is None and not hooks and not caps:
             return defaults
         out: list[Any] = list(defaults)
         if memory is not None:
             out.append(memory)
+        if knowledge is not None:
+            out.append(knowledge)
         if hooks:
             if isinstance(hooks, list | tuple):
                 out.extend(hooks)
@@ -531,6 +549,18 @@ class Agent(Generic[DepsT, OutputT]):
 
     def __repr__(self) -> str:
         return f"<Agent {self.id} model={self.model!r}>"
+
+
+def _knowledge_in_mode(knowledge: Any, mode: str) -> Any:
+    """``knowledge_mode``: ``"agentic"`` keeps the knowledge base (a search tool),
+    ``"context"`` wraps it for classic RAG."""
+    from ..errors import UserError
+
+    if mode == "agentic" or knowledge is None:
+        return knowledge
+    if mode == "context" and callable(getattr(knowledge, "context", None)):
+        return knowledge.context()
+    raise UserError(f"knowledge_mode must be 'agentic' or 'context', not {mode!r}")
 
 
 class RunStream(Generic[OutputT]):

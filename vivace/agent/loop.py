@@ -54,7 +54,6 @@ from ..tools.tool import (
     result_to_content,
 )
 from ..tools.toolset import Toolset
-from . import capability as _capability
 from . import events as ev
 from .capability import call_hooks, overridden
 from .output import FINAL_RESULT_TOOL, OutputSchema, output_schema
@@ -410,16 +409,10 @@ class Runner:
         if binding is not None:
             await binding.keep_alive()
         trace = (trace_id, span_id, parent_run_id)
-        if (
-            agent.memory is None
-            and not agent.hooks
-            and not agent.capabilities
-            and not _capability.DEFAULTS
-        ):
-            finish = binding is not None
-        else:
-            caps = self.setup.caps = agent.run_capabilities()
-            finish = bool(caps) or binding is not None
+        caps = agent.run_capabilities()
+        if caps:
+            self.setup.caps = caps
+        finish = bool(caps) or binding is not None
         try:
             async for event in self._body(paused, user_msg):
                 if finish and type(event) in _TERMINAL:
@@ -493,18 +486,19 @@ class Runner:
         ctx = state.ctx
         try:
             self._resolve()
-            if setup.dynamic:
+            caps = setup.caps
+            if paused is None and caps:
+                assert user_msg is not None
+                replaced = await call_hooks(caps, "before_run", ctx, user_msg)
+                if replaced is not None:
+                    user_msg = replaced
+            if setup.dynamic:  # after before_run: a toolset's listing is part of the run (trace)
                 for toolset in setup.dynamic:  # toolsets that list their tools per run
                     for t in await toolset.tools_for_run(ctx):
                         _add_tool(setup.tools, t)
                 self._resolve_output()
-            caps = setup.caps
             if paused is None:
                 assert user_msg is not None
-                if caps:
-                    replaced = await call_hooks(caps, "before_run", ctx, user_msg)
-                    if replaced is not None:
-                        user_msg = replaced
                 state.messages.append(user_msg)
                 yield ev.RunStarted(
                     ctx.run_id,
@@ -539,7 +533,10 @@ class Runner:
         agent, opts, setup = self.agent, self.opts, self.setup
         from ..models.router import resolve_model
 
-        setup.model = resolve_model(opts.model if opts.model is not None else agent.model)
+        if opts.model is None:
+            setup.model = resolve_model(agent.model)
+        else:  # the run's own model (tracing reads it from the context)
+            setup.model = self.state.ctx.metadata["model"] = resolve_model(opts.model)
         collect_tools(agent.tools, setup.tools, setup.notes, setup.dynamic)
         for cap in setup.caps:
             if "tools" in overridden(cap):

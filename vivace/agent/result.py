@@ -122,6 +122,7 @@ class RunResult(Generic[OutputT]):
     """
 
     __slots__ = (
+        "_citations",
         "_output",
         "error",
         "messages",
@@ -176,6 +177,17 @@ class RunResult(Generic[OutputT]):
         return self._output
 
     @property
+    def citations(self) -> list[dict[str, Any]]:
+        """The knowledge-base passages the run retrieved (``knowledge_base``, ``source``,
+        ``position``, ``score``, ``text``, ``metadata``), in retrieval order; empty when it
+        used no knowledge base. Set by the knowledge capability before the terminal event."""
+        return getattr(self, "_citations", None) or []
+
+    @citations.setter
+    def citations(self, value: list[dict[str, Any]]) -> None:
+        self._citations = value
+
+    @property
     def cost(self) -> float | None:
         """What the run's model requests cost in USD (None when no price is known)."""
         return getattr(self.usage, "cost", None)
@@ -189,7 +201,7 @@ class RunResult(Generic[OutputT]):
         """JSON-serializable form (output dumped with pydantic when it is a model)."""
         from ..tools.tool import result_to_content
 
-        return {
+        out = {
             "run_id": self.run_id,
             "session_id": self.session_id,
             "user_id": self.user_id,
@@ -203,6 +215,10 @@ class RunResult(Generic[OutputT]):
             "span_id": self.span_id,
             "parent_run_id": self.parent_run_id,
         }
+        citations = getattr(self, "_citations", None)
+        if citations:
+            out["citations"] = citations
+        return out
 
     def __repr__(self) -> str:
         return f"<RunResult {self.run_id} {self.status}>"

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .. import trace_hook
 from ..errors import RunNotFound, VivaceError
 
 if TYPE_CHECKING:
@@ -77,7 +78,25 @@ class SessionBinding:
             parent_run_id=parent_run_id,
         )
         window = HistoryWindow(last_runs=agent.history_runs) if agent.history_runs else None
-        context = await storage.sessions.begin_run(record, history=window, lease=storage.run_lease)
+        hook = trace_hook.HOOK
+        if hook is None:
+            context = await storage.sessions.begin_run(
+                record, history=window, lease=storage.run_lease
+            )
+            return cls(storage, record, context)
+        # before the run's own span: that span will start with this one
+        with hook.span(
+            "storage begin_run",
+            _span_attrs(storage, "begin_run", record),
+            trace_id=trace_id,
+            parent_span_id=span_id,
+            parent_pending=True,
+        ) as span:
+            context = await storage.sessions.begin_run(
+                record, history=window, lease=storage.run_lease
+            )
+            if span is not None:
+                span.attributes["vivace.storage.history_messages"] = len(context.history)
         return cls(storage, record, context)
 
     async def keep_alive(self) -> None:
@@ -110,7 +129,19 @@ class SessionBinding:
         replaced = result.session_state is not state and result.session_state is not None
         delta = state.delta(result.session_state if replaced else None)
         try:
-            result.session_state = await self.storage.sessions.finish_run(record, state=delta)
+            hook = trace_hook.HOOK
+            if hook is None:
+                result.session_state = await self.storage.sessions.finish_run(record, state=delta)
+            else:
+                with hook.span(
+                    "storage finish_run",
+                    _span_attrs(self.storage, "finish_run", record),
+                    trace_id=record.trace_id,
+                    parent_span_id=record.span_id,
+                ):
+                    result.session_state = await self.storage.sessions.finish_run(
+                        record, state=delta
+                    )
         except (StateNotSerializableError, StateTooLargeError, StateConflict) as exc:
             result.status = "failed"
             result.error = exc
@@ -122,6 +153,20 @@ class SessionBinding:
         """Rewrite an already persisted run with its new, failed outcome (no state changes)."""
         _fill(self.record, result)
         await self.storage.sessions.finish_run(self.record)
+
+
+_SYSTEMS = {"SQLiteStorage": "sqlite", "PostgresStorage": "postgresql", "InMemoryStorage": "memory"}
+
+
+def _span_attrs(storage: Storage, operation: str, record: RunRecord) -> dict[str, Any]:
+    """A storage span's attributes (OpenTelemetry's database names where they fit)."""
+    return {
+        "db.system.name": _SYSTEMS.get(type(storage).__name__, type(storage).__name__),
+        "db.operation.name": operation,
+        "vivace.span_type": "storage",
+        "vivace.run_id": record.run_id,
+        "gen_ai.conversation.id": record.session_id,
+    }
 
 
 def _fill(record: RunRecord, result: RunResult) -> None:
@@ -180,9 +225,31 @@ async def claim_paused(agent: Agent, paused: PausedRun) -> tuple[SessionBinding,
     Returns None when the run is not in storage (a paused state passed by value to an agent
     whose storage never saw it).
     """
+    storage = resolve_storage(agent.storage)
+    hook = trace_hook.HOOK
+    if hook is None:
+        claimed = await _claim(storage, paused)
+    else:
+        attrs: dict[str, Any] = {
+            "db.system.name": _SYSTEMS.get(type(storage).__name__, type(storage).__name__),
+            "db.operation.name": "resume_run",
+            "vivace.span_type": "storage",
+            "vivace.run_id": paused.run_id,
+        }
+        with hook.span(
+            "storage resume_run", attrs, trace_id=paused.trace_id, parent_span_id=paused.span_id
+        ):
+            claimed = await _claim(storage, paused)
+    if claimed is None:
+        return None
+    record, context = claimed
+    paused.session_state = context.state
+    return SessionBinding(storage, record, context), paused
+
+
+async def _claim(storage: Storage, paused: PausedRun) -> tuple[RunRecord, SessionContext] | None:
     from ..errors import NotFound
 
-    storage = resolve_storage(agent.storage)
     try:
         record = await storage.sessions.resume_run(
             paused.run_id, user_id=paused.user_id, lease=storage.run_lease
@@ -192,5 +259,4 @@ async def claim_paused(agent: Agent, paused: PausedRun) -> tuple[SessionBinding,
     context = await storage.sessions.load_context(
         record.session_id, user_id=record.user_id, agent_id=record.agent_id, history=None
     )
-    paused.session_state = context.state
-    return SessionBinding(storage, record, context), paused
+    return record, context

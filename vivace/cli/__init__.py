@@ -8,6 +8,7 @@
 * ``vivace mcp module:app`` - serve the app's agents over MCP on stdio (for MCP clients).
 * ``vivace models [PROVIDER] [--search TEXT] [--json] [--refresh]`` - the model providers
   and whether their keys are set, models with limits and prices, a catalog refresh.
+* ``vivace knowledge add|search|list|delete`` - knowledge bases (:mod:`.knowledge`).
 * ``vivace dev [module:app]`` - ``serve`` with auto-reload, tracing and the Studio at ``/studio``.
 * ``vivace stats`` - runs, errors, tokens, cost and latency per agent/model/day from traces.
 
@@ -63,6 +64,18 @@ def _parser() -> argparse.ArgumentParser:
         "storage with several, so a client can reconnect to any worker)",
     )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
+    s.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="json: one JSON object per log line, with trace_id, span_id and run_id "
+        "(default: $VIVACE_LOG_FORMAT, else text)",
+    )
+    s.add_argument(
+        "--studio",
+        action="store_true",
+        help="serve the Studio at /studio (and /metrics), tracing runs into the storage",
+    )
 
     d = sub.add_parser("dev", help="serve with auto-reload, tracing and the Studio at /studio")
     d.add_argument("target", nargs="?", default=None, help="as for serve")
@@ -71,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--storage", default=None, help="storage URL (traces are kept there too)")
     d.add_argument("--no-reload", action="store_true", help="do not restart on code changes")
     d.add_argument("--log-level", default="warning", help="uvicorn log level")
+    d.add_argument("--log-format", choices=["text", "json"], default=None, help="as for serve")
 
     st = sub.add_parser("stats", help="runs, tokens, cost and latency per agent/model from traces")
     st.add_argument("--storage", default=None, help="storage URL (default as for serve)")
@@ -98,8 +112,10 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("target", help="module:attribute of a VivaceApp, an Agent or a list of agents")
     m.add_argument("--name", default="vivace", help="server name shown to clients")
 
+    from .knowledge import add_parser as add_knowledge_parser
     from .models import add_parser
 
+    add_knowledge_parser(sub)
     add_parser(sub)
     return p
 
@@ -140,6 +156,10 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         from .models import models
 
         return models(args)
+    if args.command == "knowledge":
+        from .knowledge import knowledge
+
+        return knowledge(args)
     if args.command == "dev":
         from .dev import dev
 

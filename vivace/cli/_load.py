@@ -10,6 +10,7 @@ from typing import Any
 __all__ = ["as_asgi", "factory", "load"]
 
 TARGET_ENV = "VIVACE_SERVE_TARGET"
+STUDIO_ENV = "VIVACE_STUDIO"  # ``vivace dev`` / ``vivace serve --studio`` set it
 
 
 class TargetError(Exception):
@@ -40,39 +41,40 @@ def load(target: str) -> Any:
 
 def as_asgi(obj: Any) -> Any:
     """A VivaceApp, an Agent, a Workflow, a list of agents and workflows or an ASGI app ->
-    an ASGI app."""
+    an ASGI app; with ``VIVACE_STUDIO=1`` (``vivace dev``, ``vivace serve --studio``) the app
+    gets the Studio."""
     from ..agent import Agent
     from ..server import VivaceApp
     from ..workflows import Workflow
 
+    app: Any
     if isinstance(obj, VivaceApp):
-        return obj
-    if isinstance(obj, Agent):
-        return VivaceApp(agents=[obj])
-    if isinstance(obj, Workflow):
-        return VivaceApp(workflows=[obj])
-    if isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent | Workflow) for a in obj):
-        return VivaceApp(
+        app = obj
+    elif isinstance(obj, Agent):
+        app = VivaceApp(agents=[obj])
+    elif isinstance(obj, Workflow):
+        app = VivaceApp(workflows=[obj])
+    elif (
+        isinstance(obj, list | tuple) and obj and all(isinstance(a, Agent | Workflow) for a in obj)
+    ):
+        app = VivaceApp(
             agents=[a for a in obj if isinstance(a, Agent)],
             workflows=[w for w in obj if isinstance(w, Workflow)],
         )
-    if callable(obj):
-        return obj
-    raise TargetError(f"{obj!r} is not an app, an Agent, a Workflow or a list of them")
+    elif callable(obj):
+        app = obj
+    else:
+        raise TargetError(f"{obj!r} is not an app, an Agent, a Workflow or a list of them")
+    if os.environ.get(STUDIO_ENV) == "1":
+        if not isinstance(app, VivaceApp):
+            raise TargetError("the Studio needs a VivaceApp, an Agent, a Workflow or a list")
+        if app.extension("studio") is None:
+            from ..studio import Studio
 
-
-STUDIO_ENV = "VIVACE_STUDIO"
+            app.add_extension(Studio())
+    return app
 
 
 def factory() -> Any:
-    """uvicorn factory used by ``vivace serve`` (reads the target from the environment);
-    with ``VIVACE_STUDIO=1`` (``vivace dev``) a VivaceApp gets the Studio and tracing."""
-    app = as_asgi(load(os.environ[TARGET_ENV]))
-    if os.environ.get(STUDIO_ENV) == "1":
-        from ..server import VivaceApp
-
-        if isinstance(app, VivaceApp):
-            from ..studio import with_studio
-
-            return with_studio(app)
-    return app
+    """uvicorn factory used by ``vivace serve`` (reads the target from the environment)."""
+    return as_asgi(load(os.environ[TARGET_ENV]))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from types import SimpleNamespace
 from typing import Any
-
-from ._load import STUDIO_ENV
 
 __all__ = ["dev"]
 
@@ -15,7 +12,6 @@ __all__ = ["dev"]
 def dev(args: Any) -> int:
     from .serve import serve
 
-    os.environ[STUDIO_ENV] = "1"
     host = args.host
     url = f"http://{'[' + host + ']' if ':' in host else host}:{args.port}/studio"
     print(f"Vivace Studio: {url}", file=sys.stderr, flush=True)
@@ -29,5 +25,7 @@ def dev(args: Any) -> int:
             storage=args.storage,
             event_log=None,
             log_level=args.log_level,
+            log_format=args.log_format,
+            studio=True,
         )
     )

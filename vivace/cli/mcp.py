@@ -6,11 +6,13 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["mcp"]
+__all__ = ["mcp", "served_parts"]
 
 
-def _parts(obj: Any) -> tuple[Any, list[Any], list[Any]]:
-    """``(agents, tools, workflows)`` of a VivaceApp, an Agent or a list of them."""
+def served_parts(obj: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """``(agents, tools, workflows)`` to serve for a VivaceApp, an Agent, a list of agents or
+    an object with ``agents``/``tools``/``workflows`` (and ``storage``: agents without storage
+    of their own get copies running on it; the objects passed in are never changed)."""
     from ..agent import Agent
 
     if isinstance(obj, Agent):
@@ -18,13 +20,21 @@ def _parts(obj: Any) -> tuple[Any, list[Any], list[Any]]:
     if isinstance(obj, list | tuple):
         return [a for a in obj if isinstance(a, Agent)], [], []
     agents = getattr(obj, "agents", None)
-    if agents is not None:
-        return (
-            agents,
-            list(getattr(obj, "tools", None) or ()),
-            list(getattr(obj, "workflows", None) or ()),
-        )
-    raise SystemExit(f"vivace mcp: {obj!r} is not an app, an Agent or a list of agents")
+    if agents is None:
+        raise SystemExit(f"vivace mcp: {obj!r} is not an app, an Agent or a list of agents")
+    agents = list(agents.values() if isinstance(agents, dict) else agents)
+    storage = getattr(obj, "storage", None)
+    if storage is not None:
+        import copy
+
+        for i, a in enumerate(agents):
+            if a.storage is None:
+                agents[i] = a = copy.copy(a)
+                a.storage = storage
+    workflows = getattr(obj, "workflows", None) or []
+    if isinstance(workflows, dict):
+        workflows = list(workflows.values())
+    return agents, list(getattr(obj, "tools", None) or ()), list(workflows)
 
 
 def mcp(args: argparse.Namespace) -> int:
@@ -39,12 +49,7 @@ def mcp(args: argparse.Namespace) -> int:
         return 2
     from ..mcp.server import build_mcp_server, run_stdio
 
-    agents, tools, workflows = _parts(obj)
-    storage = getattr(obj, "storage", None)
-    if storage is not None:
-        for a in agents.values() if isinstance(agents, dict) else agents:
-            if a.storage is None:
-                a.storage = storage
+    agents, tools, workflows = served_parts(obj)
     server = build_mcp_server(agents, tools, workflows, name=args.name)
     asyncio.run(run_stdio(server))
     return 0

@@ -6,12 +6,13 @@ import os
 import sys
 from typing import Any
 
-from ._load import TARGET_ENV, TargetError, as_asgi, load
+from ._load import STUDIO_ENV, TARGET_ENV, TargetError, as_asgi, load
 
 __all__ = ["serve"]
 
 DEFAULT_STORAGE = "sqlite:///.vivace/vivace.db"
 EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
+LOG_FORMAT_ENV = "VIVACE_LOG_FORMAT"
 
 
 def _event_log(args: Any) -> str | None:
@@ -30,6 +31,7 @@ def _event_log(args: Any) -> str | None:
 def serve(args: Any) -> int:
     try:
         import uvicorn
+        from uvicorn.config import LOGGING_CONFIG
     except ImportError:
         print("vivace serve needs the server extra: pip install 'vivace[server]'", file=sys.stderr)
         return 1
@@ -44,6 +46,9 @@ def serve(args: Any) -> int:
     event_log = _event_log(args)
     if event_log is not None:
         os.environ[EVENT_LOG_ENV] = event_log
+    if getattr(args, "studio", False):
+        os.environ[STUDIO_ENV] = "1"  # the app gets the Studio (here and in the workers)
+    log_format = getattr(args, "log_format", None) or os.environ.get(LOG_FORMAT_ENV) or "text"
     cwd = os.getcwd()
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, os.environ.get("PYTHONPATH")) if p)
     try:
@@ -65,8 +70,32 @@ def serve(args: Any) -> int:
         reload=args.reload,
         log_level=args.log_level,
         proxy_headers=True,
+        log_config=json_log_config(args.log_level) if log_format == "json" else LOGGING_CONFIG,
     )
     return 0
+
+
+def json_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging as JSON lines with the trace context (``--log-format json``): the
+    server's and the access log's lines of a request carry its ``trace_id``, a run's lines
+    the run's ``trace_id``, ``span_id`` and ``run_id``."""
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "filters": ["trace"],
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "vivace.observability.logs.JSONFormatter"}},
+        "filters": {"trace": {"()": "vivace.observability.logs.TraceContextFilter"}},
+        "handlers": {"json": handler},
+        "loggers": {
+            name: {"handlers": ["json"], "level": level.upper(), "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "vivace")
+        },
+    }
 
 
 def _banner(app: Any, target: str, args: Any, storage: str) -> None:
@@ -88,6 +117,11 @@ def _banner(app: Any, target: str, args: Any, storage: str) -> None:
             lines.append(f"  event log: {kind} (SSE reconnect {_RECONNECT.get(kind, '')})")
         else:
             lines.append("  storage: none (sessions are not kept)")
+        if app.extension("studio") is not None:
+            lines.append(f"  studio: {url}/studio (and {url}/metrics)")
+        paths = {"mcp": "MCP /mcp", "a2a": "A2A /a2a/<id>/", "agui": "AG-UI /agents/<id>/agui"}
+        if app.protocols:
+            lines.append("  protocols: " + ", ".join(paths[p] for p in app.protocols))
     if target.startswith("vivace.examples"):
         from ..examples.app import MODEL_NOTE
 

@@ -25,9 +25,11 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import trace_hook
 from ..errors import ToolDefinitionError, VivaceError
 from ..tools.tool import ModelRetry, ToolTimeout
 from ..tools.toolset import SchemaTool, Toolset
+from ..trace_hook import CLIENT
 
 if TYPE_CHECKING:
     from ..messages import Message
@@ -287,7 +289,12 @@ class MCPToolset(Toolset):
     async def _definitions(self, conn: _Connection) -> list[ToolDefinition]:
         from ..models.base import ToolDefinition
 
-        listed = await self._request(conn, conn.client.list_tools())
+        hook = trace_hook.HOOK
+        if hook is None:
+            listed = await self._request(conn, conn.client.list_tools())
+        else:
+            with hook.span("tools/list", self._span_attrs("tools/list"), kind=CLIENT):
+                listed = await self._request(conn, conn.client.list_tools())
         out = []
         for t in listed.tools:
             if self.include is not None and t.name not in self.include:
@@ -315,6 +322,26 @@ class MCPToolset(Toolset):
     ) -> Any:
         """Call a tool of the server: its structured result, else its text (an MCP error
         result is raised as a tool error the model sees)."""
+        hook = trace_hook.HOOK
+        if hook is None:
+            return await self._call_tool(name, arguments)
+        with hook.span(f"tools/call {name}", self._span_attrs("tools/call", name), kind=CLIENT):
+            return await self._call_tool(name, arguments)
+
+    def _span_attrs(self, method: str, tool: str | None = None) -> dict[str, Any]:
+        """Attributes of an MCP client span (OpenTelemetry's MCP conventions)."""
+        attrs: dict[str, Any] = {
+            "mcp.method.name": method,
+            "network.transport": "pipe" if self.transport == "stdio" else "tcp",
+            "vivace.span_type": "mcp",
+            "vivace.mcp.server": self.name,
+        }
+        if tool is not None:
+            attrs["gen_ai.operation.name"] = "execute_tool"
+            attrs["gen_ai.tool.name"] = tool
+        return attrs
+
+    async def _call_tool(self, name: str, arguments: dict[str, Any]) -> Any:
         conn = await self._connection()
         try:
             result = await self._request(
@@ -378,7 +405,13 @@ class MCPToolset(Toolset):
         import base64
 
         conn = await self._connection()
-        result = await self._request(conn, conn.client.read_resource(uri), self.timeout)
+        hook = trace_hook.HOOK
+        if hook is None:
+            result = await self._request(conn, conn.client.read_resource(uri), self.timeout)
+        else:
+            attrs = {**self._span_attrs("resources/read"), "mcp.resource.uri": uri}
+            with hook.span("resources/read", attrs, kind=CLIENT):
+                result = await self._request(conn, conn.client.read_resource(uri), self.timeout)
         items: list[str | bytes] = []
         for c in result.contents:
             text = getattr(c, "text", None)
@@ -406,7 +439,17 @@ class MCPToolset(Toolset):
         from ..messages import Message, TextPart
 
         conn = await self._connection()
-        result = await self._request(conn, conn.client.get_prompt(name, arguments), self.timeout)
+        hook = trace_hook.HOOK
+        if hook is None:
+            result = await self._request(
+                conn, conn.client.get_prompt(name, arguments), self.timeout
+            )
+        else:
+            attrs = {**self._span_attrs("prompts/get"), "gen_ai.prompt.name": name}
+            with hook.span(f"prompts/get {name}", attrs, kind=CLIENT):
+                result = await self._request(
+                    conn, conn.client.get_prompt(name, arguments), self.timeout
+                )
         out = []
         for m in result.messages:
             text = getattr(m.content, "text", None)

@@ -56,15 +56,16 @@ class _Entry:
 
 
 def _agent_entry(agent: Agent[Any, Any]) -> _Entry:
-    async def call(arguments: dict[str, Any], progress: Any) -> Any:
+    async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
         from ..agent.events import ModelRequestStarted, NestedEvent, ToolCallStarted
 
         task = arguments.get("task")
         if not isinstance(task, str) or not task:
             raise UserError('"task" must be a non-empty string')
-        stream = agent.astream(
-            task, stream_model=False, session_id=arguments.get("session_id") or None
-        )
+        session_id = arguments.get("session_id") or None
+        if session_id is not None and not isinstance(session_id, str):
+            raise UserError('"session_id" must be a string')
+        stream = agent.astream(task, stream_model=False, session_id=session_id, user_id=user_id)
         steps = 0
         async for e in stream:
             kind = type(e)
@@ -92,23 +93,68 @@ def _agent_entry(agent: Agent[Any, Any]) -> _Entry:
 
 
 def _tool_entry(t: BaseTool) -> _Entry:
+    if t.requires_approval:
+        raise UserError(
+            f"tool {t.name!r} requires an approval, which MCP cannot ask for: serve it through "
+            "an agent (its run pauses for the approval) instead"
+        )
     d = t.definition()
 
-    async def call(arguments: dict[str, Any], progress: Any) -> Any:
+    async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
         return await t.call(t.validate(arguments), None)
 
     return _Entry(d.name, d.description, d.parameters, call)
 
 
 def _workflow_entry(workflow: Any) -> _Entry:
+    from ..workflows import Workflow
+
+    if isinstance(workflow, Workflow):
+        return _typed_workflow_entry(workflow)
     name = getattr(workflow, "name", None) or getattr(workflow, "id", None) or "workflow"
 
-    async def call(arguments: dict[str, Any], progress: Any) -> Any:
+    async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
         result = await workflow.arun(arguments.get("input"))
         return getattr(result, "output", result)
 
     text = getattr(workflow, "description", None) or f"Run the {name} workflow."
     return _Entry(tool_name(str(name)), text, WORKFLOW_SCHEMA, call)
+
+
+def _typed_workflow_entry(wf: Any) -> _Entry:
+    """A :class:`~vivace.workflows.Workflow`: its input type's JSON Schema (an object input as
+    the arguments, anything else as ``{"input": ...}``), validated; the run is the caller's."""
+    from ..workflows.typecheck import json_schema, to_jsonable, validate
+
+    given = json_schema(wf.input_type) if wf.input_type is not None else None
+    wrapped = not (given is not None and given.get("type") == "object")
+    schema: dict[str, Any] = (
+        {"type": "object", "properties": {"input": given or {}}, "required": ["input"]}
+        if wrapped or given is None
+        else given
+    )
+
+    async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
+        value = arguments.get("input") if wrapped else arguments
+        if wf.input_type is not None:
+            value = validate(wf.input_type, value)
+        result = await wf.arun(value, user_id=user_id)
+        if result.status in ("suspended", "waiting"):
+            steps = ", ".join(str(getattr(x, "path", x)) for x in result.suspended or ())
+            raise UserError(
+                f"the workflow run {result.run_id} is {result.status} at {steps or 'a step'} "
+                "(resume it through the Vivace server's API)"
+            )
+        return to_jsonable(result.output)
+
+    text = wf.description or f"Run the {wf.id} workflow."
+    return _Entry(tool_name(wf.id), text, schema, call)
+
+
+def check_served(agents: Any, tools: Sequence[Any] = (), workflows: Sequence[Any] = ()) -> None:
+    """Raise ``UserError`` unless these can be served over MCP together (distinct tool names,
+    no tool that needs an approval, no toolset listed per run). Imports no SDK."""
+    _entries(agents, tools, workflows)
 
 
 def _entries(agents: Any, tools: Sequence[Any], workflows: Sequence[Any]) -> dict[str, _Entry]:
@@ -122,7 +168,12 @@ def _entries(agents: Any, tools: Sequence[Any], workflows: Sequence[Any]) -> dic
         out[entry.name] = entry
 
     for a in agents.values() if isinstance(agents, Mapping) else agents:
-        add(_agent_entry(a))
+        entry = _agent_entry(a)
+        base, n = entry.name, 1
+        while entry.name in out:  # agent ids that differ only in characters tools cannot have
+            n += 1
+            entry.name = f"{base[:60]}_{n}"
+        add(entry)
     found: dict[str, BaseTool] = {}
     dynamic: list[Any] = []
     collect_tools(tools, found, [], dynamic)
@@ -152,9 +203,14 @@ def build_mcp_server(
     *,
     name: str = "vivace",
     instructions: str | None = None,
+    user_of: Any = None,
 ) -> Any:
     """An MCP server (the SDK's low-level ``Server``) exposing ``agents``, ``tools`` and
-    ``workflows`` as MCP tools. Serve it with :func:`run_stdio` or :func:`mcp_http_app`."""
+    ``workflows`` as MCP tools. Serve it with :func:`run_stdio` or :func:`mcp_http_app`.
+
+    ``user_of(request)`` names the user an HTTP request acts as (the agents' runs are theirs:
+    their sessions, their memory); ``None``: runs belong to no user.
+    """
     import mcp_types as types
     from mcp.server.lowlevel import Server
 
@@ -180,9 +236,12 @@ def build_mcp_server(
         async def progress(step: float, message: str) -> None:
             await ctx.session.report_progress(step, None, message)
 
+        user_id = user_of(ctx.request) if user_of is not None else None
         try:
-            value = await entry.call(dict(params.arguments or {}), progress)
+            value = await entry.call(dict(params.arguments or {}), progress, user_id)
         except VivaceError as exc:
+            if exc.code == "session_ownership_error":  # the same answer as for no session
+                return _error(f"no session {(params.arguments or {}).get('session_id')!r}")
             return _error(exc.message or type(exc).__name__)
         except Exception as exc:
             return _error(f"{type(exc).__name__}: {exc}")

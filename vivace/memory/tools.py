@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import trace_hook
 from ..agent.capability import Capability
 from ..errors import UserError
 from ..storage.records import RunRecord, UserMemory
@@ -28,6 +29,17 @@ if TYPE_CHECKING:
     from .summary import SessionSummary
 
 __all__ = ["Memory"]
+
+
+def _span_attrs(operation: str, ctx: RunContext[Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "vivace.span_type": "memory",
+        "vivace.memory.operation": operation,
+        "vivace.run_id": ctx.run_id,
+    }
+    if ctx.session_id:
+        attrs["gen_ai.conversation.id"] = ctx.session_id
+    return attrs
 
 
 def _user(ctx: RunContext[Any]) -> str:
@@ -73,15 +85,31 @@ class Memory(Capability):
     async def instructions(self, ctx: RunContext[Any], input: Message | None) -> str | None:
         """The notes for this run: :meth:`notes`, then the messages recalled for ``input``
         (leaving out the runs already in the history window)."""
-        text = await self.notes(session_id=ctx.session_id, user_id=ctx.user_id)
+        hook = trace_hook.HOOK
+        if hook is None:
+            text = await self.notes(session_id=ctx.session_id, user_id=ctx.user_id)
+        else:
+            with hook.span("memory load", _span_attrs("load", ctx)) as span:
+                text = await self.notes(session_id=ctx.session_id, user_id=ctx.user_id)
+                if span is not None:
+                    span.attributes["vivace.memory.chars"] = len(text or "")
         if input is None or self.recall is None or not input.text:
             return text
-        recalled = await self.recall_messages(
-            input.text,
-            session_id=ctx.session_id,
-            user_id=ctx.user_id,
-            exclude_run_ids=ctx.metadata.get("history_run_ids", ()),
-        )
+        exclude = ctx.metadata.get("history_run_ids", ())
+        if hook is None:
+            recalled = await self.recall_messages(
+                input.text, session_id=ctx.session_id, user_id=ctx.user_id, exclude_run_ids=exclude
+            )
+        else:
+            with hook.span("memory recall", _span_attrs("recall", ctx)) as span:
+                recalled = await self.recall_messages(
+                    input.text,
+                    session_id=ctx.session_id,
+                    user_id=ctx.user_id,
+                    exclude_run_ids=exclude,
+                )
+                if span is not None:
+                    span.attributes["vivace.memory.recalled"] = len(recalled)
         if not recalled:
             return text
         block = self.recall.format(recalled)
@@ -99,7 +127,19 @@ class Memory(Capability):
             messages=result.messages,
         )
         agent = ctx.agent
-        await self.index_run(record, history_runs=agent.history_runs if agent is not None else 0)
+        history_runs = agent.history_runs if agent is not None else 0
+        hook = trace_hook.HOOK
+        if hook is None:
+            await self.index_run(record, history_runs=history_runs)
+            return
+        # after the run's span has ended: name it as the parent explicitly
+        with hook.span(
+            "memory index",
+            _span_attrs("index", ctx),
+            trace_id=ctx.trace_id,
+            parent_span_id=ctx.span_id,
+        ):
+            await self.index_run(record, history_runs=history_runs)
 
     # -- parts, also usable on their own ----------------------------------------------------------
 

@@ -69,6 +69,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from .. import trace_hook
 from ..errors import (
     ModelConnectionError,
     ModelError,
@@ -276,7 +277,8 @@ def _proxy(url: URL) -> tuple[URL | None, dict[str, str] | None]:
         hit = (None, None)
         proxies = urllib.request.getproxies_environment()
         found = proxies.get(url.scheme)
-        if found and url.host and not urllib.request.proxy_bypass_environment(url.host, proxies):
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if found and url.host and not bypass(url.host, proxies):
             purl = URL(found if "://" in found else f"http://{found}")
             auth = None
             if purl.user:
@@ -632,8 +634,13 @@ class Endpoint:
                 raise err
             if err.retry_after is not None and err.retry_after > policy.max_retry_after:
                 raise err
-            if not (stale and attempt == 0):
-                await asyncio.sleep(policy.delay(attempt, err.retry_after))
+            # a keep-alive connection the server closed as we reused it: retried at once
+            delay = 0.0 if stale and attempt == 0 else policy.delay(attempt, err.retry_after)
+            hook = trace_hook.HOOK
+            if hook is not None:  # tracing: this attempt's span ends, the next one's begins
+                hook.model_retry(self.provider, model, attempt + 2, err, delay)
+            if delay:
+                await asyncio.sleep(delay)
             attempt += 1
 
     # -- public request helpers --------------------------------------------------------------

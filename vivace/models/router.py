@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import trace_hook
 from ..errors import AllModelsFailed, ModelConfigError, ModelError, ModelNotFoundError, VivaceError
 from . import registry
 from .base import Model, ModelRequest, ModelResponse, StreamEvent
@@ -296,6 +297,9 @@ class FallbackModel(Model):
     def _log_failure(self, i: int, exc: VivaceError) -> None:
         m, n = self.models[i], len(self.models)
         if i + 1 < n:
+            hook = trace_hook.HOOK
+            if hook is not None:  # tracing: the next model's attempt gets its own span
+                hook.model_fallback(m, self.models[i + 1], exc)
             log.warning(
                 "model %s failed (%d of %d), trying %s next: %s",
                 m.id,

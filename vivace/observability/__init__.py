@@ -15,6 +15,7 @@ from typing import Any
 from .capability import Tracing
 from .cost import set_prices
 from .exporters import ConsoleExporter, Exporter, InMemoryExporter, OTLPExporter, StorageExporter
+from .hook import install, uninstall
 from .span import Span, SpanKind
 from .tracer import Tracer, current_span
 
@@ -79,6 +80,7 @@ def configure(
     )
     tracer_module.ACTIVE = tracer
     cap_module.set_default_capabilities((Tracing(tracer),))
+    install(tracer, replace=True)
     return tracer
 
 
@@ -97,5 +99,6 @@ def disable(timeout: float = 5.0) -> None:
     tracer = tracer_module.ACTIVE
     tracer_module.ACTIVE = None
     cap_module.set_default_capabilities(())
+    uninstall()
     if tracer is not None:
         tracer.shutdown(timeout)

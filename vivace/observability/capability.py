@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from .. import trace_hook
 from ..agent.capability import Capability
-from ..tools.context import current_run_context
 from . import genai as g
 from .cost import cost_usd
+from .hook import RUN_SPANS, innermost, install, is_local_root
 from .logs import TRACE_CONTEXT
 from .span import ERROR, Span, SpanKind
-from .tracer import CURRENT_SPAN
 
 if TYPE_CHECKING:
     from ..agent.result import RunResult
@@ -30,15 +30,30 @@ _MAX_RUNS = 10_000
 
 
 class _RunSpans:
-    __slots__ = ("model", "model_info", "root", "run", "token", "tools")
+    __slots__ = (
+        "model",
+        "model_attrs",
+        "model_info",
+        "root",
+        "run",
+        "run_id",
+        "spans_token",
+        "token",
+        "tools",
+        "tracer",
+    )
 
-    def __init__(self, run: Span, root: bool) -> None:
+    def __init__(self, tracer: Tracer, run_id: str, run: Span, root: bool) -> None:
+        self.tracer = tracer
+        self.run_id = run_id
         self.run = run
         self.root = root
-        self.model: Span | None = None
+        self.model: Span | None = None  # the open model attempt
+        self.model_attrs: dict[str, Any] = {}  # its request attributes (for the next attempt)
         self.model_info: tuple[str | None, str | None] = (None, None)
         self.tools: dict[str, Span] = {}
         self.token: Any = None
+        self.spans_token: Any = None
 
 
 def _settings_attrs(attrs: dict[str, Any], settings: dict[str, Any] | None) -> None:
@@ -61,18 +76,17 @@ class Tracing(Capability):
 
     def __init__(self, tracer: Tracer) -> None:
         self.tracer = tracer
+        install(tracer, replace=False)
 
     # -- run -----------------------------------------------------------------------------------
 
     def _open_run(self, ctx: RunContext[Any], resumed: bool) -> _RunSpans:
         tracer = self.tracer
+        if trace_hook.HOOK is None:  # tracing was disabled, but this agent traces its runs
+            install(tracer, replace=False)
         trace_id = ctx.trace_id or ctx.run_id
-        parent: Span | None = None
-        caller = current_run_context()  # the tool call this run was started in, if any
-        if caller is not None and caller.run_id != ctx.run_id:
-            parent = tracer.run_parent(caller)
-        if parent is None:
-            parent = CURRENT_SPAN.get()  # a workflow step or the user's own span
+        # the tool call this run was started in, a workflow step or the user's own span
+        _, parent = innermost()
         if parent is not None and parent.trace_id != trace_id:
             parent = None
         name = ctx.agent_name or "agent"
@@ -88,7 +102,7 @@ class Tracing(Capability):
             desc = getattr(agent, "description", None)
             if desc:
                 attrs[g.AGENT_DESCRIPTION] = desc
-            provider, model = g.model_parts(getattr(agent, "model", None))
+            provider, model = g.model_parts(_run_model(ctx))
             if model:
                 attrs[g.REQUEST_MODEL] = model
                 attrs[g.PROVIDER] = g.provider_name(provider)
@@ -101,6 +115,8 @@ class Tracing(Capability):
             attrs[g.PARENT_RUN_ID] = ctx.parent_run_id
         if resumed:
             attrs["vivace.resumed"] = True
+        if parent is not None and is_local_root(parent):  # its parent is another process's
+            attrs[g.LOCAL_ROOT] = True
         span = tracer.start_span(
             f"invoke_agent {name}",
             trace_id,
@@ -109,15 +125,17 @@ class Tracing(Capability):
             attributes=attrs,
             # the run's own span id is the exported one; a resumed segment gets a new id
             span_id=None if resumed else ctx.span_id,
+            start_ns=0 if resumed else tracer.take_start(ctx.span_id),  # its storage load
         )
         if resumed and parent is None and ctx.span_id:
             span.parent_span_id = ctx.span_id
-        spans = _RunSpans(span, parent is None and not resumed)
+        spans = _RunSpans(tracer, ctx.run_id, span, is_local_root(parent) and not resumed)
         runs = tracer._runs
         if len(runs) >= _MAX_RUNS:
             runs.pop(next(iter(runs)))
         runs[ctx.run_id] = spans
         spans.token = TRACE_CONTEXT.set((trace_id, span.span_id, ctx.run_id))
+        spans.spans_token = RUN_SPANS.set(spans)
         return spans
 
     def _spans(self, ctx: RunContext[Any]) -> _RunSpans:
@@ -170,11 +188,8 @@ class Tracing(Capability):
                 [{"role": "assistant", "output": _jsonable(result.output)}]
             )
         tracer.end_span(run, root=spans.root, end_ns=now)
-        if spans.token is not None:
-            try:
-                TRACE_CONTEXT.reset(spans.token)
-            except ValueError:  # reset in another context: just clear it
-                TRACE_CONTEXT.set(None)
+        _reset(TRACE_CONTEXT, spans.token)
+        _reset(RUN_SPANS, spans.spans_token)
         return None
 
     # -- model requests ------------------------------------------------------------------------
@@ -186,8 +201,7 @@ class Tracing(Capability):
             tracer.end_span(spans.model)
         if spans.tools:
             self._close_tools(ctx, spans, time.time_ns())
-        agent = ctx.agent
-        provider, model = g.model_parts(getattr(agent, "model", None))
+        provider, model = g.model_parts(_run_model(ctx))
         spans.model_info = (provider, model)
         attrs: dict[str, Any] = {
             g.OPERATION: "chat",
@@ -213,12 +227,13 @@ class Tracing(Capability):
                         for t in request.tools
                     ]
                 )
+        spans.model_attrs = attrs
         spans.model = tracer.start_span(
             f"chat {model}" if model else "chat",
             spans.run.trace_id,
             spans.run,
             kind=SpanKind.CLIENT,
-            attributes=attrs,
+            attributes=dict(attrs),
         )
         return None
 
@@ -310,6 +325,23 @@ class Tracing(Capability):
             )
             tracer.end_span(span, end_ns=now)
         spans.tools.clear()
+
+
+def _run_model(ctx: RunContext[Any]) -> Any:
+    """The model this run uses: the run's own (``model=`` of the run), else the agent's."""
+    model = ctx.metadata.get("model")
+    if model is None:
+        model = getattr(ctx.agent, "model", None)
+    return model
+
+
+def _reset(var: Any, token: Any) -> None:
+    if token is None:
+        return
+    try:
+        var.reset(token)
+    except ValueError:  # reset in another context: just clear it
+        var.set(None)
 
 
 def _tool_errors(messages: list[Any]) -> dict[str, str]:

@@ -46,7 +46,8 @@ USER_ID = "vivace.user_id"
 RUN_STATUS = "vivace.run.status"
 STEP = "vivace.step"
 COST = "vivace.cost_usd"
-SPAN_TYPE = "vivace.span_type"  # agent_run, model_request, model_attempt, tool_call, ...
+SPAN_TYPE = "vivace.span_type"  # agent_run, workflow_run, model_request, tool_call, mcp, ...
+LOCAL_ROOT = "vivace.local_root"  # a run whose parent span is in another process
 
 # provider names the conventions define, by Vivace provider prefix
 _PROVIDERS = {
@@ -78,6 +79,9 @@ def model_parts(model: Any) -> tuple[str | None, str | None]:
     """``(provider, model_name)`` of a model string, a Model object or a fallback list."""
     if isinstance(model, list | tuple):
         model = model[0] if model else None
+    inner = getattr(model, "models", None)  # a FallbackModel: its first model
+    if isinstance(inner, list) and inner:
+        model = inner[0]
     if model is None:
         return None, None
     if isinstance(model, str):

@@ -1,32 +1,30 @@
 """``trace_id`` in every log line: a logging filter and a JSON formatter.
 
-While a traced run is active, :data:`TRACE_CONTEXT` holds ``(trace_id, span_id, run_id)``;
-inside a tool call the run context gives them even with tracing off.
+While a traced run is active, :data:`TRACE_CONTEXT` holds ``(trace_id, span_id, run_id)``
+(the server sets it for each request, so its log lines carry the request's trace); inside a
+tool call the run context gives them even with tracing off.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from contextvars import ContextVar
+
+from ..trace_hook import TRACE_CONTEXT
 
 __all__ = ["TRACE_CONTEXT", "JSONFormatter", "TraceContextFilter", "install"]
-
-TRACE_CONTEXT: ContextVar[tuple[str, str, str] | None] = ContextVar(
-    "vivace_trace_context", default=None
-)
 
 
 def _current() -> tuple[str | None, str | None, str | None]:
     tc = TRACE_CONTEXT.get()
-    if tc is not None:
+    if tc is not None and tc[2] is not None:  # a run
         return tc
     from ..tools.context import current_run_context
 
     ctx = current_run_context()
     if ctx is not None:
         return ctx.trace_id, ctx.span_id, ctx.run_id
-    return None, None, None
+    return tc if tc is not None else (None, None, None)
 
 
 class TraceContextFilter(logging.Filter):

@@ -1,175 +1,23 @@
 """Cost, token and latency metrics from spans: per agent, model, workflow and day.
 
-Two views of the same spans:
-
-- :func:`aggregate` turns stored spans (any trace store) into rows per day x agent x model:
-  runs, errors, tokens (input/output/cached/reasoning), cost in USD, and p50/p95/p99 latency
-  of runs, model requests and tool calls (the Studio's Metrics screen, ``vivace stats``).
-- :class:`MetricsExporter` keeps live counters and histograms in this process and renders
-  them in Prometheus' text format (``GET /metrics``).
+:class:`MetricsExporter` keeps live counters and histograms in this process and renders them
+in Prometheus' text format (``GET /metrics``). The stored view of the same numbers (rows per
+day x agent x model: the Studio's Metrics screen, ``vivace stats``) is each trace store's
+``trace_metrics`` (:mod:`vivace.storage`).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import genai as g
 from .exporters.base import Exporter
 from .span import ERROR, Span
 
-__all__ = ["MetricsExporter", "aggregate", "percentile", "span_view"]
-
-DAY = 86400.0
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q`` (0..100) percentile by linear interpolation; None for no values."""
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100.0
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def span_view(span: Any) -> dict[str, Any]:
-    """A span (exported :class:`Span` or stored ``SpanRecord``) as one flat dict."""
-    if isinstance(span, Span):
-        return {
-            "name": span.name,
-            "start": span.start_ns / 1e9,
-            "duration_ms": span.duration_ms,
-            "error": span.status == ERROR,
-            "attributes": span.attributes,
-            "trace_id": span.trace_id,
-        }
-    end = span.end_time or span.start_time
-    return {
-        "name": span.name,
-        "start": span.start_time,
-        "duration_ms": (end - span.start_time) * 1000.0,
-        "error": span.status == "error",
-        "attributes": span.attributes or {},
-        "trace_id": span.trace_id,
-    }
-
-
-def _bucket(t: float, size: float) -> float:
-    return t - (t % size)
-
-
-class _Row:
-    __slots__ = (
-        "cached_tokens",
-        "cost_usd",
-        "errors",
-        "input_tokens",
-        "model_ms",
-        "output_tokens",
-        "reasoning_tokens",
-        "run_ms",
-        "runs",
-        "tool_calls",
-        "tool_ms",
-    )
-
-    def __init__(self) -> None:
-        self.runs = self.errors = self.tool_calls = 0
-        self.input_tokens = self.output_tokens = self.cached_tokens = self.reasoning_tokens = 0
-        self.cost_usd = 0.0
-        self.run_ms: list[float] = []
-        self.model_ms: list[float] = []
-        self.tool_ms: list[float] = []
-
-
-def aggregate(
-    spans: Iterable[Any],
-    *,
-    bucket: float = DAY,
-    since: float | None = None,
-    until: float | None = None,
-    agent: str | None = None,
-) -> list[dict[str, Any]]:
-    """Rows ``{time, agent, model, workflow, runs, errors, input_tokens, ..., cost_usd,
-    run_p50_ms, ..., tool_p99_ms}`` sorted by time, agent, model. Tokens and cost are
-    counted on model-request spans (so nested runs are not counted twice); runs and their
-    latency on run spans, keyed by the run's model."""
-    rows: dict[tuple[float, str, str, str], _Row] = {}
-
-    def row(t: float, a: dict[str, Any]) -> _Row:
-        key = (
-            _bucket(t, bucket),
-            a.get(g.AGENT_NAME) or "",
-            a.get(g.REQUEST_MODEL) or "",
-            a.get(g.WORKFLOW_NAME) or "",
-        )
-        r = rows.get(key)
-        if r is None:
-            r = rows[key] = _Row()
-        return r
-
-    for span in spans:
-        v = span_view(span)
-        t = v["start"]
-        if (since is not None and t < since) or (until is not None and t >= until):
-            continue
-        a = v["attributes"]
-        if agent is not None and a.get(g.AGENT_NAME) != agent:
-            continue
-        kind = a.get(g.SPAN_TYPE)
-        if kind == "agent_run":
-            r = row(t, a)
-            r.runs += 1
-            if v["error"]:
-                r.errors += 1
-            r.run_ms.append(v["duration_ms"])
-        elif kind == "model_request":
-            r = row(t, a)
-            r.input_tokens += int(a.get(g.INPUT_TOKENS) or 0)
-            r.output_tokens += int(a.get(g.OUTPUT_TOKENS) or 0)
-            r.cached_tokens += int(a.get(g.CACHED_TOKENS) or 0)
-            r.reasoning_tokens += int(a.get(g.REASONING_TOKENS) or 0)
-            r.cost_usd += float(a.get(g.COST) or 0.0)
-            r.model_ms.append(v["duration_ms"])
-        elif kind == "tool_call":
-            a2 = dict(a)
-            a2.pop(g.REQUEST_MODEL, None)
-            r = row(t, a2)
-            r.tool_calls += 1
-            r.tool_ms.append(v["duration_ms"])
-        elif kind == "workflow_run":
-            r = row(t, a)
-            r.runs += 1
-            if v["error"]:
-                r.errors += 1
-            r.run_ms.append(v["duration_ms"])
-    out = []
-    for (t, agent_name, model, workflow), r in sorted(rows.items()):
-        d: dict[str, Any] = {
-            "time": t,
-            "agent": agent_name or None,
-            "model": model or None,
-            "workflow": workflow or None,
-            "runs": r.runs,
-            "errors": r.errors,
-            "tool_calls": r.tool_calls,
-            "input_tokens": r.input_tokens,
-            "output_tokens": r.output_tokens,
-            "cached_tokens": r.cached_tokens,
-            "reasoning_tokens": r.reasoning_tokens,
-            "cost_usd": round(r.cost_usd, 10),
-        }
-        for name, values in (("run", r.run_ms), ("model", r.model_ms), ("tool", r.tool_ms)):
-            for q in (50, 95, 99):
-                p = percentile(values, q)
-                d[f"{name}_p{q}_ms"] = None if p is None else round(p, 3)
-        out.append(d)
-    return out
+__all__ = ["MetricsExporter"]
 
 
 # -- Prometheus -------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The :class:`Tracer`: makes spans, samples traces, and hands ended spans to exporters.
 
-One tracer is active per process at most (:func:`vivace.observability.configure` sets it);
-lower layers (model attempts, storage, workflows) read :data:`ACTIVE` once and do nothing
-when it is None, so tracing costs nothing when off.
+One tracer is active per process at most (:func:`vivace.observability.configure` sets it).
+Lower layers (model attempts, MCP, memory, storage) report through :mod:`vivace.trace_hook`,
+which is ``None`` while tracing is off, so tracing costs nothing when off.
 """
 
 from __future__ import annotations
@@ -32,17 +32,11 @@ _MAX_PENDING_TRACES = 10_000
 
 
 def current_span() -> Span | None:
-    """The span the calling code runs in (an explicit span, a tool call or a run), or None."""
-    span = CURRENT_SPAN.get()
-    if span is not None:
-        return span
-    tracer = ACTIVE
-    if tracer is None:
-        return None
-    from ..tools.context import current_run_context
+    """The innermost open span of the calling code (an explicit span, the tool call running
+    now or the run), or None."""
+    from .hook import innermost
 
-    ctx = current_run_context()
-    return None if ctx is None else tracer.run_parent(ctx)
+    return innermost(ACTIVE)[1]
 
 
 class _Pending:
@@ -101,6 +95,7 @@ class Tracer:
         self.redactor = Redactor(secrets)
         self._pending: dict[str, _Pending] = {}
         self._runs: dict[str, Any] = {}  # run_id -> the capability's per-run spans
+        self._early: dict[str, int] = {}  # span id -> start of a child that came first
         self.ended = 0
 
     # -- sampling ------------------------------------------------------------------------------
@@ -131,6 +126,19 @@ class Tracer:
         """A new open span; end it with :meth:`end_span`."""
         parent_id = parent.span_id if isinstance(parent, Span) else parent
         return Span(name, trace_id, span_id or new_span_id(), parent_id, kind, attributes, start_ns)
+
+    def pending_start(self, span_id: str, start_ns: int) -> None:
+        """Span ``span_id`` (a run's, not open yet) starts no later than ``start_ns``: its
+        first child (the run's storage load) came before it."""
+        early = self._early
+        if span_id not in early:
+            if len(early) >= _MAX_PENDING_TRACES:
+                early.pop(next(iter(early)))
+            early[span_id] = start_ns
+
+    def take_start(self, span_id: str | None) -> int:
+        """The start recorded by :meth:`pending_start` for ``span_id`` (0: none)."""
+        return self._early.pop(span_id, 0) if span_id is not None and self._early else 0
 
     def end_span(self, span: Span, *, root: bool = False, end_ns: int = 0) -> None:
         """End ``span`` and queue it for export (if its trace is sampled). ``root``: the
@@ -190,7 +198,9 @@ class Tracer:
     ) -> Iterator[Span]:
         """A span around a block, nested under :func:`current_span` (workflow steps, MCP
         calls, memory operations, your own code). An exception marks it failed."""
-        parent = current_span()
+        from .hook import innermost, is_local_root
+
+        parent = innermost(self)[1]
         if trace_id is None:
             trace_id = parent.trace_id if parent is not None else new_span_id() + new_span_id()
         elif parent is not None and parent.trace_id != trace_id:
@@ -204,20 +214,27 @@ class Tracer:
             raise
         finally:
             CURRENT_SPAN.reset(token)
-            self.end_span(span, root=parent is None)
+            self.end_span(span, root=is_local_root(parent))
 
-    # -- runs (used by the tracing capability) ------------------------------------------------
+    # -- exporters -----------------------------------------------------------------------------
 
-    def run_parent(self, ctx: Any) -> Span | None:
-        """The span a tool call (or run) of ``ctx`` opened: the parent of work started there."""
-        spans = self._runs.get(ctx.run_id)
-        if spans is None:
-            return None
-        if ctx.tool_call_id is not None:
-            tool = spans.tools.get(ctx.tool_call_id)
-            if tool is not None:
-                return tool
-        return spans.run
+    def add_exporter(
+        self,
+        exporter: Exporter,
+        *,
+        max_queue: int = 2048,
+        batch_size: int = 512,
+        delay: float = 0.5,
+    ) -> BatchProcessor:
+        """Send spans to ``exporter`` too (through its own queue) from now on."""
+        p = BatchProcessor(exporter, max_queue=max_queue, batch_size=batch_size, delay=delay)
+        self.processors = [*self.processors, p]
+        return p
+
+    def remove_processor(self, processor: BatchProcessor, timeout: float = 5.0) -> None:
+        """Stop sending spans to ``processor``'s exporter (what is queued is sent first)."""
+        self.processors = [p for p in self.processors if p is not processor]
+        processor.shutdown(timeout)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

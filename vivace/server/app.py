@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from ..agent import Agent
+    from .extensions import Extension
     from .routing import Op
     from .sse import EventLog
 
@@ -19,10 +20,14 @@ __all__ = ["VivaceApp"]
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 EVENT_LOG_KINDS = ("memory", "storage")
 EVENT_LOG_ENV = "VIVACE_EVENT_LOG"
+PROTOCOLS = ("mcp", "a2a", "agui")
+"""The open protocols a VivaceApp can serve, each when its SDK (extra) is installed."""
+_PROTOCOL_SDKS = {"mcp": "mcp", "a2a": "a2a", "agui": "ag_ui"}
+MODEL_OVERRIDE_ENV = "VIVACE_MODEL_OVERRIDE"
 
 
 class VivaceApp:
-    """Serve agents over HTTP.
+    r"""Serve agents over HTTP.
 
     Args:
         agents: The agents, addressed by ``agent.id`` (their name).
@@ -50,6 +55,21 @@ class VivaceApp:
         workflows: :class:`~vivace.workflows.Workflow`\\ s to serve under ``/workflows`` (those
             without storage run on the server's). The app recovers their crashed runs and
             fires their cron schedules while it runs.
+        tools: Tools (functions, :class:`~vivace.tools.Tool`\\ s, static toolsets) served over
+            MCP beside the agents (see ``protocols``).
+        protocols: The open protocols to serve: ``"mcp"`` (``/mcp``: the agents, ``tools``
+            and workflows as MCP tools), ``"a2a"`` (``/a2a/{agent_id}`` and its agent card),
+            ``"agui"`` (``/agents/{agent_id}/agui``), all behind ``auth``. ``None``: each one
+            whose SDK is installed (``vivace[mcp]``, ``vivace[a2a]``, ``vivace[agui]``);
+            ``False``: none. Their SDKs are imported on the first protocol request.
+        knowledge: Knowledge bases (:class:`~vivace.knowledge.KnowledgeBase`) to serve under
+            ``/knowledge`` (with those the agents use).
+        extensions: Route modules and lifecycles from parts above the server, e.g.
+            ``[vivace.studio.Studio()]`` (:mod:`vivace.server.extensions`).
+        model_override: Who may choose a run's model (``"model"`` in the run request):
+            ``True`` anyone allowed to run, ``False`` nobody, ``None`` (default) admins -
+            which everyone is while the server is open to localhost only (``vivace dev``).
+            ``None`` also reads ``VIVACE_MODEL_OVERRIDE`` (``1``/``0``).
 
     The object is itself an ASGI app (``uvicorn module:app``); ``.asgi`` is the Starlette app,
     to mount into another app (``fastapi_app.mount("/vivace", app.asgi)``).
@@ -69,6 +89,11 @@ class VivaceApp:
         docs: bool = True,
         run_lease: float | None = None,
         workflows: Sequence[Any] = (),
+        tools: Sequence[Any] = (),
+        protocols: bool | Sequence[str] | None = None,
+        knowledge: Sequence[Any] = (),
+        extensions: Sequence[Extension] = (),
+        model_override: bool | None = None,
     ) -> None:
         from .inputs import DEFAULT_MEDIA_TYPES
 
@@ -99,8 +124,21 @@ class VivaceApp:
         self.allowed_media_types = tuple(allowed_media_types or DEFAULT_MEDIA_TYPES)
         self.title = title
         self.docs = docs
+        self.tools = list(tools)
+        self.protocols = _protocols(protocols)
+        self.knowledge = list(knowledge)
+        self.extensions: list[Extension] = list(extensions)
+        if model_override is None:
+            flag = os.environ.get(MODEL_OVERRIDE_ENV, "").strip().lower()
+            model_override = {"1": True, "true": True, "0": False, "false": False}.get(flag)
+        self.model_override = model_override
+        self._unbound = False  # extensions wait for the loop that serves the app
         self._asgi: Starlette | None = None
         self.ops: list[Op] = []
+        if "mcp" in self.protocols:  # clashing names etc. fail here, not at the first request
+            from ..mcp.server import check_served
+
+            check_served(self.agents, self.tools, list(self.workflows.values()))
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -116,7 +154,32 @@ class VivaceApp:
         app = self._asgi
         if app is None:
             app = self.asgi
+        if self._unbound:
+            self._bind()
         await app(scope, receive, send)
+
+    def _bind(self) -> None:
+        """Tell the extensions the loop serving this app (it owns the storage)."""
+        import asyncio
+
+        self._unbound = False
+        loop = asyncio.get_running_loop()
+        for ext in self.extensions:
+            bind = getattr(ext, "bind", None)
+            if bind is not None:
+                bind(loop)
+
+    def add_extension(self, extension: Extension) -> None:
+        """Add an extension (before the app is first used)."""
+        if self._asgi is not None:
+            from ..errors import UserError
+
+            raise UserError("add extensions before the app serves (or pass extensions=[...])")
+        self.extensions.append(extension)
+
+    def extension(self, name: str) -> Extension | None:
+        """The extension called ``name`` (e.g. ``"studio"``), or None."""
+        return next((e for e in self.extensions if getattr(e, "name", None) == name), None)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -129,6 +192,8 @@ class VivaceApp:
         setup = getattr(self.storage, "setup", None)
         if setup is not None:
             await setup()
+        if self._unbound:
+            self._bind()
         worker = None
         if self.workflows:  # crashed runs are recovered, cron schedules fire
             from ..workflows import Worker
@@ -138,12 +203,20 @@ class VivaceApp:
         try:
             yield
         finally:
+            jobs = getattr(self.asgi.state, "knowledge_jobs", None)
+            if jobs is not None:  # ingests still running stop between whole documents
+                await jobs.shutdown()
             if worker is not None:
                 await worker.stop()
+            await self.mounts.aclose()  # protocol SDKs' sessions and tasks
             await self.runs.shutdown()
             aclose = getattr(self.log, "aclose", None)
             if aclose is not None:  # write the events still buffered
                 await aclose()
+            for ext in reversed(self.extensions):
+                aclose_ext = getattr(ext, "aclose", None)
+                if aclose_ext is not None:
+                    await aclose_ext()
             close = getattr(self.storage, "close", None)
             if close is not None:
                 await close()
@@ -156,7 +229,8 @@ class VivaceApp:
         from .errors import install_handlers
         from .idempotency import RecentRuns
         from .ids import SlashSafePaths
-        from .middleware import BodyLimit
+        from .middleware import BodyLimit, TraceContext
+        from .mounts import Mounts
         from .routes import all_routes
         from .routing import starlette_routes
         from .runs import LiveRuns
@@ -165,7 +239,9 @@ class VivaceApp:
         self.auth = resolve_auth(self._auth_arg)
         self.log: EventLog = self._make_event_log()
         self.runs = LiveRuns(self.log, sessions_of=self._sessions_of_agent())
-        self.ops = all_routes(docs=self.docs)
+        self.mounts = Mounts()
+        extra = [op for ext in self.extensions for op in ext.routes]
+        self.ops = all_routes(docs=self.docs, protocols=self.protocols, extra=extra)
         middleware = []
         if self.cors:
             from starlette.middleware.cors import CORSMiddleware
@@ -185,13 +261,20 @@ class VivaceApp:
                     "idempotency-key",
                     "last-event-id",
                     "x-vivace-session-id",
+                    "traceparent",
                 ],
             )
             opts.setdefault(
                 "expose_headers",
-                ["x-vivace-run-id", "x-vivace-session-id", "idempotent-replayed"],
+                [
+                    "x-vivace-run-id",
+                    "x-vivace-session-id",
+                    "x-vivace-trace-id",
+                    "idempotent-replayed",
+                ],
             )
             middleware.append(Middleware(CORSMiddleware, **opts))
+        middleware.insert(0, Middleware(TraceContext))
         middleware.append(Middleware(BodyLimit, max_bytes=self.max_body_bytes))
         middleware.append(Middleware(SlashSafePaths))
         app = Starlette(
@@ -200,19 +283,31 @@ class VivaceApp:
         state = app.state
         state.agents = self.agents
         state.workflows = self.workflows
+        state.tools = self.tools
+        state.mounts = self.mounts
         state.storage = self.storage
         state.event_log = self.log
         state.runs = self.runs
         state.auth = self.auth
         state.idempotency = RecentRuns()
         state.ops = self.ops
+        from .routes.knowledge import knowledge_bases_of
+
+        state.knowledge = knowledge_bases_of(self.agents.values(), self.knowledge)
         state.settings = Settings(
             max_body_bytes=self.max_body_bytes,
             allowed_media_types=self.allowed_media_types,
             title=self.title,
             docs=self.docs,
+            model_override=self.model_override,
         )
         install_handlers(app)
+        self._asgi = app
+        for ext in self.extensions:
+            setup = getattr(ext, "setup", None)
+            if setup is not None:
+                setup(self)
+        self._unbound = any(hasattr(ext, "bind") for ext in self.extensions)
         return app
 
     def _make_event_log(self) -> EventLog:
@@ -268,6 +363,26 @@ class _AppRequest:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+
+
+def _protocols(arg: bool | Sequence[str] | None) -> tuple[str, ...]:
+    """The protocols to serve (see ``VivaceApp(protocols=)``); asking for one whose SDK is
+    not installed is a ``UserError``."""
+    from importlib.util import find_spec
+
+    from ..errors import UserError
+
+    if arg is False:
+        return ()
+    if arg is None:
+        return tuple(p for p in PROTOCOLS if find_spec(_PROTOCOL_SDKS[p]) is not None)
+    names = PROTOCOLS if arg is True else tuple(dict.fromkeys(arg))
+    for name in names:
+        if name not in PROTOCOLS:
+            raise UserError(f"unknown protocol {name!r}: choose from {', '.join(PROTOCOLS)}")
+        if find_spec(_PROTOCOL_SDKS[name]) is None:
+            raise UserError(f"serving {name} needs its SDK: pip install 'vivace[{name}]'")
+    return names
 
 
 def _leased(storage: Any, run_lease: float) -> Any:

@@ -91,8 +91,40 @@ def _bearer(headers: Any) -> str | None:
     return token.strip()
 
 
-def _unauthorized(message: str = "missing or invalid credentials") -> HTTPError:
-    return HTTPError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+REALM = "vivace"
+
+
+def challenge(error: str | None = None, description: str | None = None, **params: str) -> str:
+    """A ``WWW-Authenticate`` Bearer challenge (RFC 6750 section 3): ``realm``, then
+    ``error``/``error_description`` when credentials were sent and refused, then ``params``
+    (``scope``, ``resource_metadata``...)."""
+    items = [("realm", REALM)]
+    if error is not None:
+        items.append(("error", error))
+        if description:
+            items.append(("error_description", description))
+    items += params.items()
+    return "Bearer " + ", ".join(f'{k}="{_quoted(v)}"' for k, v in items)
+
+
+def with_params(header: str, **params: str) -> str:
+    """A challenge with more auth-params appended (``resource_metadata="..."``)."""
+    return header + "".join(f', {k}="{_quoted(v)}"' for k, v in params.items())
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a quoted-string body: printable ASCII, ``\\`` and ``"`` escaped."""
+    kept = "".join(c for c in value if " " <= c <= "~")
+    return kept.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _unauthorized(
+    message: str = "missing or invalid credentials", *, refused: bool = False
+) -> HTTPError:
+    """401 with a Bearer challenge; ``refused``: credentials were sent and are not valid
+    (``error="invalid_token"``), else none were sent (no error code, RFC 6750 section 3.1)."""
+    header = challenge("invalid_token", message) if refused else challenge()
+    return HTTPError(401, "unauthorized", message, headers={"WWW-Authenticate": header})
 
 
 class OpenAuth:
@@ -125,6 +157,7 @@ class APIKeyAuth:
                 ok |= hmac.compare_digest(given, key)
             if ok:
                 return Principal(None, ALL, "api_key")
+            raise _unauthorized("invalid API key", refused=True)
         raise _unauthorized()
 
 
@@ -177,12 +210,12 @@ class JWTAuth:
                 options={"require": ["exp"], "verify_aud": self.audience is not None},
             )
         except jwt.ExpiredSignatureError:
-            raise _unauthorized("the token has expired") from None
+            raise _unauthorized("the token has expired", refused=True) from None
         except jwt.PyJWTError:
-            raise _unauthorized("invalid token") from None
+            raise _unauthorized("invalid token", refused=True) from None
         user = claims.get(self.user_claim)
         if not isinstance(user, str) or not user:
-            raise _unauthorized(f"the token has no {self.user_claim!r} claim")
+            raise _unauthorized(f"the token has no {self.user_claim!r} claim", refused=True)
         raw = claims.get("scope", claims.get("scopes", ""))
         scopes = raw.split() if isinstance(raw, str) else list(raw) if isinstance(raw, list) else []
         return Principal(user, frozenset(s for s in scopes if isinstance(s, str)), "jwt")
@@ -240,5 +273,27 @@ def check(auth: Any, request: Any, scope: str | None) -> Principal:
     client = request.client
     principal: Principal = auth.authenticate(request.headers, client.host if client else None)
     if scope is not None and not principal.allows(scope):
-        raise HTTPError(403, "insufficient_scope", f"the credentials lack the {scope!r} scope")
+        raise HTTPError(
+            403,
+            "insufficient_scope",
+            f"the credentials lack the {scope!r} scope",
+            headers={
+                "WWW-Authenticate": challenge(
+                    "insufficient_scope", f"needs the {scope!r} scope", scope=scope
+                )
+            },
+        )
     return principal
+
+
+def oauth_issuer(auth: Any) -> str | None:
+    """The token issuer ``auth`` checks (a :class:`JWTAuth` with ``issuer``), or None: the
+    authorization server that protected-resource metadata (RFC 9728) points clients to."""
+    if isinstance(auth, MultiAuth):
+        for a in auth.auths:
+            found = oauth_issuer(a)
+            if found:
+                return found
+        return None
+    issuer = getattr(auth, "issuer", None) if isinstance(auth, JWTAuth) else None
+    return issuer if isinstance(issuer, str) and issuer else None

@@ -1,8 +1,10 @@
 """HTTP errors: every failure becomes a small JSON body, never a stack trace.
 
-The body has the OpenAI error shape, so OpenAI clients understand it too::
+The body has the OpenAI error shape, so OpenAI clients understand it too, plus the trace of
+the request (or run) it comes from::
 
-    {"error": {"type": "not_found", "code": "agent_not_found", "message": "...", "param": null}}
+    {"error": {"type": "not_found", "code": "agent_not_found", "message": "...", "param": null,
+               "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}}
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import base64
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+
+from ..trace_hook import TRACE_CONTEXT
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -26,6 +30,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("vivace.server")
+
+TRACE_SCOPE_KEY = "vivace.trace"  # where TraceContext keeps the request's trace in the scope
 
 _TYPES = {
     400: "invalid_request_error",
@@ -75,6 +81,9 @@ class HTTPError(Exception):
         }
         if self.details is not None:
             err["details"] = self.details
+        context = TRACE_CONTEXT.get()
+        if context is not None:  # the request's (or run's) trace: its log lines carry it too
+            err["trace_id"] = context[0]
         return {"error": err}
 
 
@@ -166,6 +175,10 @@ def install_handlers(app: Any) -> None:
         return error_response(from_vivace_error(exc))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # answered outside the middleware that set the request's trace context: set it again
+        context = request.scope.get(TRACE_SCOPE_KEY)
+        if context is not None and TRACE_CONTEXT.get() is None:
+            TRACE_CONTEXT.set(context)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(HTTPError(500, "internal_error", "internal server error"))
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .idempotency import claim
 from .ids import encode_header
 from .sse import RunInfo
-from .state import event_log, live_runs, principal, recent_runs
+from .state import event_log, live_runs, principal, recent_runs, request_trace_id
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -61,6 +61,15 @@ class StartedRun:
         self.session_id = session_id
         self.replayed = replayed
 
+    @property
+    def trace_id(self) -> str | None:
+        """The run's trace id (its first event's), else the request's."""
+        first = self.first
+        if first is not None and first.get("trace_id"):
+            return str(first["trace_id"])
+        record_trace = getattr(self.record, "trace_id", None)
+        return record_trace or request_trace_id(self._request)
+
     def headers(self) -> dict[str, str]:
         """``x-vivace-run-id``, ``x-vivace-session-id`` (percent-encoded UTF-8) and, for a
         repeated request, ``idempotent-replayed: true``."""
@@ -75,14 +84,16 @@ class StartedRun:
         """The run's result as a ``RunOut`` dict, once it has ended."""
         if self.task is not None:
             result = await asyncio.shield(self.task)
-            return result.to_dict() if result is not None else ended_early(self.run_id)
+            if result is not None:
+                return result.to_dict()
+            return ended_early(self.run_id, self.first)
         record = self.record
         sessions = sessions_of_request(self._request, record)
         while record is not None and record.status == "running" and sessions is not None:
             await asyncio.sleep(POLL_SECONDS)  # running on another worker
             record = await sessions.get_run(self.run_id)
         if record is None:
-            return ended_early(self.run_id)
+            return ended_early(self.run_id, self.first)
         return record_out(record)
 
     async def events(self, after: int | None = None) -> AsyncIterator[dict[str, Any]]:
@@ -170,22 +181,31 @@ async def launch(
 
 
 async def resume(
-    request: Request, agent: Agent, run_id: str, owner: str | None, approvals: dict[str, Any]
+    request: Request,
+    agent: Agent,
+    run_id: str,
+    owner: str | None,
+    approvals: dict[str, Any],
+    *,
+    model: str | None = None,
 ) -> StartedRun:
-    """Resume the paused run ``run_id`` once its first event is out. A missing run or
-    approvals that do not match it are typed errors (404, 400) before anything starts."""
+    """Resume the paused run ``run_id`` (on ``model``, if given) once its first event is out.
+    A missing run or approvals that do not match it are typed errors (404, 400) before
+    anything starts."""
     from ..agent.loop import check_approvals
     from ..agent.session import find_paused
 
     paused = await find_paused(agent, run_id, owner)
     check_approvals(agent, paused, approvals)
-    stream = agent.aresume_stream(paused, approvals)
+    stream = agent.aresume_stream(paused, approvals, model=model)
     task, first = await live_runs(request).begin(RunInfo(run_id, agent.id, owner), stream)
     return StartedRun(request, run_id, task=task, first=first)
 
 
-def ended_early(run_id: str) -> dict[str, Any]:
-    """The result of a run that ended without one (cancelled early, or an internal failure)."""
+def ended_early(run_id: str, first: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The result of a run that ended without one (cancelled early, or an internal failure);
+    ``first``: its first event (for its trace)."""
+    first = first or {}
     return {
         "run_id": run_id,
         "session_id": None,
@@ -196,6 +216,9 @@ def ended_early(run_id: str) -> dict[str, Any]:
         "usage": {},
         "error": {"type": "InternalError", "code": "internal_error", "message": "run ended early"},
         "paused": None,
+        "trace_id": first.get("trace_id"),
+        "span_id": first.get("span_id"),
+        "parent_run_id": first.get("parent_run_id"),
     }
 
 
@@ -215,11 +238,20 @@ def record_out(record: RunRecord) -> dict[str, Any]:
         "usage": dict(record.usage) if record.usage is not None else {},
         "error": error,
         "paused": record.paused,
+        "trace_id": getattr(record, "trace_id", None),
+        "span_id": getattr(record, "span_id", None),
+        "parent_run_id": getattr(record, "parent_run_id", None),
     }
 
 
 def terminal_events(out: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ending events of a run rebuilt from its result (when its log is gone)."""
+    """The ending events of a run rebuilt from its result (when its log is gone), with the
+    run's trace context like every event."""
+    trace = {k: out.get(k) for k in ("trace_id", "span_id", "parent_run_id")}
+    return [{**e, **trace} for e in _terminal_events(out)]
+
+
+def _terminal_events(out: dict[str, Any]) -> list[dict[str, Any]]:
     run_id, status = out["run_id"], out["status"]
     if status == "completed":
         output = out.get("output")

@@ -1,12 +1,58 @@
-"""Pure ASGI middleware: the request body size limit."""
+"""Pure ASGI middleware: the request's trace context and the request body size limit."""
 
 from __future__ import annotations
 
+import os
+import random
+import re
 from typing import Any
 
-from .errors import HTTPError, dumps
+from ..trace_hook import TRACE_CONTEXT
+from .errors import TRACE_SCOPE_KEY, HTTPError, dumps
 
-__all__ = ["BodyLimit", "BodyTooLarge"]
+__all__ = ["BodyLimit", "BodyTooLarge", "TraceContext"]
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_RNG = random.Random(os.urandom(16))  # trace ids need uniqueness, not secrecy
+
+
+class TraceContext:
+    """Give each request a trace: the caller's (a W3C ``traceparent`` header) or a new one.
+
+    It is in :data:`vivace.trace_hook.TRACE_CONTEXT` while the request is served, so the
+    request's log lines, its error bodies (``error.trace_id``) and the runs it starts carry
+    it; the response says it in ``x-vivace-trace-id``.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = span_id = None
+        for name, value in scope.get("headers", ()):
+            if name == b"traceparent":
+                m = _TRACEPARENT.fullmatch(value.decode("latin-1").strip().lower())
+                if m is not None and m[1].strip("0") and m[2].strip("0"):
+                    trace_id, span_id = m[1], m[2]
+                break
+        if trace_id is None:
+            trace_id = f"{_RNG.getrandbits(128) or 1:032x}"
+        context = (trace_id, span_id, None)
+        scope[TRACE_SCOPE_KEY] = context
+        header = (b"x-vivace-trace-id", trace_id.encode())
+
+        async def send_with_trace(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = TRACE_CONTEXT.set(context)
+        try:
+            await self.app(scope, receive, send_with_trace)
+        finally:
+            TRACE_CONTEXT.reset(token)
 
 
 class BodyTooLarge(HTTPError):

@@ -19,7 +19,7 @@ from .errors import HTTPError
 from .ids import SESSION_HEADER, body_id, header_id
 from .launch import launch
 from .routing import Query
-from .state import agent, principal, settings
+from .state import agent, principal, request_trace_id, settings
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -131,6 +131,9 @@ async def start(
     model_settings = {k: v for k, v in settings_.items() if v is not None}
     if model_settings:
         options["model_settings"] = model_settings
+    trace_id = request_trace_id(request)
+    if trace_id is not None:  # the run joins the request's trace
+        options["trace_id"] = trace_id
 
     def input_message() -> dict[str, Any]:
         from ..messages import input_to_message

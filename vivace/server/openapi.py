@@ -12,10 +12,14 @@ __all__ = ["build_openapi"]
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
+    202: "Accepted",
+    204: "No content",
     400: "Bad request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
     409: "Conflict",
     410: "Gone",
     413: "Body too large",
@@ -30,6 +34,7 @@ def build_openapi(ops: list[Op], title: str, version: str, prefix: str = "") -> 
     from pydantic import BaseModel
     from pydantic.json_schema import models_json_schema
 
+    from .routing import Doc
     from .schemas import ID_SCHEMA, ErrorBody
 
     models: dict[tuple[type[BaseModel], Literal["validation", "serialization"]], None] = {
@@ -87,14 +92,21 @@ def build_openapi(ops: list[Op], title: str, version: str, prefix: str = "") -> 
         }
         if params:
             operation["parameters"] = params
-        if op.body is not None:
-            content: dict[str, Any] = {"application/json": {"schema": ref(op.body, "validation")}}
+        if op.body is not None or op.body_schema is not None:
+            body_schema = ref(op.body, "validation") if op.body is not None else op.body_schema
+            content: dict[str, Any] = {"application/json": {"schema": body_schema}}
             if op.multipart is not None:
                 content["multipart/form-data"] = {"schema": op.multipart}
             operation["requestBody"] = {"required": True, "content": content}
         responses: dict[str, Any] = {}
         for status, model in sorted(op.responses.items()):
             desc = _STATUS_TEXT.get(status, "Response")
+            if isinstance(model, Doc):
+                doc: dict[str, Any] = {"description": model.description or desc}
+                if model.content:
+                    doc["content"] = {k: {"schema": v} for k, v in model.content.items()}
+                responses[str(status)] = doc
+                continue
             if status >= 400:
                 responses[str(status)] = {
                     "description": desc,

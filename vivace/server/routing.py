@@ -21,7 +21,17 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
 
-__all__ = ["Op", "Query", "parse_json", "query_int", "require_json", "starlette_routes"]
+__all__ = [
+    "Delegate",
+    "Doc",
+    "Op",
+    "Query",
+    "parse_json",
+    "query_int",
+    "require_json",
+    "sse_event",
+    "starlette_routes",
+]
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
@@ -37,6 +47,47 @@ class Query:
 
 
 @dataclass(slots=True)
+class Doc:
+    """A documented response whose body is not a pydantic model or the error shape: a JSON
+    Schema per media type (an SSE schema describes one event's ``data``)."""
+
+    content: dict[str, dict[str, Any]] = field(default_factory=dict)
+    description: str | None = None
+
+
+def sse_event(data: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """The OpenAPI schema of one server-sent event whose ``data`` is JSON matching ``data``."""
+    return {
+        "description": description or "one event: `data` is JSON",
+        "type": "object",
+        "properties": {
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+        },
+        "required": ["data"],
+    }
+
+
+class Delegate:
+    """A "response" that hands the request to another ASGI app (e.g. a protocol SDK's
+    transport): return it from a handler once credentials are checked. The app reads the
+    request body itself."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[[Any, Any, Any], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@dataclass(slots=True)
 class Op:
     """One operation: method, path, handler, the scope it needs and what it documents."""
 
@@ -47,13 +98,16 @@ class Op:
     tag: str
     scope: str | None = "runs"  # None: public
     body: type[BaseModel] | None = None
+    body_schema: dict[str, Any] | None = None  # a JSON request body described by a schema
     multipart: dict[str, Any] | None = None  # a JSON schema for multipart/form-data bodies
-    responses: dict[int, Any] = field(default_factory=dict)  # status -> model | None
+    responses: dict[int, Any] = field(default_factory=dict)  # status -> model | Doc | None
     query: list[Query] = field(default_factory=list)
     headers: list[Query] = field(default_factory=list)
     sse: dict[str, Any] | None = None  # 200 may also be text/event-stream: one event's schema
     path_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     in_schema: bool = True  # False: served, but not in the OpenAPI document
+    # the WWW-Authenticate challenge of a 401 on this op (e.g. naming MCP's resource metadata)
+    challenge: Callable[[Request, str], str] | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -89,7 +143,13 @@ def _endpoint(methods: dict[str, Op]) -> Callable[[Request], Awaitable[Response]
     async def endpoint(request: Request) -> Response:
         op = methods[request.method]
         if op.scope is not None:
-            request.state.principal = check(request.app.state.auth, request, op.scope)
+            try:
+                request.state.principal = check(request.app.state.auth, request, op.scope)
+            except HTTPError as exc:
+                if op.challenge is not None and exc.status == 401 and exc.headers:
+                    given = exc.headers.get("WWW-Authenticate", "")
+                    exc.headers = {**exc.headers, "WWW-Authenticate": op.challenge(request, given)}
+                raise
         return await op.handler(request)
 
     return endpoint

@@ -16,10 +16,12 @@ only while it has live runs) and cancels them here, as a local cancel would.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..trace_hook import TRACE_CONTEXT
 from .sse import TERMINAL_TYPES, RunInfo
 
 if TYPE_CHECKING:
@@ -33,11 +35,12 @@ logger = logging.getLogger("vivace.server")
 
 
 class _Live:
-    __slots__ = ("cancel_requested", "ended", "last_seq", "sessions", "started", "task")
+    __slots__ = ("cancel_requested", "ended", "last_seq", "sessions", "started", "task", "trace")
 
     def __init__(self, started: asyncio.Future[dict[str, Any]]) -> None:
         self.task: asyncio.Task[RunResult | None] | None = None
         self.last_seq = -1
+        self.trace: dict[str, Any] = {}  # trace_id, span_id, parent_run_id of the run's events
         self.cancel_requested = False
         self.ended = False  # a terminal event was logged
         self.sessions: Any = None  # where cancel requests from other workers show up
@@ -94,7 +97,8 @@ class LiveRuns:
             except Exception:  # the run itself reports a storage it cannot open
                 logger.warning("run %s: no storage to watch for cancel requests", info.run_id)
             if live.sessions is not None and (self._poller is None or self._poller.done()):
-                self._poller = loop.create_task(self._poll())
+                # not in this request's context: the poller serves every run
+                self._poller = loop.create_task(self._poll(), context=contextvars.Context())
         return live.task
 
     def sessions_for(self, agent_id: str) -> Any:
@@ -130,7 +134,11 @@ class LiveRuns:
                 for run_id in asked:
                     live_now = self._live.get(run_id)
                     if live_now is not None and not live_now.cancel_requested:
-                        logger.info("run %s: cancelled by a request on another worker", run_id)
+                        logger.info(
+                            "run %s: cancelled by a request on another worker",
+                            run_id,
+                            extra=_log_context(live_now, run_id),
+                        )
                         self.cancel(run_id)
 
     async def _drive(self, info: RunInfo, stream: RunStream, live: _Live) -> RunResult | None:
@@ -152,6 +160,14 @@ class LiveRuns:
             return None
         log = self.log
         log.open(info)
+        trace_id = event.trace_id
+        if trace_id is not None:  # this task's log lines carry the run's trace and id
+            live.trace = {
+                "trace_id": trace_id,
+                "span_id": event.span_id,
+                "parent_run_id": event.parent_run_id,
+            }
+            TRACE_CONTEXT.set((trace_id, event.span_id, run_id))
         # a log that persists events shows the terminal event only once it is stored
         append_final = getattr(log, "append_final", None)
         try:
@@ -202,10 +218,17 @@ class LiveRuns:
 
     def _synthetic(self, live: _Live, run_id: str, type_: str, **fields: Any) -> None:
         live.last_seq += 1
-        self.log.append(run_id, {"type": type_, "run_id": run_id, "seq": live.last_seq, **fields})
+        self.log.append(
+            run_id, {"type": type_, "run_id": run_id, "seq": live.last_seq, **fields, **live.trace}
+        )
 
     def is_live(self, run_id: str) -> bool:
         return run_id in self._live
+
+    def task_of(self, run_id: str) -> asyncio.Task[RunResult | None] | None:
+        """The task driving a live run of this process (done once the run has ended)."""
+        live = self._live.get(run_id)
+        return live.task if live is not None else None
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a live run of this process; False when it is not running here."""
@@ -233,6 +256,12 @@ class LiveRuns:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_context(live: _Live, run_id: str) -> dict[str, Any]:
+    """``extra=`` for a log line about a run, logged outside its task."""
+    trace = live.trace
+    return {"trace_id": trace.get("trace_id"), "span_id": trace.get("span_id"), "run_id": run_id}
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -172,6 +172,14 @@ class RunRequest(_Strict):
         None, description="temperature, max_tokens, top_p, seed... for this run"
     )
     max_steps: int | None = Field(None, ge=1, le=1000)
+    model: str | None = Field(
+        None,
+        min_length=3,
+        max_length=256,
+        description="this run's model ('provider/model'), when the server allows it "
+        "(VivaceApp(model_override=...): by default admins, and everyone on a server open to "
+        "localhost only); 403 otherwise",
+    )
 
 
 class ApprovalIn(_Strict):
@@ -187,6 +195,9 @@ class ResumeRequest(_Strict):
 
     approvals: dict[str, bool | ApprovalIn]
     stream: bool = False
+    model: str | None = Field(
+        None, min_length=3, max_length=256, description="the model to continue with (as for runs)"
+    )
 
 
 class SessionPatch(_Strict):
@@ -220,6 +231,9 @@ class ErrorDetail(_Open):
     code: str
     message: str
     param: str | None = None
+    trace_id: str | None = Field(
+        None, description="the request's trace (its log lines and the run it started carry it)"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -259,9 +273,12 @@ class RunOut(_Open):
     status: str
     output: Any = None
     messages: list[dict[str, Any]]
-    usage: dict[str, int]
+    usage: dict[str, int | float] = Field(description="token counts, and `cost` (USD) when known")
     error: dict[str, Any] | None
     paused: dict[str, Any] | None
+    trace_id: str | None = Field(None, description="the run's trace (32 hex digits)")
+    span_id: str | None = Field(None, description="the run's span (16 hex digits)")
+    parent_run_id: str | None = None
 
 
 class CancelOut(BaseModel):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import OrderedDict, deque
@@ -505,7 +506,10 @@ class StorageEventLog:
         if self._prune_task is not None and not self._prune_task.done():
             return
         self._last_prune = now
-        self._prune_task = asyncio.get_running_loop().create_task(self._prune(retain))
+        self._prune_task = asyncio.get_running_loop().create_task(
+            self._prune(retain),
+            context=contextvars.Context(),  # no run's trace: it serves all
+        )
 
     async def _prune(self, retain: float) -> None:
         try:

@@ -10,6 +10,8 @@
 ``app.state.auth``          the auth object (:mod:`vivace.server.auth`)
 ``app.state.settings``      :class:`Settings` (limits, media types, title...)
 ``app.state.idempotency``   the :class:`~vivace.server.idempotency.RecentRuns` of this process
+``app.state.studio``        the :class:`~vivace.server.studio.StudioTracing` (Studio on), else
+                            ``None``
 ==========================  ==================================================================
 
 Handlers read them through the small typed helpers below (``agent(request, id)``,
@@ -38,8 +40,10 @@ __all__ = [
     "agents",
     "event_log",
     "live_runs",
+    "model_override_allowed",
     "principal",
     "recent_runs",
+    "request_trace_id",
     "require_storage",
     "settings",
     "storage",
@@ -54,6 +58,7 @@ class Settings:
     allowed_media_types: tuple[str, ...]
     title: str = "Vivace"
     docs: bool = True
+    model_override: bool | None = None  # a run's own `model`: everyone / nobody / admins
     cache: dict[str, Any] = field(default_factory=dict)  # values computed once (agent infos...)
 
 
@@ -99,6 +104,23 @@ def recent_runs(request: Request) -> RecentRuns:
 
 def settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def request_trace_id(request: Request) -> str | None:
+    """The request's trace id (the caller's ``traceparent``, else a new one), or None."""
+    from .errors import TRACE_SCOPE_KEY
+
+    context = request.scope.get(TRACE_SCOPE_KEY)
+    return None if context is None else context[0]
+
+
+def model_override_allowed(request: Request, who: Principal) -> bool:
+    """May ``who`` choose the model of a run (``"model"`` in the run request)? The server's
+    setting (``VivaceApp(model_override=)``): True for anyone allowed to run, False for
+    nobody, None (default) for admins - and everyone is one while the server is open to
+    localhost only (``vivace dev``)."""
+    allowed = request.app.state.settings.model_override
+    return who.admin if allowed is None else allowed
 
 
 def principal(request: Request) -> Principal:

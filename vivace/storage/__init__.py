@@ -39,22 +39,27 @@ from .records import (
     RunRecord,
     RunStatus,
     ScoreRecord,
+    ScoreStats,
     SessionContext,
     SessionRecord,
     SpanRecord,
     StepRecord,
+    TraceMetricsRow,
+    TraceSummary,
     UserMemory,
     WorkflowRunRecord,
 )
 from .state import SessionState, StateDelta
 
 if TYPE_CHECKING:
+    from .clickhouse import ClickHouseStorage
     from .composite import CompositeStorage
     from .inmemory import InMemoryStorage
     from .lease import keep_alive
     from .sql import PostgresStorage, SQLiteStorage, SQLStorage
 
 __all__ = [
+    "ClickHouseStorage",
     "CompositeStorage",
     "CorruptDatabaseError",
     "EventStore",
@@ -73,6 +78,7 @@ __all__ = [
     "SchemaMissingError",
     "SchemaVersionError",
     "ScoreRecord",
+    "ScoreStats",
     "ScoreStore",
     "SessionContext",
     "SessionOwnershipError",
@@ -87,7 +93,9 @@ __all__ = [
     "StateUpdateError",
     "StepRecord",
     "Storage",
+    "TraceMetricsRow",
     "TraceStore",
+    "TraceSummary",
     "UserMemory",
     "WorkflowRunRecord",
     "WorkflowStore",
@@ -99,6 +107,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "ClickHouseStorage": ".clickhouse",
     "CompositeStorage": ".composite",
     "InMemoryStorage": ".inmemory",
     "keep_alive": ".lease",
@@ -121,7 +130,8 @@ def __getattr__(name: str) -> Any:
 
 def open_storage(url: str, **options: Any) -> Storage:
     """A storage from a URL: ``sqlite:///path.db`` (``sqlite:///:memory:``),
-    ``postgresql://user:pw@host/db`` or ``memory://``.
+    ``postgresql://user:pw@host/db``, ``memory://`` or ``clickhouse://host:8123/db`` (the
+    traces and scores domains only: :class:`ClickHouseStorage`).
 
     ``options`` go to the backend's constructor (e.g. ``run_lease=30``,
     ``create_tables=False``) and win over the same options in the URL's query:
@@ -147,9 +157,28 @@ def open_storage(url: str, **options: Any) -> Storage:
         from .inmemory import InMemoryStorage
 
         return InMemoryStorage(**options)
+    if scheme in ("clickhouse", "clickhouses"):
+        return _clickhouse(url, options)
     raise UserError(
         f"no storage backend for {url!r} (use sqlite:///..., postgresql://... or memory://)"
     )
+
+
+def _clickhouse(url: str, options: dict[str, Any]) -> Storage:
+    """``clickhouse://user:password@host:8123/database`` (``clickhouses://``: HTTPS)."""
+    from urllib.parse import unquote, urlsplit
+
+    from .clickhouse import ClickHouseStorage
+
+    u = urlsplit(url)
+    http = "https" if u.scheme == "clickhouses" else "http"
+    port = f":{u.port}" if u.port else ""
+    kwargs: dict[str, Any] = {"database": u.path.strip("/") or "vivace"}
+    if u.username:
+        kwargs["user"] = unquote(u.username)
+    if u.password:
+        kwargs["password"] = unquote(u.password)
+    return ClickHouseStorage(f"{http}://{u.hostname}{port}", **{**kwargs, **options})
 
 
 _SHARED: dict[str, Storage] = {}

@@ -28,10 +28,13 @@ if TYPE_CHECKING:
         ResumeOutcome,
         RunRecord,
         ScoreRecord,
+        ScoreStats,
         SessionContext,
         SessionRecord,
         SpanRecord,
         StepRecord,
+        TraceMetricsRow,
+        TraceSummary,
         UserMemory,
         WorkflowRunRecord,
     )
@@ -503,6 +506,45 @@ class TraceStore(ABC):
         """Spans, newest first."""
 
     @abstractmethod
+    async def list_traces(
+        self,
+        *,
+        agent: str | None = None,
+        model: str | None = None,
+        workflow: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[TraceSummary]:
+        """Traces, newest first: one row per trace, its root span (the earliest span without
+        a parent in this process) with the totals of its model requests.
+
+        ``agent``, ``model``, ``workflow``, ``user_id``, ``status`` (the root run's status,
+        else ``failed``/``completed`` from its span) and the time range (``since`` <= start <
+        ``until``) filter on the root; ``session_id`` and ``run_id`` select the traces with a
+        span of that session or run (a subagent's run is in its parent's trace). Pages:
+        ``before=row.cursor`` of the last row continues after it."""
+
+    @abstractmethod
+    async def trace_metrics(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        bucket: float = 86400.0,
+        agent: str | None = None,
+        model: str | None = None,
+        workflow: str | None = None,
+    ) -> list[TraceMetricsRow]:
+        """Runs, errors, tool calls, tokens, cost and p50/p95/p99 latency per ``bucket``
+        seconds x agent x model x workflow, oldest first (spans started in the range)."""
+
+    @abstractmethod
     async def prune(self, before: float) -> int: ...
 
 
@@ -519,9 +561,25 @@ class ScoreStore(ABC):
         run_id: str | None = None,
         trace_id: str | None = None,
         scorer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ScoreRecord]:
-        """Newest first."""
+        """Newest first (``since`` <= ``created_at`` < ``until``). Pages:
+        ``before=(last.created_at, last.score_id)`` continues after the last row."""
+
+    @abstractmethod
+    async def score_stats(
+        self,
+        *,
+        scorer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        bucket: float | None = None,
+    ) -> list[ScoreStats]:
+        """Count, mean, min and max of the scores per scorer (and per ``bucket`` seconds of
+        ``created_at`` when given), by time then scorer."""
 
     @abstractmethod
     async def prune(self, before: float) -> int: ...

@@ -144,6 +144,9 @@ class CompositeStorage(Storage):
 
     ``CompositeStorage(default=PostgresStorage(url), traces=SQLiteStorage("traces.db"))``.
     Deleting a session also deletes its memory when memory lives in another backend.
+    ``knowledge`` (a storage or a knowledge store URL) is where knowledge bases opened on this
+    storage keep their documents and vectors (``KnowledgeBase(store=composite)``; default:
+    the sessions backend).
     """
 
     def __init__(
@@ -156,8 +159,10 @@ class CompositeStorage(Storage):
         traces: Storage | None = None,
         scores: Storage | None = None,
         events: Storage | None = None,
+        knowledge: Storage | str | None = None,
     ) -> None:
         self.default = default
+        self.knowledge_backend = knowledge
         self._routes: dict[str, Storage] = {
             "sessions": sessions or default,
             "memory": memory or default,

@@ -26,10 +26,13 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "ScoreRecord",
+    "ScoreStats",
     "SessionContext",
     "SessionRecord",
     "SpanRecord",
     "StepRecord",
+    "TraceMetricsRow",
+    "TraceSummary",
     "UserMemory",
     "WorkflowRunRecord",
 ]
@@ -534,3 +537,119 @@ class ScoreRecord:
             metadata=dict(d.get("metadata") or {}),
             created_at=d.get("created_at") or 0.0,
         )
+
+
+@dataclass(slots=True)
+class TraceSummary:
+    """One row of the trace list: the trace's root span (a run, a workflow run...) and the
+    totals of its model requests (tokens and cost are counted on those, so a subagent's run
+    is not counted twice)."""
+
+    trace_id: str
+    name: str
+    start_time: float
+    duration_ms: float
+    status: str
+    error: bool = False
+    agent: str | None = None
+    workflow: str | None = None
+    model: str | None = None
+    run_id: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    spans: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def cursor(self) -> tuple[float, str]:
+        """Where the next page starts (``list_traces(before=...)``)."""
+        return (self.start_time, self.trace_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "name": self.name,
+            "agent": self.agent,
+            "workflow": self.workflow,
+            "model": self.model,
+            "run_id": self.run_id,
+            "session_id": self.session_id,
+            "user_id": self.user_id,
+            "status": self.status,
+            "error": self.error,
+            "start_time": self.start_time,
+            "duration_ms": round(self.duration_ms, 3),
+            "spans": self.spans,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 10),
+        }
+
+
+@dataclass(slots=True)
+class TraceMetricsRow:
+    """Runs, errors, tool calls, tokens, cost and latency percentiles (milliseconds) of one
+    time bucket x agent x model x workflow. Runs and their latency are keyed by the run's
+    model; tool calls by no model."""
+
+    time: float
+    agent: str | None = None
+    model: str | None = None
+    workflow: str | None = None
+    runs: int = 0
+    errors: int = 0
+    tool_calls: int = 0
+    model_requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    """``run_p50``, ``run_p95``, ``run_p99``, ``model_p50``... ``tool_p99`` (None: none)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "time": self.time,
+            "agent": self.agent,
+            "model": self.model,
+            "workflow": self.workflow,
+            "runs": self.runs,
+            "errors": self.errors,
+            "tool_calls": self.tool_calls,
+            "model_requests": self.model_requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": round(self.cost_usd, 10),
+        }
+        for name in ("run", "model", "tool"):
+            for q in (50, 95, 99):
+                v = self.latency_ms.get(f"{name}_p{q}")
+                d[f"{name}_p{q}_ms"] = None if v is None else round(v, 3)
+        return d
+
+
+@dataclass(slots=True)
+class ScoreStats:
+    """Count, mean, min and max of one scorer's scores (in one time bucket, when asked)."""
+
+    scorer: str
+    count: int
+    mean: float
+    min: float
+    max: float
+    time: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "scorer": self.scorer,
+            "count": self.count,
+            "mean": self.mean,
+            "min": self.min,
+            "max": self.max,
+        }

@@ -126,6 +126,14 @@ class SchemaTool(BaseTool):
         return f"<SchemaTool {self.name}>"
 
 
+class _EmittingSchemaTool(SchemaTool):
+    """A renamed tool that streams events of its own (an agent as a tool): the run forwards
+    them while it runs, as it would for the tool itself."""
+
+    __slots__ = ()
+    emits_events = True
+
+
 def _is_json_type(value: Any, kind: str) -> bool:
     expected = _JSON_TYPES.get(kind)
     if expected is None:
@@ -276,7 +284,8 @@ class PrefixedToolset(Toolset):
         async def handler(arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
             return await t.call(arguments, ctx)
 
-        out = SchemaTool(
+        kind = _EmittingSchemaTool if t.emits_events else SchemaTool
+        out = kind(
             renamed,
             handler,
             requires_approval=t.requires_approval,

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .. import trace_hook
 from ..errors import UnexpectedError, VivaceError
 from . import events as ev
 from .errors import (
@@ -77,6 +78,9 @@ WORKER_ID = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 """This process's identity as a lease owner."""
 
 Emit = Callable[[ev.WorkflowEvent], None]
+
+# control flow, not failures: a step span that ends with one of these is not an error
+_FLOW: tuple[type[BaseException], ...] = (_Suspend, _Bail, _Cancel, Parked, Bailed, Cancelled)
 
 
 # -- which store a workflow uses -------------------------------------------------------------
@@ -187,6 +191,7 @@ class Execution:
         "prefixes",
         "record",
         "results",
+        "resumed",
         "run_id",
         "seq",
         "span_id",
@@ -241,6 +246,7 @@ class Execution:
         self.dbos = False
         # no journal, storage or listener: plain steps take the short path in run_step
         self.fast = False
+        self.resumed = False  # continues a stored run (a resume or a recovery)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -347,12 +353,29 @@ class Execution:
                     self.run_id, StepRecord(path, "running", started_at=started, seq=-1)
                 )
             try:
-                if self.dbos:
-                    from .engines.dbos import dbos_step
-
-                    out = await dbos_step(self, step, value, ctx, path)
+                hook = trace_hook.HOOK
+                if hook is None:
+                    out = await self._attempt(step, value, ctx, path)
                 else:
-                    out = await self._call(step, value, ctx, path)
+                    with hook.span(
+                        f"workflow_step {path}",
+                        {
+                            "gen_ai.workflow.name": self.workflow.id,
+                            "vivace.span_type": "workflow_step",
+                            "vivace.workflow.step": path,
+                            "vivace.workflow.step_kind": step.kind,
+                            "vivace.workflow.attempt": attempt,
+                            "vivace.run_id": self.run_id,
+                        },
+                        trace_id=self.trace_id,
+                        ok=_FLOW,
+                    ) as span:
+                        try:
+                            out = await self._attempt(step, value, ctx, path)
+                        except _Suspend:
+                            if span is not None:
+                                span.attributes["vivace.workflow.step_status"] = "suspended"
+                            raise
             except _Suspend as s:
                 rec = StepRecord(
                     path,
@@ -398,6 +421,15 @@ class Execution:
                     continue
                 raise await self._failed(step, path, exc, started, attempt) from exc
             return await self._completed(step, path, out, started, attempt, before, track_state)
+
+    async def _attempt(
+        self, step: Step[Any, Any], value: Any, ctx: StepContext[Any] | None, path: str
+    ) -> Any:
+        if self.dbos:
+            from .engines.dbos import dbos_step
+
+            return await dbos_step(self, step, value, ctx, path)
+        return await self._call(step, value, ctx, path)
 
     async def _failed(
         self, step: Step[Any, Any], path: str, exc: Exception, started: float, attempt: int
@@ -739,7 +771,39 @@ class Execution:
 
     async def drive(self, value: Any) -> WorkflowResult[Any]:
         """Run the nodes from the start (replaying the journal) to an outcome, persist it,
-        and emit the terminal event."""
+        and emit the terminal event - in a span ``invoke_workflow {id}`` when tracing is on
+        (a resumed run's segment is a new span, child of the run's first one)."""
+        hook = trace_hook.HOOK
+        if hook is None:
+            return await self._drive(value)
+        wf = self.workflow
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "invoke_workflow",
+            "gen_ai.workflow.name": wf.id,
+            "vivace.span_type": "workflow_run",
+            "vivace.run_id": self.run_id,
+        }
+        if self.user_id:
+            attrs["vivace.user_id"] = self.user_id
+        if self.parent_run_id:
+            attrs["vivace.parent_run_id"] = self.parent_run_id
+        if self.resumed:
+            attrs["vivace.resumed"] = True
+        with hook.span(
+            f"invoke_workflow {wf.id}",
+            attrs,
+            trace_id=self.trace_id,
+            span_id=None if self.resumed else self.span_id,
+            parent_span_id=self.span_id if self.resumed else None,
+        ) as span:
+            result = await self._drive(value)
+            if span is not None:
+                span.attributes["vivace.run.status"] = result.status
+                if result.status in ("failed", "cancelled") and result.error is not None:
+                    hook.fail(span, result.error)
+            return result
+
+    async def _drive(self, value: Any) -> WorkflowResult[Any]:
         wf = self.workflow
         self.task = asyncio.current_task()
         store = self.store
@@ -748,7 +812,13 @@ class Execution:
         if store is not None and not self.dbos:
             keeper = _leases(store, self.lease)
             keeper.add(self)
-        self.fast = not self.journal and store is None and self.emit is None and not self.dbos
+        self.fast = (
+            not self.journal
+            and store is None
+            and self.emit is None
+            and not self.dbos
+            and trace_hook.HOOK is None  # traced steps take the long path (their spans)
+        )
         last = wf.nodes[-1] if wf.nodes else None
         if store is not None and isinstance(last, StepNode) and last.step.kind != "workflow":
             self.defer_path = last.step.id
@@ -1077,6 +1147,7 @@ def execution_from(
     ex.record = run
     ex.user_id = run.user_id
     ex.seq = run.seq
+    ex.resumed = True
     ex.load_journal(steps)
     in_type = wf.input_type
     ex.input = from_json(in_type, run.input) if in_type is not None else run.input
@@ -1220,6 +1291,7 @@ async def _resume_in_process(
         del _PARKED[run_id]
     ex.emit = emit
     ex.deps = deps if deps is not None else ex.deps
+    ex.resumed = True
     ex.load_journal(list(ex.results.values()))
     ex.results = {}
     seq = ex.next_seq()

@@ -53,7 +53,8 @@ async def chat_completions(request: Request) -> Response:
     headers = {**run.headers(), **NO_RETRY}
     if req.stream:
         include_usage = bool((req.stream_options or {}).get("include_usage"))
-        return sse_response(_chunks(run.events(), cid, created, req.model, include_usage), headers)
+        chunks = _chunks(run.events(), cid, created, req.model, include_usage, run.trace_id)
+        return sse_response(chunks, headers)
     out = await run.outcome()
     if out["status"] != "completed":
         err = run_error(out)
@@ -83,8 +84,16 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _chunks(
-    events: AsyncIterator[dict[str, Any]], cid: str, created: int, model: str, usage: bool
+    events: AsyncIterator[dict[str, Any]],
+    cid: str,
+    created: int,
+    model: str,
+    usage: bool,
+    trace_id: str | None = None,
 ) -> AsyncIterator[bytes]:
+    """Chat completion chunks; each also names the run's ``trace_id`` (a field the
+    OpenAI clients keep as an extra)."""
+
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         body: dict[str, Any] = {
             "id": cid,
@@ -93,6 +102,7 @@ async def _chunks(
             "model": model,
             "system_fingerprint": None,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "trace_id": trace_id,
         }
         if usage:
             body["usage"] = None
@@ -116,12 +126,19 @@ async def _chunks(
                     "system_fingerprint": None,
                     "choices": [],
                     "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o},
+                    "trace_id": trace_id,
                 }
                 yield b"data: " + dumps(body) + b"\n\n"
         elif t in ("run_failed", "run_cancelled", "run_paused"):
             err = event.get("error") or {}
             message = err.get("message") or f"the run ended: {t}"
-            error = {"message": message, "type": "server_error", "code": t, "param": None}
+            error = {
+                "message": message,
+                "type": "server_error",
+                "code": t,
+                "param": None,
+                "trace_id": trace_id,
+            }
             yield b"data: " + dumps({"error": error}) + b"\n\n"
     yield b"data: [DONE]\n\n"
 

@@ -72,7 +72,7 @@ async def responses(request: Request) -> Response:
     headers = {**run.headers(), **NO_RETRY}
     base = _response_base(rid, int(time.time()), req)
     if req.stream:
-        return sse_response(_stream(run.events(), base, mid), headers)
+        return sse_response(_stream(run.events(), base, mid, run.trace_id), headers)
     out = await run.outcome()
     if out["status"] != "completed":
         err = run_error(out)
@@ -84,13 +84,17 @@ async def responses(request: Request) -> Response:
 
 
 async def _stream(
-    events: AsyncIterator[dict[str, Any]], base: dict[str, Any], mid: str
+    events: AsyncIterator[dict[str, Any]],
+    base: dict[str, Any],
+    mid: str,
+    trace_id: str | None = None,
 ) -> AsyncIterator[bytes]:
+    """The Responses API's events; each also names the run's ``trace_id``."""
     seq = 0
 
     def ev(type_: str, **fields: Any) -> bytes:
         nonlocal seq
-        body = {"type": type_, "sequence_number": seq, **fields}
+        body = {"type": type_, "sequence_number": seq, **fields, "trace_id": trace_id}
         seq += 1
         return b"event: " + type_.encode() + b"\ndata: " + dumps(body) + b"\n\n"
 

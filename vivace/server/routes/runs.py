@@ -10,7 +10,15 @@ from ..launch import launch, resume
 from ..routing import Op, Query, parse_json, validation_error
 from ..schemas import ID_SCHEMA, CancelOut, ResumeRequest, RunOut, RunRequest
 from ..sse import RUN_EVENT_SCHEMA, RunInfo
-from ..state import agent, event_log, live_runs, principal, settings
+from ..state import (
+    agent,
+    event_log,
+    live_runs,
+    model_override_allowed,
+    principal,
+    request_trace_id,
+    settings,
+)
 from ..streams import run_event_frames, sse_response
 
 if TYPE_CHECKING:
@@ -31,6 +39,7 @@ MULTIPART_SCHEMA: dict[str, Any] = {
         "user_id": _FORM_ID,
         "stream": {"type": "boolean"},
         "max_steps": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "model": {"type": "string", "maxLength": 256, "description": "as in the JSON body"},
         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
     },
     "required": ["input"],
@@ -83,6 +92,8 @@ async def _read_form(
             fields["stream"] = flag == "true"
         elif key == "max_steps":
             fields["max_steps"] = value
+        elif key == "model":
+            fields["model"] = value or None
         else:
             raise HTTPError(400, "unknown_field", f"unknown form field {key!r}", param=key)
     try:
@@ -122,6 +133,11 @@ async def create_run(request: Request) -> Response:
         options["model_settings"] = req.model_settings
     if req.max_steps is not None:
         options["max_steps"] = req.max_steps
+    if req.model is not None:
+        options["model"] = run_model(request, req.model)
+    trace_id = request_trace_id(request)
+    if trace_id is not None:  # the run joins the request's trace
+        options["trace_id"] = trace_id
     # a client that waits for JSON gets no deltas, so the model need not stream either
     run = await launch(
         request,
@@ -232,10 +248,27 @@ async def resume_run(request: Request) -> Response:
             approvals[call_id] = Approve(d.arguments)
         else:
             approvals[call_id] = Reject(d.reason) if d.reason else Reject()
-    run = await resume(request, a, run_id, owner or None, approvals)
+    model = run_model(request, req.model) if req.model is not None else None
+    run = await resume(request, a, run_id, owner or None, approvals, model=model)
     if req.stream:  # from the resumption on (the client has the events up to the pause)
         return sse_response(run_event_frames(run.events(after)), run.headers())
     return json_response(await run.outcome(), headers=run.headers())
+
+
+def run_model(request: Request, model: str) -> str:
+    """A run's own model, if this caller may choose it (403 otherwise) and it resolves (a
+    model that does not, e.g. an unknown provider or a missing key, is a 400)."""
+    from ...models.router import resolve_model
+
+    if not model_override_allowed(request, principal(request)):
+        raise HTTPError(
+            403,
+            "model_override_forbidden",
+            "this server does not let these credentials choose the model",
+            param="model",
+        )
+    resolve_model(model)  # typed errors: model_not_found, model_config_error (400)
+    return model
 
 
 async def _paused_owner(a: Agent, run_id: str) -> str | None:
@@ -258,7 +291,15 @@ async def _paused_owner(a: Agent, run_id: str) -> str | None:
     return paused.user_id or ""
 
 
-_RUN_ERRORS: dict[int, Any] = {400: None, 404: None, 409: None, 413: None, 415: None, 422: None}
+_RUN_ERRORS: dict[int, Any] = {
+    400: None,
+    403: None,
+    404: None,
+    409: None,
+    413: None,
+    415: None,
+    422: None,
+}
 _POSITION = [Query("after", {"type": "integer", "minimum": -1}, "stream the events after this seq")]
 _LAST_EVENT_ID = [
     Query("Last-Event-ID", {"type": "integer", "minimum": -1}, "the last seq the client has")

@@ -19,7 +19,7 @@ from ..ids import body_id, path_id, query_id
 from ..routing import Op, Query, parse_json, query_int
 from ..schemas import ID_SCHEMA
 from ..sse import RUN_EVENT_SCHEMA, RunInfo
-from ..state import event_log, live_runs, principal, storage
+from ..state import event_log, live_runs, principal, request_trace_id, storage
 from ..streams import run_event_frames, sse_response
 
 if TYPE_CHECKING:
@@ -164,10 +164,15 @@ async def start_run(request: Request) -> Response:
             )
             status = 202 if result.status == "running" else 200
             return json_response(result.to_dict(), status, headers={"x-vivace-run-id": run_id})
+        trace_id = request_trace_id(request)  # the run joins the request's trace
         if not req.stream:
-            result = await wf.arun(req.input, run_id=run_id, state=req.state, user_id=user_id)
+            result = await wf.arun(
+                req.input, run_id=run_id, state=req.state, user_id=user_id, trace_id=trace_id
+            )
             return json_response(result.to_dict(), headers={"x-vivace-run-id": run_id})
-        stream = wf.astream(req.input, run_id=run_id, state=req.state, user_id=user_id)
+        stream = wf.astream(
+            req.input, run_id=run_id, state=req.state, user_id=user_id, trace_id=trace_id
+        )
         _, first = await live_runs(request).begin(_info(wf, run_id, user_id), stream)  # type: ignore[arg-type]
     except HTTPError:
         raise

@@ -6,8 +6,9 @@ import json
 
 from .. import _logic as L
 from .._json import dumps
+from .._spans import earlier, score_stats_of
 from ..base import ScoreStore
-from ..records import ScoreRecord
+from ..records import ScoreRecord, ScoreStats
 
 __all__ = ["MemoryScores"]
 
@@ -28,20 +29,44 @@ class MemoryScores(ScoreStore):
         run_id: str | None = None,
         trace_id: str | None = None,
         scorer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ScoreRecord]:
         L.check_opt_id("run_id", run_id)
         L.check_opt_id("trace_id", trace_id)
-        out = [ScoreRecord.from_dict(json.loads(t)) for t in self._scores.values()]
         out = [
             s
-            for s in out
+            for s in self._filtered(scorer, since, until)
             if (run_id is None or s.run_id == run_id)
             and (trace_id is None or s.trace_id == trace_id)
-            and (scorer is None or s.scorer == scorer)
+            and (before is None or earlier((s.created_at, s.score_id), before))
         ]
-        out.sort(key=lambda s: s.created_at, reverse=True)
+        out.sort(key=lambda s: (s.created_at, s.score_id), reverse=True)
         return out[:limit]
+
+    def _filtered(
+        self, scorer: str | None, since: float | None, until: float | None
+    ) -> list[ScoreRecord]:
+        out = [ScoreRecord.from_dict(json.loads(t)) for t in self._scores.values()]
+        return [
+            s
+            for s in out
+            if (scorer is None or s.scorer == scorer)
+            and (since is None or s.created_at >= since)
+            and (until is None or s.created_at < until)
+        ]
+
+    async def score_stats(
+        self,
+        *,
+        scorer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        bucket: float | None = None,
+    ) -> list[ScoreStats]:
+        return score_stats_of(self._filtered(scorer, since, until), bucket=bucket)
 
     async def prune(self, before: float) -> int:
         old = [k for k, t in self._scores.items() if json.loads(t)["created_at"] < before]

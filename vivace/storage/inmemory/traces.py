@@ -6,9 +6,10 @@ import json
 from collections.abc import Sequence
 
 from .. import _logic as L
+from .. import _spans
 from .._json import dumps
 from ..base import TraceStore
-from ..records import SpanRecord
+from ..records import SpanRecord, TraceMetricsRow, TraceSummary
 
 __all__ = ["MemoryTraces"]
 
@@ -45,6 +46,58 @@ class MemoryTraces(TraceStore):
         ]
         spans.sort(key=lambda s: s.start_time, reverse=True)
         return spans[:limit]
+
+    async def list_traces(
+        self,
+        *,
+        agent: str | None = None,
+        model: str | None = None,
+        workflow: str | None = None,
+        status: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        before: tuple[float, str] | None = None,
+    ) -> list[TraceSummary]:
+        L.check_opt_id("run_id", run_id)
+        L.check_opt_id("session_id", session_id)
+        return _spans.list_traces_in(
+            self._all(),
+            agent=agent,
+            model=model,
+            workflow=workflow,
+            status=status,
+            user_id=user_id,
+            session_id=session_id,
+            run_id=run_id,
+            since=since,
+            until=until,
+            limit=limit,
+            before=before,
+        )
+
+    async def trace_metrics(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        bucket: float = 86400.0,
+        agent: str | None = None,
+        model: str | None = None,
+        workflow: str | None = None,
+    ) -> list[TraceMetricsRow]:
+        return _spans.aggregate(
+            self._all(),
+            bucket=bucket,
+            since=since,
+            until=until,
+            agent=agent,
+            model=model,
+            workflow=workflow,
+        )
 
     async def prune(self, before: float) -> int:
         old = [s.span_id for s in self._all() if s.start_time < before]

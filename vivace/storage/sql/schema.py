@@ -20,6 +20,9 @@ Version history:
 4. runs get ``trace_id``, ``span_id``, ``parent_run_id``; ids are ``VARCHAR(256)`` (the id
    rule's limit); free text columns (session name, working memory, user memory content) hold
    JSON strings, so any character - NUL included - fits PostgreSQL's text type.
+5. spans get the columns the trace queries filter and add up (``agent``, ``model``,
+   ``workflow``, ``user_id``, ``span_type``, ``run_status``, ``error``, ``is_root``,
+   ``duration_ms``, token counts, ``cost_usd``), filled from each span's attributes.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ __all__ = [
     "schema_version",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -61,6 +64,24 @@ schema_version = sa.Table(
 ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     2: {"vivace_runs": ("lease_expires_at",)},
     4: {"vivace_runs": ("trace_id", "span_id", "parent_run_id")},
+    5: {
+        "vivace_spans": (
+            "agent",
+            "model",
+            "workflow",
+            "user_id",
+            "span_type",
+            "run_status",
+            "error",
+            "is_root",
+            "duration_ms",
+            "input_tokens",
+            "output_tokens",
+            "cached_tokens",
+            "reasoning_tokens",
+            "cost_usd",
+        )
+    },
 }
 """Columns added to existing tables, by the version that added them."""
 
@@ -114,7 +135,10 @@ def _migrate_3_to_4(conn: sa.Connection) -> None:
         for table in metadata.sorted_tables:
             if table.info.get("since") is None or table.info["since"] > 3:
                 continue
+            later = {c for v, t in ADDED_COLUMNS.items() if v > 4 for c in t.get(table.name, ())}
             for col in table.columns:
+                if col.name in later:  # added by a later migration: not there yet
+                    continue
                 if isinstance(col.type, sa.String) and col.type.length == ID.length:
                     conn.exec_driver_sql(
                         f"ALTER TABLE {prep.format_table(table)} ALTER COLUMN "
@@ -143,9 +167,44 @@ def _migrate_3_to_4(conn: sa.Connection) -> None:
             )
 
 
+def _migrate_4_to_5(conn: sa.Connection) -> None:
+    from .._spans import facts
+    from ..records import SpanRecord
+
+    _add_columns(conn, "vivace_spans", ADDED_COLUMNS[5]["vivace_spans"])
+    t = _table("vivace_spans")
+    rows = conn.execute(
+        sa.select(t.c.span_id, t.c.parent_id, t.c.start_time, t.c.end_time, t.c.status).add_columns(
+            t.c.attributes
+        )
+    ).all()
+    if rows:
+        stmt = (
+            sa.update(t)
+            .where(t.c.span_id == sa.bindparam("k_span_id"))
+            .values({c: sa.bindparam(f"v_{c}") for c in ADDED_COLUMNS[5]["vivace_spans"]})
+        )
+        values = []
+        for span_id, parent_id, start, end, status, attributes in rows:
+            record = SpanRecord(
+                span_id=span_id,
+                trace_id="",
+                name="",
+                parent_id=parent_id,
+                start_time=start,
+                end_time=end,
+                status=status,
+                attributes=json.loads(attributes or "{}"),
+            )
+            cols = facts(record).columns()
+            values.append({"k_span_id": span_id, **{f"v_{k}": v for k, v in cols.items()}})
+        conn.execute(stmt, values)
+
+
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _migrate_1_to_2,
     3: _migrate_2_to_3,
     4: _migrate_3_to_4,
+    5: _migrate_4_to_5,
 }
 """``MIGRATIONS[n]`` upgrades a version ``n-1`` database to version ``n``."""

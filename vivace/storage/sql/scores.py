@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 
 from .. import _logic as L
 from .._json import dumps
 from ..base import ScoreStore
-from ..records import ScoreRecord
+from ..records import ScoreRecord, ScoreStats
 from ._engine import Engine
 from .schema import ID, Time, metadata
 
@@ -28,6 +29,7 @@ scores = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     sa.Index("ix_vivace_scores_run", "run_id"),
     sa.Index("ix_vivace_scores_created", "created_at"),
+    sa.Index("ix_vivace_scores_scorer", "scorer", "created_at", info={"since": 5}),
     info={"since": 1},
 )
 _sc = scores
@@ -52,18 +54,27 @@ class SQLScores(ScoreStore):
         run_id: str | None = None,
         trace_id: str | None = None,
         scorer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[ScoreRecord]:
         L.check_opt_id("run_id", run_id)
         L.check_opt_id("trace_id", trace_id)
-        q = sa.select(_sc)
+        q = self._where(sa.select(_sc), scorer, since, until)
         if run_id is not None:
             q = q.where(_sc.c.run_id == run_id)
         if trace_id is not None:
             q = q.where(_sc.c.trace_id == trace_id)
-        if scorer is not None:
-            q = q.where(_sc.c.scorer == scorer)
-        q = q.order_by(_sc.c.created_at.desc()).limit(limit)
+        if before is not None:
+            t, score_id = before
+            q = q.where(
+                sa.or_(
+                    _sc.c.created_at < t,
+                    sa.and_(_sc.c.created_at == t, _sc.c.score_id < score_id),
+                )
+            )
+        q = q.order_by(_sc.c.created_at.desc(), _sc.c.score_id.desc()).limit(limit)
         async with self.engine.tx(False) as conn:
             rows = (await conn.execute(q)).all()
         out = []
@@ -71,6 +82,59 @@ class SQLScores(ScoreStore):
             d = dict(r._mapping)
             d["metadata"] = json.loads(d["metadata"])
             out.append(ScoreRecord.from_dict(d))
+        return out
+
+    @staticmethod
+    def _where(q: Any, scorer: str | None, since: float | None, until: float | None) -> Any:
+        if scorer is not None:
+            q = q.where(_sc.c.scorer == scorer)
+        if since is not None:
+            q = q.where(_sc.c.created_at >= since)
+        if until is not None:
+            q = q.where(_sc.c.created_at < until)
+        return q
+
+    async def score_stats(
+        self,
+        *,
+        scorer: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        bucket: float | None = None,
+    ) -> list[ScoreStats]:
+        keys: list[Any] = [_sc.c.scorer]
+        if bucket:
+            keys.insert(
+                0, (sa.func.floor(_sc.c.created_at / bucket) * bucket).label("bucket_start")
+            )
+        q = self._where(
+            sa.select(
+                *keys,
+                sa.func.count().label("n"),
+                sa.func.avg(_sc.c.score).label("mean"),
+                sa.func.min(_sc.c.score).label("lo"),
+                sa.func.max(_sc.c.score).label("hi"),
+            ),
+            scorer,
+            since,
+            until,
+        )
+        q = q.group_by(*keys).order_by(*keys)
+        async with self.engine.tx(False) as conn:
+            rows = (await conn.execute(q)).all()
+        out = []
+        for r in rows:
+            m = r._mapping
+            out.append(
+                ScoreStats(
+                    scorer=m["scorer"],
+                    count=int(m["n"]),
+                    mean=float(m["mean"]),
+                    min=float(m["lo"]),
+                    max=float(m["hi"]),
+                    time=float(m["bucket_start"]) if bucket else None,
+                )
+            )
         return out
 
     async def prune(self, before: float) -> int:

@@ -1,7 +1,8 @@
 // Agents: pick an agent and a session, chat with streaming text, see tool calls and
 // reasoning as they happen, approve or decline paused calls inline, inspect the session's
-// state, working memory and the user's memories, and set model settings for the next run.
-import { get, put, stream } from "./api.js";
+// state, working memory and the user's memories, and set the model and its settings for the
+// next run.
+import { get, put, stream, studio } from "./api.js";
 import { clear, h, json, newId } from "./ui.js";
 
 const state = {
@@ -10,6 +11,7 @@ const state = {
   sessionId: null,
   userId: localStorage.getItem("vivace.studio.user") || "studio-user",
   settings: {},
+  model: "",  // the next run's model ("" = the agent's), when the server allows choosing it
 };
 
 export async function agentsScreen(main, [agentId, sessionId]) {
@@ -143,6 +145,15 @@ function assistantTurn() {
       t.status.className = `status ${isError ? "error" : "done"}`;
       t.result.textContent = json(content);
       if (t.actions.querySelector("button")) clear(t.actions);
+      // a knowledge search: list the passages it retrieved (the run's citations)
+      const passages = content && Array.isArray(content.passages) ? content.passages : null;
+      if (passages && passages.length && !t.sources) {
+        t.sources = h("ol", { class: "sources" }, passages.map((p) => h("li", {},
+          h("span", { class: "source" }, `${p.source} #${p.position}`),
+          h("span", { class: "muted small" }, ` score ${Number(p.score).toFixed(3)}`))));
+        t.card.insertBefore(h("div", { class: "label" }, "sources"), t.result.previousSibling);
+        t.card.insertBefore(t.sources, t.result.previousSibling);
+      }
     },
     toolPending(id, onDecide) {
       const t = tools[id];
@@ -176,6 +187,7 @@ function send(composer, chat) {
   const body = { input: text, stream: true, session_id: state.sessionId, user_id: state.userId };
   const settings = Object.fromEntries(Object.entries(state.settings).filter(([, v]) => v !== "" && v !== undefined && !Number.isNaN(v)));
   if (Object.keys(settings).length) body.model_settings = settings;
+  if (state.model) body.model = state.model;
   drive(`/agents/${encodeURIComponent(state.agent.id)}/runs`, body, turn, chat);
 }
 
@@ -194,6 +206,9 @@ function drive(path, body, turn, chat) {
           turn.meta.append(h("a", { class: "trace-link", href: `#/traces/${e.trace_id}` }, "View trace"));
         }
         break;
+      case "model_request_started":
+        if (!turn.el.querySelector(".model-used")) turn.meta.append(h("span", { class: "muted small model-used" }, e.model));
+        break;
       case "text_delta": turn.text(e.text); break;
       case "reasoning_delta": turn.reasoning(e.text); break;
       case "tool_call_started": turn.toolStarted(e.call_id, e.name, e.arguments); break;
@@ -206,7 +221,9 @@ function drive(path, body, turn, chat) {
             decisions[callId] = approved;
             turn.decided(callId, approved);
             if (ids.every((i) => i in decisions)) {
-              drive(`/agents/${encodeURIComponent(state.agent.id)}/runs/${e.run_id}/resume`, { approvals: decisions, stream: true }, turn, chat);
+              const resume = { approvals: decisions, stream: true };
+              if (state.model) resume.model = state.model;  // the run goes on with its model
+              drive(`/agents/${encodeURIComponent(state.agent.id)}/runs/${e.run_id}/resume`, resume, turn, chat);
             }
           });
         }
@@ -235,11 +252,19 @@ async function renderPanel(panel) {
     onchange: (e) => { state.settings.temperature = e.target.value === "" ? undefined : Number(e.target.value); } });
   const maxTokens = h("input", { id: "max-tokens", type: "number", step: "1", min: "1", value: state.settings.max_tokens ?? "",
     onchange: (e) => { state.settings.max_tokens = e.target.value === "" ? undefined : Number(e.target.value); } });
+  const info = studio.info || {};
+  const agentModel = Array.isArray(state.agent.model) ? state.agent.model.join(" -> ") : state.agent.model;
+  const model = info.model_override
+    ? [h("input", { id: "model", list: "model-options", value: state.model, placeholder: agentModel || "provider/model",
+        onchange: (e) => { state.model = e.target.value.trim(); } }),
+      h("datalist", { id: "model-options" }, (info.models || []).map((m) => h("option", { value: m })))]
+    : [h("input", { id: "model", value: agentModel || "", disabled: true, title: "this server does not let you choose the model" })];
   const sessionBox = h("pre", { id: "session-state" }, "-");
   const wm = h("textarea", { id: "working-memory", rows: 5, placeholder: "(empty)" });
   const memories = h("ul", { class: "list small", id: "user-memories" });
   clear(panel,
     h("h3", {}, "Model settings (next run)"),
+    h("div", { class: "field" }, h("label", { for: "model" }, "model"), ...model),
     h("div", { class: "field" }, h("label", { for: "temperature" }, "temperature"), temp),
     h("div", { class: "field" }, h("label", { for: "max-tokens" }, "max tokens"), maxTokens),
     h("h3", {}, "Session"), h("p", { class: "muted small" }, state.sessionId), sessionBox,

@@ -1,6 +1,9 @@
 // The HTTP API, with the key/token the user signed in with (sessionStorage).
 const KEY = "vivace.studio.token";
 
+// What /studio/api/info said (who is signed in, what the server allows), set at start.
+export const studio = { info: null };
+
 export function token() { return sessionStorage.getItem(KEY); }
 export function setToken(t) { t ? sessionStorage.setItem(KEY, t) : sessionStorage.removeItem(KEY); }
 

@@ -1,19 +1,18 @@
 // The Studio's shell: hash routes -> screens, and the sign-in dialog when auth is on.
-import { get, setToken, setUnauthorizedHandler } from "./api.js";
+import { get, setToken, setUnauthorizedHandler, studio } from "./api.js";
 import { clear, h } from "./ui.js";
 import { agentsScreen } from "./agents.js";
 import { tracesScreen } from "./traces.js";
 import { metricsScreen } from "./metrics.js";
 import { toolsScreen } from "./tools.js";
+import { workflowsScreen } from "./workflows.js";
 
 const screens = {
   agents: agentsScreen,
   traces: tracesScreen,
   metrics: metricsScreen,
   tools: toolsScreen,
-  workflows: (main) => clear(main, h("section", { class: "pad" },
-    h("h1", {}, "Workflows"),
-    h("p", { class: "muted" }, "Workflows are not available on this server yet."))),
+  workflows: workflowsScreen,
 };
 
 let signingIn = null;
@@ -52,7 +51,7 @@ function route() {
 }
 
 async function start() {
-  const info = await get("/studio/api/info");
+  const info = studio.info = await get("/studio/api/info");
   document.getElementById("whoami").textContent = info.user_id ? `signed in as ${info.user_id}` : "";
   window.addEventListener("hashchange", route);
   route();

@@ -26,13 +26,19 @@ export async function toolsScreen(main, [agentId, toolName]) {
     status.textContent = "running...";
     try {
       const r = await post(`/studio/api/agents/${encodeURIComponent(agent.id)}/tools/${encodeURIComponent(tool.name)}`, { arguments: args });
-      status.textContent = `ok in ${ms(r.duration_ms)}`;
-      status.className = "status done";
-      out.textContent = json(r.result);
+      if (r.ok) {
+        status.textContent = `ok in ${ms(r.duration_ms)}`;
+        status.className = "status done";
+        out.textContent = json(r.result);
+      } else {  // the tool (or its arguments) failed: the answer says why
+        status.textContent = "error";
+        status.className = "status error";
+        out.textContent = `${r.error} (${r.code})`;
+      }
     } catch (e) {
       status.textContent = "error";
       status.className = "status error";
-      out.textContent = (e.body && e.body.error && typeof e.body.error === "string") ? e.body.error : e.message;
+      out.textContent = e.message;
     }
   };
   clear(main, h("div", { class: "agents two" }, side, h("section", { class: "pad tool-play" },

@@ -4,36 +4,46 @@ import { get } from "./api.js";
 import { clear, h, json, ms, usd, when } from "./ui.js";
 
 const RANGES = { "1h": 3600, "24h": 86400, "7d": 7 * 86400, all: null };
-const filters = { agent: "", status: "", range: "24h" };
+const filters = { agent: "", model: "", status: "", range: "24h" };
+const PAGE = 50;
 
 export async function tracesScreen(main, [traceId]) {
   if (traceId) return showTrace(main, traceId);
   const agents = await get("/agents").then((d) => d.agents || d).catch(() => []);
   const table = h("tbody", { id: "trace-rows" });
-  const select = (id, key, options) => h("select", { id, onchange: (e) => { filters[key] = e.target.value; load(table); } },
+  const more = h("button", { id: "more-traces", hidden: true }, "Older traces");
+  const select = (id, key, options) => h("select", { id, onchange: (e) => { filters[key] = e.target.value; load(table, more); } },
     options.map(([v, label]) => h("option", { value: v, selected: filters[key] === v }, label)));
   clear(main, h("section", { class: "pad" },
     h("h1", {}, "Traces"),
     h("div", { class: "filters" },
       h("label", {}, "Agent ", select("filter-agent", "agent", [["", "all"], ...agents.map((a) => [a.id, a.name || a.id])])),
       h("label", {}, "Status ", select("filter-status", "status", [["", "all"], ["completed", "completed"], ["failed", "failed"], ["paused", "paused"], ["cancelled", "cancelled"]])),
+      h("label", {}, "Model ", h("input", { id: "filter-model", size: 14, value: filters.model, placeholder: "any",
+        onchange: (e) => { filters.model = e.target.value.trim(); load(table, more); } })),
       h("label", {}, "Time ", select("filter-range", "range", Object.keys(RANGES).map((k) => [k, k === "all" ? "all time" : `last ${k}`]))),
-      h("button", { onclick: () => load(table) }, "Refresh")),
+      h("button", { onclick: () => load(table, more) }, "Refresh")),
     h("table", { class: "grid" },
       h("thead", {}, h("tr", {}, ["Started", "Trace", "Agent", "Status", "Duration", "Spans", "Tokens in/out", "Cost"].map((c) => h("th", {}, c)))),
-      table)));
-  load(table);
+      table),
+    more));
+  load(table, more);
 }
 
-async function load(tbody) {
-  const q = new URLSearchParams({ limit: "100" });
+// one page of the list (newest first); `cursor` continues after the rows shown
+async function load(tbody, more, cursor) {
+  const q = new URLSearchParams({ limit: String(PAGE) });
   if (filters.agent) q.set("agent", filters.agent);
+  if (filters.model) q.set("model", filters.model);
   if (filters.status) q.set("status", filters.status);
   const range = RANGES[filters.range];
   if (range) q.set("since", String(Date.now() / 1000 - range));
+  if (cursor) q.set("cursor", cursor);
   try {
-    const { traces } = await get(`/studio/api/traces?${q}`);
-    clear(tbody, traces.length ? traces.map((t) => h("tr", { class: `trace-row ${t.error ? "err" : ""}`, onclick: () => { location.hash = `#/traces/${t.trace_id}`; } },
+    const { traces, next_cursor } = await get(`/studio/api/traces?${q}`);
+    more.hidden = !next_cursor;
+    more.onclick = () => load(tbody, more, next_cursor);
+    const rows = traces.map((t) => h("tr", { class: `trace-row ${t.error ? "err" : ""}`, onclick: () => { location.hash = `#/traces/${t.trace_id}`; } },
       h("td", {}, when(t.start_time)),
       h("td", {}, h("a", { href: `#/traces/${t.trace_id}` }, t.name), h("div", { class: "muted small mono" }, t.trace_id)),
       h("td", {}, t.agent || t.workflow || "-"),
@@ -41,7 +51,9 @@ async function load(tbody) {
       h("td", {}, ms(t.duration_ms)),
       h("td", {}, t.spans),
       h("td", {}, `${t.input_tokens} / ${t.output_tokens}`),
-      h("td", {}, usd(t.cost_usd)))) : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No traces yet: run an agent from the Agents screen.")));
+      h("td", {}, usd(t.cost_usd))));
+    if (cursor) { tbody.append(...rows); return; }
+    clear(tbody, rows.length ? rows : h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No traces yet: run an agent from the Agents screen.")));
   } catch (e) {
     clear(tbody, h("tr", {}, h("td", { colspan: 8, class: "error" }, e.message)));
   }
