@@ -72,6 +72,7 @@ async def _fill(path: Path, every: int) -> tuple[int, list[str]]:
     st = SQLiteStorage(str(path))
     engine = st.sessions.engine  # type: ignore[attr-defined]
     engine.CHECKPOINT_EVERY = every
+    engine.RESTART_EVERY = 2
     await _run(st, "warm")
     seen: list[str] = []
     engine._fast_connection().set_trace_callback(seen.append)

@@ -343,6 +343,7 @@ class SQLiteEngine(Engine):
         self._fast_lock = threading.Lock()  # event loops of other threads use the thread
         self._commits = 0  # inline commits since the last checkpoint was started
         self._checkpointing = False
+        self._checkpoints = 0
         self._background: set[asyncio.Task[None]] = set()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -478,7 +479,8 @@ class SQLiteEngine(Engine):
         otherwise cost. When another process holds the write lock the transaction is rolled
         back and run again in the worker thread, which waits up to ``busy_timeout``; WAL
         checkpoints (which fsync) run in the worker thread every
-        :attr:`CHECKPOINT_EVERY` inline commits, so the loop never waits on either."""
+        :attr:`CHECKPOINT_EVERY` inline commits, so the loop never waits on either (see
+        :meth:`_checkpoint_task`)."""
         await self.ready()
         try:
             async with self.writer_lock():
@@ -506,6 +508,8 @@ class SQLiteEngine(Engine):
     CHECKPOINT_EVERY = 200
     """Inline commits between two background WAL checkpoints (SQLite's own automatic
     checkpoint, off on the inline connection, runs every ~1000 pages)."""
+    RESTART_EVERY = 5
+    """Every n-th checkpoint holds this process's writers back so the WAL can start over."""
 
     def _raw_work(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
         raw = self.sa_engine().raw_connection()
@@ -532,16 +536,23 @@ class SQLiteEngine(Engine):
     def _start_checkpoint(self) -> None:
         self._commits = 0
         self._checkpointing = True
-        task = asyncio.get_running_loop().create_task(self._checkpoint_task())
+        self._checkpoints += 1
+        locked = self._checkpoints % self.RESTART_EVERY == 0
+        task = asyncio.get_running_loop().create_task(self._checkpoint_task(locked))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _checkpoint_task(self) -> None:
-        """A passive checkpoint in the worker thread while this process's writers wait (on
-        the asyncio lock, not the loop): with no frame added meanwhile, the next write
-        starts the WAL over instead of growing it."""
+    async def _checkpoint_task(self, locked: bool) -> None:
+        """A passive checkpoint in the worker thread. Most run while writers go on (they copy
+        the WAL into the database file and fsync it); every :attr:`RESTART_EVERY`-th runs
+        while this process's writers wait (on the asyncio lock, not the loop): with no frame
+        added meanwhile, the next write starts the WAL over instead of growing it, and as
+        the earlier checkpoints copied most pages, the wait is short."""
         try:
-            async with self.writer_lock():
+            if locked:
+                async with self.writer_lock():
+                    await self.in_thread(self._checkpoint)
+            else:
                 await self.in_thread(self._checkpoint)
         except Exception:  # a failed checkpoint is retried by the next one
             pass
