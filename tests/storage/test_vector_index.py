@@ -230,6 +230,28 @@ async def test_postgres_recall_through_the_hnsw_index_finds_the_exact_neighbours
     assert sum(overlap) / len(overlap) >= 0.95
 
 
+async def test_postgres_searches_vectors_too_large_for_hnsw_exactly(pg_factory: Any) -> None:
+    st = pg_factory()
+    vecs = vectors(5, dims=2001, seed=13)
+    await st.memory.add_message_embeddings(
+        [MessageEmbedding("s", Message.user(f"m{i}"), v, user_id="u") for i, v in enumerate(vecs)]
+    )
+    [hit] = await st.memory.search_messages(vecs[3], session_id="s", top_k=1)
+    assert hit.message.text == "m3" and hit.score == pytest.approx(1.0, abs=1e-6)
+    assert await st.memory.build_vector_indexes() == []
+
+    def hnsw(conn: sa.Connection) -> int:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexdef LIKE '%hnsw%'"
+            ).scalar()
+            or 0
+        )
+
+    assert await st.run_sync(hnsw) == 0
+
+
 # -- SQLite: sqlite-vec where Python's sqlite3 can load it ------------------------------------
 
 _SQLITE_VEC_SCRIPT = textwrap.dedent(
@@ -245,8 +267,19 @@ _SQLITE_VEC_SCRIPT = textwrap.dedent(
             hits = await st.memory.search_messages(q, top_k=5, threshold=-0.2, exclude_run_ids=["r3"], **scope)
             out.append([[h.message.text, h.score] for h in hits])
         loaded = await st.run_sync(lambda c: c.exec_driver_sql("SELECT vec_version()").scalar())
+        can_load = sqlite3_can_load()
         await st.close()
-        return {"can_load": sqlite3_can_load(), "vec_version": loaded, "hits": out}
+        # an extension this SQLite cannot load: the same search, exactly in this process
+        from vivace.storage.vectors import sqlite as vec_sqlite
+
+        vec_sqlite._PATH[:] = [path + ".not-an-extension"]
+        st = SQLiteStorage(path)
+        q, scope = queries[0]
+        hits = await st.memory.search_messages(q, top_k=5, threshold=-0.2, exclude_run_ids=["r3"], **scope)
+        fallback = [[h.message.text, h.score] for h in hits]
+        await st.close()
+        return {"can_load": can_load, "vec_version": loaded, "hits": out,
+                "fallback": fallback, "can_load_after": sqlite3_can_load()}
 
     args = json.loads(sys.stdin.read())
     print(json.dumps(asyncio.run(main(args["path"], args["queries"]))))
@@ -301,6 +334,8 @@ async def test_sqlite_message_search_runs_in_sqlite_vec_where_sqlite3_loads_it(
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["can_load"] and out["vec_version"].startswith("v")
+    assert not out["can_load_after"]
+    assert [h[0] for h in out["fallback"]] == [h[0] for h in out["hits"][0]]
     for (q, scope), hits in zip(queries, out["hits"], strict=True):
         key, value = next(iter(scope.items()))
         pick = [r for r in rows if r[key.replace("_id", "")] == value and r["run"] != "r3"]

@@ -214,7 +214,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                     "VALUES ($1, $2, $3, $4, $5) RETURNING *",
                     name, dims, embedder, json.dumps(dict(filters)), time.time(),
                 )  # fmt: skip
-                await conn.execute(self._index_sql(row["id"], dims))
+                await self._create_index(conn, row["id"], dims)
             elif row["dims"] != dims:
                 raise UserError(
                     f"knowledge base {name!r} holds {row['dims']}-dimension vectors; this embedder makes {dims}",
@@ -231,11 +231,12 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 if await conn.fetchval(
                     "SELECT pg_try_advisory_xact_lock_shared(hashtext($1))", self._bulk_key(name)
                 ):
-                    await conn.execute(self._index_sql(row["id"], row["dims"]))
+                    await self._create_index(conn, row["id"], row["dims"])
             return await self._info(conn, row)
 
-    def _index_sql(self, kid: int, dims: int) -> str:
-        return self.vectors.create_index_sql(kid, dims)
+    async def _create_index(self, conn: Any, kid: int, dims: int) -> None:
+        if self.vectors.indexable(dims):  # larger vectors are searched exactly
+            await conn.execute(self.vectors.create_index_sql(kid, dims))
 
     def _bulk_key(self, name: str) -> str:
         return f"vivace-kb-bulk:{self.schema}:{name}"

@@ -317,13 +317,15 @@ class SQLMemory(MemoryStore):
         if self.engine.dialect == "sqlite" and vec_sqlite.sqlite3_can_load():
             query = pack(embedding)
 
-            def run(conn: sa.Connection) -> list[MessageHit]:
+            def run(conn: sa.Connection) -> list[MessageHit] | None:
                 return self._search_sqlite_vec(
                     conn, query, dims, session_id, user_id, top_k, threshold, exclude
                 )
 
             async with self.engine.tx(False) as conn:
-                return list(await conn.run_sync(run))
+                hits = await conn.run_sync(run)
+            if hits is not None:
+                return hits
         return await self._search_exact(
             embedding, dims, session_id, user_id, top_k, threshold, exclude
         )
@@ -383,9 +385,10 @@ class SQLMemory(MemoryStore):
         top_k: int,
         threshold: float | None,
         exclude: Sequence[str],
-    ) -> list[MessageHit]:
+    ) -> list[MessageHit] | None:
         """sqlite-vec on the storage's own connection: the scope's rows (by their indexes),
-        ``vec_distance_cosine`` over the BLOB column, the nearest ``top_k``."""
+        ``vec_distance_cosine`` over the BLOB column, the nearest ``top_k`` (None: sqlite-vec
+        could not be loaded here)."""
         where, params = ["dims = ?"], list[Any]([dims])
         for col, value in (("session_id", session_id), ("user_id", user_id)):
             if value is not None:
@@ -402,8 +405,10 @@ class SQLMemory(MemoryStore):
         try:
             rows = db.execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:  # a connection sqlite-vec is not loaded into
-            if "no such function" not in str(exc) or not vec_sqlite.load_sqlite_vec(db):
+            if "no such function" not in str(exc):
                 raise
+            if not vec_sqlite.load_sqlite_vec(db):
+                return None
             rows = db.execute(sql, args).fetchall()
         hits = []
         for r in rows:
@@ -454,6 +459,9 @@ class SQLMemory(MemoryStore):
             return
         assert isinstance(self.engine, PostgresEngine)
         index = self._pg()
+        if not index.indexable(dims):  # beyond HNSW's 2,000 dimensions: exact scans
+            self._indexed[dims] = False
+            return
         async with self.engine.driver() as conn:
             if await index.index_exists(conn, dims):
                 self._indexed[dims] = True
@@ -512,7 +520,7 @@ class SQLMemory(MemoryStore):
         async with self.engine.driver() as conn:
             sizes = [r[0] for r in await conn.fetch(f"SELECT DISTINCT dims FROM {_me.name}")]
             for dims in sorted(sizes):
-                if await index.index_exists(conn, dims):
+                if not index.indexable(dims) or await index.index_exists(conn, dims):
                     self._indexed[dims] = True
                     continue
                 async with conn.transaction():

@@ -36,8 +36,12 @@ class PgVectorIndex:
     ``table`` is SQL (quoted and qualified as needed); ``index_schema`` the schema the indexes
     live in (None: the connection's ``current_schema()``); ``vector_schema`` the schema of the
     pgvector extension. HNSW parameters: ``m`` and ``ef_construction`` when an index is built,
-    ``ef_search`` per query (raised to ``k`` for larger searches).
+    ``ef_search`` per query (raised to ``k`` for larger searches). Collections of more than
+    :attr:`MAX_INDEX_DIMS` dimensions (pgvector's HNSW limit for ``vector``) get no index and
+    are searched exactly.
     """
+
+    MAX_INDEX_DIMS = 2000
 
     __slots__ = (
         "_configured",
@@ -94,8 +98,13 @@ class PgVectorIndex:
         name = quote_ident(self.index_name(key))
         return f"{quote_ident(self.index_schema)}.{name}" if self.index_schema else name
 
+    def indexable(self, dims: int) -> bool:
+        """Whether collections of ``dims`` dimensions can have an HNSW index."""
+        return 0 < dims <= self.MAX_INDEX_DIMS
+
     def create_index_sql(self, key: int, dims: int) -> str:
-        """``CREATE INDEX IF NOT EXISTS``: the collection's HNSW index (cosine)."""
+        """``CREATE INDEX IF NOT EXISTS``: the collection's HNSW index (cosine); only for
+        :meth:`indexable` sizes."""
         return (
             f"CREATE INDEX IF NOT EXISTS {quote_ident(self.index_name(key))} ON {self.table} "
             f"USING hnsw ({self.expr(dims)} {quote_ident(self.vector_schema)}.vector_cosine_ops) "
@@ -185,7 +194,9 @@ class PgVectorIndex:
 
     async def build(self, conn: Any, key: int, dims: int, *, work_mem: str = "256MB") -> None:
         """Build the collection's index now (more memory for the build; an invalid index a
-        failed build left is replaced)."""
+        failed build left is replaced). Nothing for sizes that cannot be indexed."""
+        if not self.indexable(dims):
+            return
         if await conn.fetchval(
             "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "

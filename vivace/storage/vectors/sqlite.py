@@ -47,29 +47,37 @@ def sqlite_vec_path() -> str | None:
     return _PATH[0]
 
 
+_FAILED: list[str] = []
+
+
 def sqlite3_can_load() -> bool:
-    """Whether Python's ``sqlite3`` here can load sqlite-vec (the extension is installed
-    and this Python's build allows loading extensions)."""
+    """Whether Python's ``sqlite3`` here can load sqlite-vec (the extension is installed,
+    this Python's build allows loading extensions, and loading it has not failed)."""
     import sqlite3
 
     return (
-        getattr(sqlite3.Connection, "enable_load_extension", None) is not None
+        not _FAILED
+        and getattr(sqlite3.Connection, "enable_load_extension", None) is not None
         and sqlite_vec_path() is not None
     )
 
 
 def load_sqlite_vec(conn: Any) -> bool:
-    """Load sqlite-vec into ``conn`` (a ``sqlite3`` or ``apsw`` connection); False when this
-    connection cannot load it."""
+    """Load sqlite-vec into a ``sqlite3`` connection; False when it cannot (then
+    :func:`sqlite3_can_load` is False from now on)."""
     path = sqlite_vec_path()
     enable = getattr(conn, "enable_load_extension", None)
     if path is None or enable is None:
         return False
-    enable(True)
     try:
-        conn.load_extension(path)
-    finally:
-        enable(False)
+        enable(True)
+        try:
+            conn.load_extension(path)
+        finally:
+            enable(False)
+    except Exception as exc:  # a build of the extension this SQLite cannot load
+        _FAILED.append(f"{type(exc).__name__}: {exc}")
+        return False
     return True
 
 
@@ -78,11 +86,14 @@ def apsw_connect(path: str, *, busy_timeout_ms: int = 30_000) -> Any:
     loaded, in WAL mode. Raises ImportError (its ``name`` the missing package)."""
     import apsw
 
-    if sqlite_vec_path() is None:
+    vec = sqlite_vec_path()
+    if vec is None:
         raise ImportError("sqlite-vec is not installed", name="sqlite_vec")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     conn = apsw.Connection(path)
-    load_sqlite_vec(conn)
+    conn.enable_load_extension(True)
+    conn.load_extension(vec)
+    conn.enable_load_extension(False)
     conn.set_busy_timeout(busy_timeout_ms)
     conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536")
     return conn
