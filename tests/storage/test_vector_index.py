@@ -150,6 +150,25 @@ async def test_message_search_returns_what_an_exact_scan_returns(storage: Any) -
     assert hit.message.text == "other size" and hit.score == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [[1.0, float("nan")], [float("inf"), 0.0], [], ["x", 1.0]],
+    ids=["nan", "inf", "empty", "text"],
+)
+async def test_a_bad_embedding_is_a_user_error_and_writes_nothing(storage: Any, bad: Any) -> None:
+    from vivace.errors import UserError
+
+    good = MessageEmbedding("s", Message.user("good"), [1.0, 0.0], user_id="u")
+    with pytest.raises(UserError):
+        await storage.memory.add_message_embeddings(
+            [good, MessageEmbedding("s", Message.user("bad"), bad, user_id="u")]
+        )
+    assert await storage.memory.search_messages([1.0, 0.0], session_id="s") == []
+    if bad:
+        with pytest.raises(UserError):
+            await storage.memory.search_messages(bad, session_id="s")
+
+
 async def test_postgres_keeps_an_hnsw_index_per_embedding_size(pg_factory: Any) -> None:
     st = pg_factory()
     await fill(st)

@@ -15,7 +15,7 @@ from .._json import dumps
 from .._vec import rank_memories
 from ..base import MemoryStore, MessageEmbedding, Scope
 from ..records import MessageHit, UserMemory
-from ..vectors import ExactIndex
+from ..vectors import ExactIndex, check_vector
 
 __all__ = ["MemoryMemory"]
 
@@ -131,7 +131,7 @@ class MemoryMemory(MemoryStore):
             L.check_id("session_id", it.session_id)
             L.check_opt_id("run_id", it.run_id)
             L.check_opt_id("user_id", it.user_id)
-            vec = [float(x) for x in it.embedding]
+            vec = check_vector(it.embedding, "a message embedding")
             row = {
                 "session_id": it.session_id,
                 "run_id": it.run_id,
@@ -182,6 +182,9 @@ class MemoryMemory(MemoryStore):
         L.check_opt_id("session_id", session_id)
         L.check_opt_id("user_id", user_id)
         exclude = set(L.check_ids("run_id", exclude_run_ids))
+        if not len(embedding) or top_k <= 0:
+            return []
+        embedding = check_vector(embedding, "the query embedding")
         index = self._vectors.get(len(embedding))
         if index is None:
             return []

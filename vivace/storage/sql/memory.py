@@ -24,7 +24,7 @@ from .._json import dumps, text_in, text_out
 from .._vec import pack, rank_memories, unpack
 from ..base import MemoryStore, MessageEmbedding, Scope
 from ..records import MessageHit, UserMemory
-from ..vectors import ExactIndex, PgVectorIndex, vector_literal
+from ..vectors import ExactIndex, PgVectorIndex, check_vector, vector_literal
 from ..vectors import sqlite as vec_sqlite
 from ._engine import Engine, PgVector, PostgresEngine
 from .schema import ID, BigId, Time, metadata
@@ -249,12 +249,12 @@ class SQLMemory(MemoryStore):
     async def add_message_embeddings(self, items: Sequence[MessageEmbedding]) -> None:
         if not items:
             return
+        vectors = []
         for it in items:
             L.check_id("session_id", it.session_id)
             L.check_opt_id("run_id", it.run_id)
             L.check_opt_id("user_id", it.user_id)
-            if not len(it.embedding):
-                raise UserError("a message embedding needs at least one dimension")
+            vectors.append(check_vector(it.embedding, "a message embedding"))
         await self.engine.ready()
         now = time.time()
         rows: list[dict[str, Any]] = [
@@ -263,14 +263,14 @@ class SQLMemory(MemoryStore):
                 "run_id": it.run_id,
                 "user_id": it.user_id,
                 "message": dumps(it.message.to_dict(), "message"),
-                "dims": len(it.embedding),
-                "embedding": pack(it.embedding),
+                "dims": len(vec),
+                "embedding": pack(vec),
                 "created_at": now,
             }
-            for it in items
+            for it, vec in zip(items, vectors, strict=True)
         ]
         if self.engine.pgvector:
-            for dims in sorted({len(it.embedding) for it in items}):
+            for dims in sorted({len(v) for v in vectors}):
                 await self._ensure_pg_index(dims)  # before the rows: a new index starts empty
             for r in rows:
                 r["vec_text"] = vector_literal(r["embedding"])
@@ -306,10 +306,11 @@ class SQLMemory(MemoryStore):
         L.check_opt_id("session_id", session_id)
         L.check_opt_id("user_id", user_id)
         exclude = L.check_ids("run_id", exclude_run_ids)
+        if not len(embedding) or top_k <= 0:
+            return []
+        embedding = check_vector(embedding, "the query embedding")
         await self.engine.ready()
         dims = len(embedding)
-        if dims == 0 or top_k <= 0:
-            return []
         if isinstance(self.engine, PostgresEngine) and self.engine.pgvector:
             return await self._search_pgvector(
                 embedding, dims, session_id, user_id, top_k, threshold, exclude

@@ -21,13 +21,24 @@ Per backend, one implementation each:
 
 from __future__ import annotations
 
-from .codec import cosine, norm, pack, pg_decode, pg_encode, to_floats, unpack, vector_literal
+from .codec import (
+    check_vector,
+    cosine,
+    norm,
+    pack,
+    pg_decode,
+    pg_encode,
+    to_floats,
+    unpack,
+    vector_literal,
+)
 from .exact import ExactIndex, numpy_or_none
 from .pgvector import PgVectorIndex, quote_ident
 
 __all__ = [
     "ExactIndex",
     "PgVectorIndex",
+    "check_vector",
     "cosine",
     "norm",
     "numpy_or_none",

@@ -9,7 +9,10 @@ import sys
 from array import array
 from collections.abc import Sequence
 
+from ...errors import UserError
+
 __all__ = [
+    "check_vector",
     "cosine",
     "norm",
     "pack",
@@ -43,6 +46,21 @@ def unpack(data: bytes) -> array[float]:
 def to_floats(vec: Sequence[float] | bytes) -> list[float]:
     """A vector given as floats or as :func:`pack` bytes, as a list of floats."""
     return unpack(vec).tolist() if isinstance(vec, bytes | bytearray) else [float(x) for x in vec]
+
+
+def check_vector(vec: Sequence[float], what: str = "an embedding") -> list[float]:
+    """``vec`` as floats; :class:`~vivace.errors.UserError` when it is empty or holds
+    something that is not a finite number (pgvector refuses NaN and infinity, and a cosine
+    with them means nothing)."""
+    try:
+        out = [float(x) for x in vec]
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a sequence of numbers") from None
+    if not out:
+        raise UserError(f"{what} needs at least one dimension")
+    if not all(map(math.isfinite, out)):
+        raise UserError(f"{what} holds NaN or infinity")
+    return out
 
 
 def norm(vec: Sequence[float]) -> float:
