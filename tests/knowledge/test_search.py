@@ -204,3 +204,26 @@ async def test_sqlite_vector_cache_matches_sqlite_vec_and_follows_changes(
     finally:
         await cached_store.close()
         await plain_store.close()
+
+
+async def test_vectors_beyond_hnsw_dimensions_are_searched_exactly(kstore) -> None:
+    """3,072-dimension embeddings (e.g. text-embedding-3-large) exceed pgvector's HNSW limit:
+    the knowledge base is created without an index and searched exactly; elsewhere as usual."""
+    import random
+
+    from vivace.knowledge.documents import Chunk
+    from vivace.knowledge.stores import DocumentWrite
+    from vivace.storage.vectors import pack
+
+    rng = random.Random(3)
+    vecs = [[rng.gauss(0, 1) for _ in range(3072)] for _ in range(4)]
+    await kstore.ensure_base("big", dims=3072, embedder="test", filters={})
+    await kstore.write_documents(
+        "big",
+        [
+            DocumentWrite(f"d{i}", f"h{i}", {}, [Chunk(f"d{i}", 0, f"text {i}")], [pack(v)])
+            for i, v in enumerate(vecs)
+        ],
+    )
+    [(chunk, score)] = await kstore.vector_search("big", pack(vecs[2]), 1)
+    assert chunk.source == "d2" and score == pytest.approx(1.0, abs=1e-5)

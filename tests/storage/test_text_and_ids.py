@@ -157,3 +157,23 @@ async def test_the_longest_valid_id_is_stored(storage: Any) -> None:
     assert (await storage.sessions.get_session(longest, user_id=longest)).state == {"k": 1}
     await storage.memory.set_working_memory("user", longest, "t")
     assert await storage.memory.get_working_memory("user", longest) == "t"
+
+
+async def test_unpaired_surrogates_in_text_round_trip_on_every_backend(storage: Any) -> None:
+    """Text from a broken decoder (lone surrogates, not encodable as UTF-8) is stored, not a
+    crash of the run: JSON escapes it."""
+    lone = "before \ud800 middle \udfff after 中文"
+
+    def echo(messages: list[Message], request: Any) -> str:
+        return "answer " + (messages[-1].text or "")
+
+    agent = Agent(model=FunctionModel(echo), storage=storage)
+    result = await agent.arun(lone, session_id="s", session_state={"v": lone})
+    assert result.status == "completed", result.error
+    run = await storage.sessions.get_run(result.run_id)
+    assert [m.text for m in run.messages] == [lone, "answer " + lone]
+    assert run.output == "answer " + lone
+    session = await storage.sessions.get_session("s")
+    assert session is not None and session.state == {"v": lone}
+    await storage.memory.set_working_memory("session", "s", lone)
+    assert await storage.memory.get_working_memory("session", "s") == lone

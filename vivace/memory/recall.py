@@ -24,8 +24,9 @@ class SemanticRecall:
     the ``user``'s sessions, keeping hits with cosine similarity >= ``threshold``.
 
     Messages are indexed with :meth:`index_run` after a run; only text of ``roles`` is
-    embedded. The vectors live in ``storage.memory`` (pgvector on PostgreSQL, an exact scan
-    elsewhere).
+    embedded. The vectors live in ``storage.memory`` and are searched by the vector index the
+    knowledge stores share (:mod:`vivace.storage.vectors`: pgvector HNSW on PostgreSQL,
+    sqlite-vec on SQLite where it loads, an exact scan otherwise).
     """
 
     embedder: Embedder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import StateNotSerializableError
@@ -23,13 +24,25 @@ def dumps(value: Any, what: str = "value") -> str:
     Control characters (NUL included) are escaped by JSON itself, so the text fits every
     database's text type (PostgreSQL's cannot hold NUL)."""
     try:
-        return json.dumps(
+        text = json.dumps(
             value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
         )
     except (TypeError, ValueError) as exc:
         raise StateNotSerializableError(
             f"{what} is not JSON-serializable: {exc}", field=what
         ) from None
+    return text if text.isascii() else _encodable(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with unpaired surrogates (from a broken decoder: no UTF-8 for them) written as
+    JSON escapes, so the text reaches any database; other characters stay as they are."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def dumps_opt(value: Any, what: str = "value") -> str | None:
@@ -49,7 +62,7 @@ def canon(value: Any) -> str:
 def text_in(text: str | None) -> str | None:
     """Free text (a session name, memory content) as stored: a JSON string, so any character -
     NUL included - round-trips on every database."""
-    return None if text is None else json.dumps(str(text), ensure_ascii=False)
+    return None if text is None else _encodable(json.dumps(str(text), ensure_ascii=False))
 
 
 def text_out(stored: str | None) -> str | None:

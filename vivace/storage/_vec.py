@@ -1,59 +1,18 @@
-"""Vectors and text matching without numpy: float32 packing, cosine, keyword scores, and
-ranking user memories by either."""
+"""Ranking user memories: cosine similarity with an embedding, or keyword overlap. (The
+vector formats and the message index shared with the knowledge stores: :mod:`.vectors`.)"""
 
 from __future__ import annotations
 
-import math
 import re
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
 from .records import UserMemory
+from .vectors.codec import cosine, norm, pack, unpack
+
+__all__ = ["keyword_score", "pack", "rank_memories", "unpack", "words"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-def pack(vec: Sequence[float]) -> bytes:
-    """Little-endian float32 bytes (the layout sqlite-vec reads)."""
-    a = array("f", vec)
-    if a.itemsize != 4:  # pragma: no cover - every supported platform has 4-byte floats
-        raise RuntimeError("float32 arrays are required")
-    import sys
-
-    if sys.byteorder != "little":  # pragma: no cover
-        a.byteswap()
-    return a.tobytes()
-
-
-def unpack(data: bytes) -> array[float]:
-    a = array("f")
-    a.frombytes(data)
-    import sys
-
-    if sys.byteorder != "little":  # pragma: no cover
-        a.byteswap()
-    return a
-
-
-def norm(vec: Sequence[float]) -> float:
-    return math.sqrt(math.fsum(x * x for x in vec))
-
-
-def cosine(a: Sequence[float], b: Sequence[float], a_norm: float | None = None) -> float:
-    """Cosine similarity (0.0 when either vector is zero or the sizes differ)."""
-    if len(a) != len(b):
-        return 0.0
-    na = norm(a) if a_norm is None else a_norm
-    nb = norm(b)
-    if na == 0.0 or nb == 0.0:
-        return 0.0
-    return math.fsum(x * y for x, y in zip(a, b, strict=True)) / (na * nb)
-
-
-def vector_literal(vec: Sequence[float]) -> str:
-    """pgvector's text form: ``[1,2,3]``."""
-    return "[" + ",".join(repr(float(x)) for x in vec) + "]"
 
 
 def words(text: str) -> set[str]:

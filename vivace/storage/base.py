@@ -326,6 +326,12 @@ class MemoryStore(ABC):
     ) -> list[MessageHit]:
         """Up to ``before``/``after`` indexed messages around ``hit`` in its session, in order."""
 
+    async def build_vector_indexes(self) -> list[int]:
+        """Build the message-search indexes an upgraded database lacks (PostgreSQL with
+        pgvector: one HNSW index per embedding size); the sizes indexed now. Other backends
+        have nothing to build."""
+        return []
+
     @abstractmethod
     async def delete_session_data(self, session_id: str) -> None:
         """Delete a session's working memory and message embeddings."""

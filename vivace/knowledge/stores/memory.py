@@ -1,5 +1,6 @@
-"""In-memory knowledge store: exact search, for tests and small corpora (not shared across
-processes)."""
+"""In-memory knowledge store: exact search (the vector index memory's recall uses in memory
+too, :class:`~vivace.storage.vectors.ExactIndex`), for tests and small corpora (not shared
+across processes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import UserError
-from ...storage._vec import unpack
+from ...storage.vectors import ExactIndex
 from ..filters import Condition, matches
 from .base import BaseInfo, DocumentWrite, KnowledgeStore, StoredChunk, query_terms
 
@@ -22,7 +23,7 @@ class _Base:
         self.info = info
         self.docs: dict[str, dict[str, Any]] = {}
         self.chunks: dict[int, StoredChunk] = {}
-        self.vectors: dict[int, Any] = {}
+        self.vectors = ExactIndex(info.dims)
         self.by_source: dict[str, list[int]] = {}
         self.terms: dict[int, dict[str, int]] = {}
 
@@ -87,10 +88,11 @@ class InMemoryKnowledgeStore(KnowledgeStore):
         return {s: b.docs[s]["hash"] for s in sources if s in b.docs}
 
     def _remove(self, b: _Base, source: str) -> None:
-        for cid in b.by_source.pop(source, ()):
+        ids = b.by_source.pop(source, [])
+        for cid in ids:
             b.chunks.pop(cid, None)
-            b.vectors.pop(cid, None)
             b.terms.pop(cid, None)
+        b.vectors.remove(ids)
         b.docs.pop(source, None)
 
     async def write_documents(self, name: str, docs: Sequence[DocumentWrite]) -> None:
@@ -108,19 +110,17 @@ class InMemoryKnowledgeStore(KnowledgeStore):
             for d in docs:
                 self._remove(b, d.source)
                 ids = []
-                for c, v in zip(d.chunks, d.vectors, strict=True):
+                for c in d.chunks:
                     cid = self._next
                     self._next += 1
                     ids.append(cid)
                     b.chunks[cid] = StoredChunk(cid, d.source, c.position, c.text, dict(c.metadata))
-                    vec = list(unpack(v))
-                    n = math.sqrt(math.fsum(x * x for x in vec)) or 1.0
-                    b.vectors[cid] = [x / n for x in vec]
                     counts: dict[str, int] = {}
                     for w in query_terms(c.text, limit=1_000_000):
                         counts[w] = counts.get(w, 0) + 1
                     b.terms[cid] = counts
                 b.by_source[d.source] = ids
+                b.vectors.add_many(zip(ids, d.vectors, strict=True))
                 b.docs[d.source] = {
                     "source": d.source,
                     "hash": d.hash,
@@ -155,17 +155,14 @@ class InMemoryKnowledgeStore(KnowledgeStore):
         self, name: str, vector: bytes, k: int, conds: Sequence[Condition] = ()
     ) -> list[tuple[StoredChunk, float]]:
         b = self._base(name)
-        q = list(unpack(vector))
-        n = math.sqrt(math.fsum(x * x for x in q)) or 1.0
-        q = [x / n for x in q]
-        scored = []
-        for cid, vec in b.vectors.items():
-            ch = b.chunks[cid]
-            if conds and not matches(list(conds), ch.source, ch.metadata):
-                continue
-            scored.append((math.fsum(x * y for x, y in zip(q, vec, strict=False)), cid))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        return [(b.chunks[cid], s) for s, cid in scored[:k]]
+        candidates = None
+        if conds:
+            cl = list(conds)
+            candidates = [
+                cid for cid, ch in b.chunks.items() if matches(cl, ch.source, ch.metadata)
+            ]
+        found = b.vectors.search(vector, k, candidates=candidates)
+        return [(b.chunks[cid], s) for cid, s in found]
 
     async def text_search(
         self, name: str, query: str, k: int, conds: Sequence[Condition] = ()

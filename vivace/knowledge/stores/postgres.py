@@ -5,7 +5,8 @@ PostgreSQL full-text search (a generated ``tsvector`` with a GIN index), through
 Vectors live in one ``vector`` column; each knowledge base gets a partial HNSW index on
 ``embedding::vector(<its dims>)`` (cosine), so bases of different embedders share a table and
 each still has a usable index. Filtered vector searches use pgvector's iterative index scans,
-so a selective filter still returns ``k`` hits.
+so a selective filter still returns ``k`` hits. The index, its statements and the search are
+:class:`~vivace.storage.vectors.PgVectorIndex`, the one memory's recall uses too.
 """
 
 from __future__ import annotations
@@ -13,43 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import struct
-import sys
 import time
 import weakref
-from array import array
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ...errors import NotFound, StorageError, UserError
+from ...storage.vectors import PgVectorIndex, pg_decode, pg_encode
+from ...storage.vectors import quote_ident as _ident
 from ..errors import missing
 from ..filters import Condition
 from .base import BaseInfo, DocumentWrite, KnowledgeStore, StoredChunk, query_terms
 from .sqlsql import pg_conditions
 
 __all__ = ["PostgresKnowledgeStore"]
-
-
-def _encode_vector(data: bytes) -> bytes:
-    """Our float32 little-endian bytes -> pgvector's binary format."""
-    a = array("f")
-    a.frombytes(data)
-    if sys.byteorder == "little":
-        a.byteswap()
-    return struct.pack(">HH", len(a), 0) + a.tobytes()
-
-
-def _decode_vector(data: bytes) -> bytes:
-    (n, _) = struct.unpack_from(">HH", data)
-    a = array("f")
-    a.frombytes(data[4 : 4 + 4 * n])
-    if sys.byteorder == "little":
-        a.byteswap()
-    return a.tobytes()
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class PostgresKnowledgeStore(KnowledgeStore):
@@ -88,17 +66,35 @@ class PostgresKnowledgeStore(KnowledgeStore):
         self._schema_ready = False
         self._vns = "public"
         self._ids: dict[str, tuple[int, int]] = {}
+        self._index: PgVectorIndex | None = None
 
     @property
     def _s(self) -> str:
         return _ident(self.schema)
 
+    @property
+    def vectors(self) -> PgVectorIndex:
+        """The vector index of the chunks: one partial HNSW index per knowledge base."""
+        if self._index is None or self._index.vector_schema != self._vns:
+            self._index = PgVectorIndex(
+                f"{self._s}.kb_chunks",
+                column="embedding",
+                key_column="kb",
+                index_prefix="kb_chunks_hnsw_",
+                index_schema=self.schema,
+                vector_schema=self._vns,
+                m=self.m,
+                ef_construction=self.ef_construction,
+                ef_search=self.ef_search,
+            )
+        return self._index
+
     async def _init_conn(self, conn: Any) -> None:
         await conn.set_type_codec(
             "vector",
             schema=self._vns,
-            encoder=_encode_vector,
-            decoder=_decode_vector,
+            encoder=pg_encode,
+            decoder=pg_decode,
             format="binary",
         )
 
@@ -122,10 +118,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 await self._setup(asyncpg)
             # every session searches HNSW with ef_search candidates and iterative scans (so a
             # filtered search still fills k; unfiltered searches are unaffected)
-            settings = {
-                "hnsw.ef_search": str(int(self.ef_search)),
-                "hnsw.iterative_scan": "relaxed_order",
-            }
+            settings = self.vectors.session_settings()
             pool = await asyncpg.create_pool(
                 self._dsn,
                 min_size=1,
@@ -206,9 +199,6 @@ class PostgresKnowledgeStore(KnowledgeStore):
             row["created_at"],
         )  # fmt: skip
 
-    def _vec_expr(self, dims: int) -> str:
-        return f"(embedding::{_ident(self._vns)}.vector({int(dims)}))"
-
     async def ensure_base(
         self, name: str, *, dims: int, embedder: str, filters: Mapping[str, str]
     ) -> BaseInfo:
@@ -224,7 +214,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                     "VALUES ($1, $2, $3, $4, $5) RETURNING *",
                     name, dims, embedder, json.dumps(dict(filters)), time.time(),
                 )  # fmt: skip
-                await conn.execute(self._index_sql(row["id"], dims))
+                await self._create_index(conn, row["id"], dims)
             elif row["dims"] != dims:
                 raise UserError(
                     f"knowledge base {name!r} holds {row['dims']}-dimension vectors; this embedder makes {dims}",
@@ -241,16 +231,12 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 if await conn.fetchval(
                     "SELECT pg_try_advisory_xact_lock_shared(hashtext($1))", self._bulk_key(name)
                 ):
-                    await conn.execute(self._index_sql(row["id"], row["dims"]))
+                    await self._create_index(conn, row["id"], row["dims"])
             return await self._info(conn, row)
 
-    def _index_sql(self, kid: int, dims: int) -> str:
-        return (
-            f"CREATE INDEX IF NOT EXISTS kb_chunks_hnsw_{int(kid)} ON {self._s}.kb_chunks "
-            f"USING hnsw ({self._vec_expr(dims)} {_ident(self._vns)}.vector_cosine_ops) "
-            f"WITH (m = {int(self.m)}, ef_construction = {int(self.ef_construction)}) "
-            f"WHERE kb = {int(kid)}"
-        )
+    async def _create_index(self, conn: Any, kid: int, dims: int) -> None:
+        if self.vectors.indexable(dims):  # larger vectors are searched exactly
+            await conn.execute(self.vectors.create_index_sql(kid, dims))
 
     def _bulk_key(self, name: str) -> str:
         return f"vivace-kb-bulk:{self.schema}:{name}"
@@ -276,14 +262,12 @@ class PostgresKnowledgeStore(KnowledgeStore):
                     f"SELECT EXISTS (SELECT 1 FROM {self._s}.kb_chunks WHERE kb = $1)", kid
                 )
                 if empty:
-                    await conn.execute(f"DROP INDEX IF EXISTS {self._s}.kb_chunks_hnsw_{int(kid)}")
+                    await conn.execute(self.vectors.drop_index_sql(kid))
                 try:
                     yield
                 finally:
                     if empty:
-                        await conn.execute("SET maintenance_work_mem = '256MB'")
-                        await conn.execute(self._index_sql(kid, dims))
-                        await conn.execute("RESET maintenance_work_mem")
+                        await self.vectors.build(conn, kid, dims)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
         finally:
@@ -309,7 +293,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
             if got is None:
                 return False
             kid = got[0]
-            await conn.execute(f"DROP INDEX IF EXISTS {self._s}.kb_chunks_hnsw_{int(kid)}")
+            await conn.execute(self.vectors.drop_index_sql(kid))
             await conn.execute(f"DELETE FROM {self._s}.kb_chunks WHERE kb = $1", kid)
             await conn.execute(f"DELETE FROM {self._s}.kb_documents WHERE kb = $1", kid)
             await conn.execute(f"DELETE FROM {self._s}.kb_bases WHERE id = $1", kid)
@@ -468,29 +452,16 @@ class PostgresKnowledgeStore(KnowledgeStore):
             kid, dims = await self._base_id(conn, name)  # type: ignore[misc]
             if len(vector) != 4 * dims:
                 raise UserError(f"the query vector has {len(vector) // 4} dimensions, not {dims}")
-            v = _ident(self._vns)
-            expr = self._vec_expr(dims)
-            where, params = f"c.kb = {int(kid)}", [vector, k]
+            where, params = "", list[Any]()
             if conds:
-                sql, p = pg_conditions(conds, "c", 3)
-                where += " AND " + sql
-                params += p
-            query = (
-                f"SELECT c.id, c.source, c.position, c.content, c.metadata, "
-                f"{expr} OPERATOR({v}.<=>) $1::{v}.vector({int(dims)}) AS dist "
-                f"FROM {self._s}.kb_chunks c WHERE {where} ORDER BY dist LIMIT $2"
-            )
-            if k <= self.ef_search:  # the session's settings (see _get_pool) suffice
-                rows = await conn.fetch(query, *params)
-            else:
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
-                    rows = await conn.fetch(query, *params)
-        out = [
-            (StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), 1.0 - float(r[5])) for r in rows
+                where, params = pg_conditions(conds, "c", 3)
+            found = await self.vectors.search(
+                conn, kid, dims, vector, k, alias="c", where=where, params=params,
+                columns="c.id, c.source, c.position, c.content, c.metadata",
+            )  # fmt: skip
+        return [
+            (StoredChunk(r[0], r[1], r[2], r[3], json.loads(r[4])), score) for r, score in found
         ]
-        out.sort(key=lambda t: -t[1])
-        return out
 
     async def text_search(
         self, name: str, query: str, k: int, conds: Sequence[Condition] = ()

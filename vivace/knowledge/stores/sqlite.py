@@ -3,9 +3,11 @@
 ``sqlite3`` here cannot). Needs the ``knowledge`` extra.
 
 Per knowledge base: a ``vec0`` table of its vectors (exact cosine KNN; metadata filters
-become a ``rowid IN (...)`` constraint the KNN applies while it scans) and an FTS5 table of
+become an ``id IN (...)`` constraint the KNN applies while it scans) and an FTS5 table of
 its chunks (BM25 statistics per knowledge base). Chunks, documents, vectors and full text
-of one write are one transaction. Any number of processes may share the file (WAL).
+of one write are one transaction. Any number of processes may share the file (WAL). The
+vector side is the index memory's recall shares (:mod:`vivace.storage.vectors`): its
+sqlite-vec statements, and its exact in-process index for large knowledge bases.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ...errors import NotFound, StorageError, UserError
+from ...storage.vectors import ExactIndex, numpy_or_none
+from ...storage.vectors.sqlite import apsw_connect, vec0_create_sql, vec0_knn_sql
 from ..errors import missing
 from ..filters import Condition
 from .base import BaseInfo, DocumentWrite, KnowledgeStore, StoredChunk, query_terms
@@ -83,18 +87,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
         if conn is not None:
             return conn
         try:
-            import apsw
-            import sqlite_vec
+            conn = apsw_connect(self.path)
         except ImportError as exc:
             raise missing(exc.name or "apsw", "knowledge", "the SQLite knowledge store") from None
-        d = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(d, exist_ok=True)
-        conn = apsw.Connection(self.path)
-        conn.enable_load_extension(True)
-        conn.load_extension(sqlite_vec.loadable_path())
-        conn.enable_load_extension(False)
-        conn.set_busy_timeout(30_000)
-        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536")
         with self._conns_lock:
             self._conns.append(conn)
         self._local.conn = conn
@@ -171,10 +166,7 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                         (name, dims, embedder, json.dumps(dict(filters)), time.time()),
                     )
                     kid = conn.last_insert_rowid()
-                    conn.execute(
-                        f"CREATE VIRTUAL TABLE kb_vec_{kid} USING vec0("
-                        f"id INTEGER PRIMARY KEY, embedding float[{int(dims)}] distance_metric=cosine)"
-                    )
+                    conn.execute(vec0_create_sql(f"kb_vec_{int(kid)}", dims))
                     conn.execute(
                         f"CREATE VIRTUAL TABLE kb_fts_{kid} USING fts5(content, content='', "
                         "contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')"
@@ -426,17 +418,18 @@ class SQLiteKnowledgeStore(KnowledgeStore):
             if cached is not None:
                 return cached
             params: list[Any] = [vector, k]
-            extra = ""
+            candidates = ""
             if conds:
                 sql, p = sqlite_conditions(conds, "c")
-                extra = f" AND id IN (SELECT c.id FROM kb_chunks c WHERE c.kb = ? AND {sql})"
+                candidates = f"SELECT c.id FROM kb_chunks c WHERE c.kb = ? AND {sql}"
                 params += [kid, *p]
-            rows = conn.execute(
-                f"WITH knn AS (SELECT id, distance FROM kb_vec_{kid} WHERE embedding MATCH ? AND k = ?{extra}) "
-                "SELECT c.id, c.source, c.position, c.content, c.metadata, knn.distance "
-                "FROM knn JOIN kb_chunks c ON c.id = knn.id ORDER BY knn.distance, c.id",
-                params,
-            ).fetchall()
+            knn = vec0_knn_sql(
+                f"kb_vec_{int(kid)}",
+                rows="kb_chunks",
+                columns="c.id, c.source, c.position, c.content, c.metadata",
+                candidates=candidates,
+            )
+            rows = conn.execute(knn, params).fetchall()
             return [(_row(r), 1.0 - float(r[5])) for r in rows]
 
         return await self._run(fn)
@@ -445,9 +438,8 @@ class SQLiteKnowledgeStore(KnowledgeStore):
         self, conn: Any, kid: int, vector: bytes, k: int, conds: Sequence[Condition]
     ) -> list[tuple[StoredChunk, float]] | None:
         """Exact cosine search over the in-process copy of the vectors (None: not used)."""
-        try:
-            import numpy as np
-        except ImportError:
+        np = numpy_or_none()
+        if np is None:
             return None
         conn.execute("BEGIN")  # one snapshot for the version, the vectors and the candidates
         try:
@@ -464,21 +456,15 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                     cache = self._vcache.get(kid)
                     if cache is None or cache[0] != version:
                         rows = conn.execute(f"SELECT id, embedding FROM kb_vec_{kid}").fetchall()
-                        n_rows = len(rows)
-                        ids = np.empty(n_rows, dtype=np.int64)
-                        mat = np.empty((n_rows, len(vector) // 4), dtype=np.float32)
-                        for i, (rid, blob) in enumerate(rows):
-                            ids[i] = rid
-                            mat[i] = np.frombuffer(blob, dtype="<f4")
+                        index = ExactIndex.from_blobs(len(vector) // 4, rows, use_numpy=True)
                         del rows
-                        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-                        order = np.argsort(ids, kind="stable")
-                        cache = (version, ids, mat, order, ids[order])
+                        cache = (version, index)
                         self._vcache[kid] = cache
-            _, ids, mat, order, sorted_ids = cache
+            index = cache[1]
+            candidates = None
             if conds:
                 sql, p = sqlite_conditions(conds, "c")
-                cand = np.fromiter(
+                candidates = np.fromiter(
                     (
                         r[0]
                         for r in conn.execute(
@@ -487,21 +473,10 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                     ),
                     dtype=np.int64,
                 )
-                at = np.searchsorted(sorted_ids, cand)
-                found = (at < len(ids)) & (sorted_ids[np.minimum(at, len(ids) - 1)] == cand)
-                pos = order[at[found]]
-            else:
-                pos = None
-            q = np.frombuffer(vector, dtype="<f4").astype(np.float32)
-            q = q / max(float(np.linalg.norm(q)), 1e-12)
-            sims = (mat @ q) if pos is None else (mat[pos] @ q)
-            n = min(k, len(sims))
-            if n == 0:
+            found = index.search(vector, k, candidates=candidates)
+            if not found:
                 return []
-            top = np.argpartition(-sims, n - 1)[:n]
-            top = top[np.argsort(-sims[top], kind="stable")]
-            chosen = ids[top] if pos is None else ids[pos[top]]
-            scores = {int(i): float(sims[t]) for i, t in zip(chosen, top, strict=True)}
+            scores = dict(found)
             marks = ",".join("?" * len(scores))
             rows = conn.execute(
                 f"SELECT id, source, position, content, metadata FROM kb_chunks WHERE id IN ({marks})",

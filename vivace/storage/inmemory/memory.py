@@ -1,4 +1,5 @@
-"""In-memory working memory, user memories and message embeddings."""
+"""In-memory working memory, user memories and message embeddings (searched with the shared
+exact index, one per vector size)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from ...errors import NotFound, UserError
 from ...messages import Message
 from .. import _logic as L
 from .._json import dumps
-from .._vec import cosine, norm, rank_memories
+from .._vec import rank_memories
 from ..base import MemoryStore, MessageEmbedding, Scope
 from ..records import MessageHit, UserMemory
+from ..vectors import ExactIndex, check_vector
 
 __all__ = ["MemoryMemory"]
 
@@ -30,7 +32,8 @@ class MemoryMemory(MemoryStore):
     def __init__(self) -> None:
         self._working: dict[tuple[str, str], tuple[str, float]] = {}
         self._memories: dict[str, dict[str, Any]] = {}
-        self._messages: list[dict[str, Any]] = []
+        self._messages: dict[int, dict[str, Any]] = {}  # by id, in insertion order
+        self._vectors: dict[int, ExactIndex] = {}  # by vector size
         self._next_id = 0
 
     async def get_working_memory(self, scope: Scope, owner_id: str) -> str | None:
@@ -123,25 +126,40 @@ class MemoryMemory(MemoryStore):
 
     async def add_message_embeddings(self, items: Sequence[MessageEmbedding]) -> None:
         now = time.time()
-        rows = []
+        rows: list[tuple[dict[str, Any], list[float]]] = []
         for it in items:
             L.check_id("session_id", it.session_id)
             L.check_opt_id("run_id", it.run_id)
             L.check_opt_id("user_id", it.user_id)
-            rows.append(
-                {
-                    "session_id": it.session_id,
-                    "run_id": it.run_id,
-                    "user_id": it.user_id,
-                    "message": dumps(it.message.to_dict(), "message"),
-                    "embedding": [float(x) for x in it.embedding],
-                    "created_at": now,
-                }
-            )
-        for row in rows:
+            vec = check_vector(it.embedding, "a message embedding")
+            row = {
+                "session_id": it.session_id,
+                "run_id": it.run_id,
+                "user_id": it.user_id,
+                "message": dumps(it.message.to_dict(), "message"),
+                "dims": len(vec),
+                "created_at": now,
+            }
+            rows.append((row, vec))
+        for row, vec in rows:
             self._next_id += 1
             row["id"] = self._next_id
-            self._messages.append(row)
+            self._messages[self._next_id] = row
+            index = self._vectors.get(len(vec))
+            if index is None:
+                index = self._vectors[len(vec)] = ExactIndex(len(vec))
+            index.add_many([(self._next_id, vec)])
+
+    def _forget(self, keep: Any) -> int:
+        gone: dict[int, list[int]] = {}
+        for i, r in self._messages.items():
+            if not keep(r):
+                gone.setdefault(r["dims"], []).append(i)
+        for dims, ids in gone.items():
+            for i in ids:
+                del self._messages[i]
+            self._vectors[dims].remove(ids)
+        return sum(map(len, gone.values()))
 
     def _hit(self, row: dict[str, Any], score: float) -> MessageHit:
         return MessageHit(
@@ -164,29 +182,27 @@ class MemoryMemory(MemoryStore):
         L.check_opt_id("session_id", session_id)
         L.check_opt_id("user_id", user_id)
         exclude = set(L.check_ids("run_id", exclude_run_ids))
-        qn = norm(embedding)
-        scored = []
-        for row in self._messages:
-            if session_id is not None and row["session_id"] != session_id:
-                continue
-            if user_id is not None and row["user_id"] != user_id:
-                continue
-            if row["run_id"] is not None and row["run_id"] in exclude:
-                continue
-            if len(row["embedding"]) != len(embedding):
-                continue
-            s = cosine(embedding, row["embedding"], qn)
-            if threshold is not None and s < threshold:
-                continue
-            scored.append((s, row["id"], row))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        return [self._hit(row, s) for s, _, row in scored[:top_k]]
+        if not len(embedding) or top_k <= 0:
+            return []
+        embedding = check_vector(embedding, "the query embedding")
+        index = self._vectors.get(len(embedding))
+        if index is None:
+            return []
+        candidates = [
+            i
+            for i, row in self._messages.items()
+            if row["dims"] == index.dims
+            and (session_id is None or row["session_id"] == session_id)
+            and (user_id is None or row["user_id"] == user_id)
+            and (row["run_id"] is None or row["run_id"] not in exclude)
+        ]
+        found = index.search(embedding, top_k, candidates=candidates, threshold=threshold)
+        return [self._hit(self._messages[i], s) for i, s in found]
 
     async def message_neighbours(
         self, hit: MessageHit, *, before: int, after: int
     ) -> list[MessageHit]:
-        rows = [r for r in self._messages if r["session_id"] == hit.session_id]
-        rows.sort(key=lambda r: r["id"])
+        rows = [r for r in self._messages.values() if r["session_id"] == hit.session_id]
         idx = next((i for i, r in enumerate(rows) if r["id"] == hit.id), None)
         if idx is None:
             return []
@@ -196,10 +212,10 @@ class MemoryMemory(MemoryStore):
         L.check_id("session_id", session_id)
         self._working.pop(("session", session_id), None)
         self._working.pop(("summary", session_id), None)
-        self._messages = [r for r in self._messages if r["session_id"] != session_id]
+        self._forget(lambda r: r["session_id"] != session_id)
 
     async def prune(self, before: float) -> int:
-        n0 = len(self._messages) + len(self._memories)
-        self._messages = [r for r in self._messages if r["created_at"] >= before]
+        n0 = len(self._memories)
+        gone = self._forget(lambda r: r["created_at"] >= before)
         self._memories = {k: d for k, d in self._memories.items() if d["updated_at"] >= before}
-        return n0 - len(self._messages) - len(self._memories)
+        return gone + n0 - len(self._memories)
