@@ -6,6 +6,8 @@
 * :func:`fresh_process_times`: wall time of a statement in fresh interpreters.
 * :func:`run_worker`: run ``script --worker NAME ...`` in a subprocess and read its JSON.
 * :class:`Row` and :func:`print_table`: a side-by-side table with ratios and PASS/MISS.
+* :func:`profiled`: ``fn()`` under cProfile when ``--profile`` asked for it (``PROFILE_ENV``),
+  its top functions printed to stderr (which :func:`run_worker` passes on).
 
 Ratios are always "how many times better Vivace is" (other / vivace), so a target of 10
 means "at least 10x faster" or "at most 1/10 of the memory".
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "PROFILE_ENV",
     "Row",
     "atime_per_call",
     "fmt_bytes",
@@ -36,6 +39,7 @@ __all__ = [
     "machine_note",
     "peak_bytes_per_call",
     "print_table",
+    "profiled",
     "run_worker",
     "time_per_call",
 ]
@@ -142,6 +146,35 @@ def fresh_process_times(
     return inner, outer
 
 
+PROFILE_ENV = "VIVACE_BENCH_PROFILE"
+"""Set (to any value) by a script's ``--profile``; its worker processes inherit it."""
+
+
+def profiled(fn: Callable[[], Any], label: str, *, top: int = 30) -> Any:
+    """``fn()``; under cProfile when :data:`PROFILE_ENV` is set, printing the ``top``
+    functions by own time (and the Vivace ones by inclusive time) to stderr."""
+    if not os.environ.get(PROFILE_ENV):
+        return fn()
+    import cProfile
+    import io
+    import pstats
+
+    pr = cProfile.Profile()
+    pr.enable()
+    try:
+        return fn()
+    finally:
+        pr.disable()
+        out = io.StringIO()
+        out.write(f"\n-- profile: {label} (cProfile; top {top} by own time)\n")
+        st = pstats.Stats(pr, stream=out)
+        st.sort_stats("tottime").print_stats(top)
+        out.write(f"-- profile: {label}, vivace functions by inclusive time\n")
+        st.sort_stats("cumtime").print_stats(r"vivace/", top)
+        sys.stderr.write(out.getvalue())
+        sys.stderr.flush()
+
+
 def run_worker(script: str, name: str, args: Sequence[str] = ()) -> dict[str, Any]:
     """Run ``python script --worker name *args`` with this interpreter; parse its last
     stdout line as JSON. Each side is measured in its own process so neither pays for the
@@ -154,6 +187,8 @@ def run_worker(script: str, name: str, args: Sequence[str] = ()) -> dict[str, An
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"worker {name!r} failed with exit code {proc.returncode}")
+    if os.environ.get(PROFILE_ENV) and "-- profile:" in proc.stderr:
+        sys.stdout.write(proc.stderr[proc.stderr.index("-- profile:") - 1 :])
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 

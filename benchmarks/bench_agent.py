@@ -6,8 +6,14 @@ Run from the repo root (creates/reuses ``.bench-venv/`` with agno 3.1.10 + opena
     python benchmarks/bench_agent.py --quick    # 1 shorter round, about 15 s, noisier
     python benchmarks/bench_agent.py --markdown --json results.json
 
-Each runtime is measured in its own fresh worker process (``--worker vivace|agno``), so
-neither pays for the other's imports or heap; the parent prints both side by side.
+Each runtime is measured in its own fresh worker process (``--worker vivace|agno|floor``),
+so neither pays for the other's imports or heap; the parent prints them side by side.
+
+The **run-loop floor** (``--worker floor``) is a hand-written async function that does what a
+two-step run does and nothing else: call the in-process model, run the tool, call the model
+again, build the result (plain dicts, no framework). Its sync ``run`` drives that function
+with ``run_until_complete`` on a kept event loop, the least a sync call into async code
+costs. ``--profile`` adds a cProfile of Vivace's ``arun`` and ``run`` (top functions).
 Ratios are "times better than Agno" (Agno / Vivace): on a noisy 2-core machine compare the
 ratios, not the absolute figures. See docs/benchmarks.md for the method.
 """
@@ -25,6 +31,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     Row,
     atime_per_call,
+    fmt_seconds,
     fresh_process_times,
     kept_bytes_per_object,
     machine_note,
@@ -222,6 +230,125 @@ def worker_vivace(s: Sizes) -> dict[str, Any]:
 
     res["version"] = vivace.__version__
     return res
+
+
+# -- the floor ---------------------------------------------------------------------------------
+
+
+def worker_floor(s: Sizes) -> dict[str, Any]:
+    """The run-loop floor: the same two-step run hand-written, no framework.
+
+    It calls **the same in-process model** Vivace's run calls (``FunctionModel`` with the
+    same script, Vivace's ``Message``/``ModelRequest`` types, the tool definition built once)
+    and runs the tool directly: what any run must do. ``*_bare`` figures are the same loop
+    on plain dicts with a plain function as the model (a lower bound that pays nothing for
+    the model's own types)."""
+    from vivace.messages import Message, ToolResultPart
+    from vivace.models import ModelRequest
+    from vivace.testing import FunctionModel, call
+    from vivace.tools.tool import as_tool
+
+    def script(messages: list[Any], request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return ANSWER
+        return call("get_weather", {"city": "Paris"}, id="call_1")
+
+    model = FunctionModel(script)
+    definitions = [as_tool(get_weather).definition()]
+    tools = {"get_weather": get_weather}
+
+    async def floor_arun(prompt: str = PROMPT) -> dict[str, Any]:
+        messages = [Message.user(prompt)]
+        usage: list[Any] = []
+        while True:
+            response = await model.request(ModelRequest(messages, tools=definitions))
+            usage.append(response.usage)
+            messages.append(response.to_message())
+            calls = response.tool_calls
+            if not calls:
+                break
+            results = []
+            for c in calls:
+                args = c.arguments if isinstance(c.arguments, dict) else json.loads(c.arguments)
+                results.append(ToolResultPart(c.id, c.name, tools[c.name](**args)))
+            messages.append(Message("tool", results))
+        return {"output": response.text, "messages": messages, "usage": usage}
+
+    def bare_model(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        if messages[-1]["role"] == "tool":
+            return {"role": "assistant", "content": ANSWER, "usage": (10, 5)}
+        call_ = {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+        return {"role": "assistant", "tool_calls": [call_], "usage": (10, 5)}
+
+    async def bare_arun(prompt: str = PROMPT) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        tokens = [0, 0]
+        while True:
+            reply = bare_model(messages)
+            tokens[0] += reply["usage"][0]
+            tokens[1] += reply["usage"][1]
+            messages.append(reply)
+            calls = reply.get("tool_calls")
+            if not calls:
+                break
+            for c in calls:
+                result = tools[c["name"]](**c["arguments"])
+                messages.append({"role": "tool", "tool_call_id": c["id"], "content": result})
+        return {"output": reply["content"], "messages": messages, "usage": tokens}
+
+    loop = asyncio.new_event_loop()
+
+    def floor_run(prompt: str = PROMPT) -> dict[str, Any]:
+        return loop.run_until_complete(floor_arun(prompt))
+
+    def bare_run(prompt: str = PROMPT) -> dict[str, Any]:
+        return loop.run_until_complete(bare_arun(prompt))
+
+    if floor_run()["output"] != ANSWER or bare_run()["output"] != ANSWER:
+        raise SystemExit("the floor's run gave the wrong answer")
+    res: dict[str, Any] = {}
+    res.update(_runs(floor_arun, floor_run, floor_arun, floor_arun, s))
+    bare = _runs(bare_arun, bare_run, bare_arun, bare_arun, s)
+    res["arun_bare"], res["run_bare"] = bare["arun"], bare["run"]
+    loop.close()
+    return res
+
+
+def profile_vivace(n: int = 3000, top: int = 25) -> str:
+    """cProfile of Vivace's ``arun`` and ``run`` (``n`` runs each): the top functions by own
+    time, as text."""
+    import cProfile
+    import io
+    import pstats
+
+    from vivace import Agent
+    from vivace.testing import FunctionModel, call
+
+    def script(messages: list[Any], request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return ANSWER
+        return call("get_weather", {"city": "Paris"}, id="call_1")
+
+    agent = Agent(model=FunctionModel(script), tools=[get_weather])
+    agent.run(PROMPT)
+    out = io.StringIO()
+
+    async def many() -> None:
+        for _ in range(n):
+            await agent.arun(PROMPT)
+
+    for name, fn in (
+        ("arun", lambda: asyncio.run(many())),
+        ("run", lambda: [agent.run(PROMPT) for _ in range(n)]),
+    ):
+        pr = cProfile.Profile()
+        pr.enable()
+        fn()
+        pr.disable()
+        out.write(f"\n-- Vivace {name}(): cProfile of {n} runs, top {top} by own time\n")
+        st = pstats.Stats(pr, stream=out)
+        st.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
 
 
 # -- Agno --------------------------------------------------------------------------------------
@@ -432,6 +559,36 @@ def build_rows(v: dict[str, Any], a: dict[str, Any], imp: dict[str, Any]) -> lis
     ]  # fmt: skip
 
 
+@dataclass(slots=True)
+class FloorRow(Row):
+    """Vivace against the run-loop floor: ratio = Vivace / floor (1.0 = at the floor); the
+    target is a maximum."""
+
+    @property
+    def ratio(self) -> float:
+        return self.vivace / self.other if self.other > 0 else float("inf")
+
+    @property
+    def status(self) -> str:
+        if self.target is None:
+            return ""
+        return "PASS" if self.ratio <= self.target else "MISS"
+
+    def cells(self) -> list[str]:
+        target = f"<= {self.target:g}x" if self.target is not None else ""
+        return [self.label, fmt_seconds(self.vivace), fmt_seconds(self.other),
+                f"{self.ratio:.2f}x", target, self.status]  # fmt: skip
+
+
+def build_floor_rows(v: dict[str, Any], f: dict[str, Any]) -> list[Row]:
+    return [
+        FloorRow("two-step run: await agent.arun()", v["arun"], f["arun"], "time", 1.5),
+        FloorRow("two-step run: agent.run() (sync)", v["run"], f["run"], "time", 2.0),
+        FloorRow("arun vs the bare floor (plain dicts, plain model)", v["arun"], f["arun_bare"], "time"),
+        FloorRow("run vs the bare floor (plain dicts, plain model)", v["run"], f["run_bare"], "time"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer iterations (noisier)")
@@ -448,13 +605,21 @@ def main() -> None:
         action="store_true",
         help="run in this interpreter (agno must be installed) instead of .bench-venv",
     )
-    p.add_argument("--worker", choices=["vivace", "agno"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--profile", action="store_true", help="also print a cProfile of Vivace's arun and run"
+    )
+    p.add_argument(
+        "--worker", choices=["vivace", "agno", "floor", "profile"], help=argparse.SUPPRESS
+    )
     args = p.parse_args()
     s = Sizes(args.quick)
 
     if args.worker:
         sys.path.insert(0, str(REPO_ROOT))
-        fn = worker_vivace if args.worker == "vivace" else worker_agno
+        if args.worker == "profile":
+            print(json.dumps({"text": profile_vivace()}))
+            return
+        fn = {"vivace": worker_vivace, "agno": worker_agno, "floor": worker_floor}[args.worker]
         print(json.dumps(fn(s)))
         return
 
@@ -470,11 +635,14 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 3)
     vs: list[dict[str, Any]] = []
     as_: list[dict[str, Any]] = []
+    fs: list[dict[str, Any]] = []
     for i in range(rounds):
-        print(f"round {i + 1}/{rounds}: Vivace, then Agno (each in its own process)...", flush=True)
+        print(f"round {i + 1}/{rounds}: Vivace, Agno, the floor (each in its own process)...",
+              flush=True)  # fmt: skip
         vs.append(run_worker(__file__, "vivace", extra))
         as_.append(run_worker(__file__, "agno", extra))
-    v, a = _merge(vs), _merge(as_)
+        fs.append(run_worker(__file__, "floor", extra))
+    v, a, f = _merge(vs), _merge(as_), _merge(fs)
 
     print(f"\nVivace {v['version']} vs Agno {a['version']}  (ratio = Agno / Vivace)\n")
     rows = build_rows(v, a, imp)
@@ -484,7 +652,13 @@ def main() -> None:
     print("-X importtime, `from vivace import Agent`, top by cumulative us (self, cumulative):")
     for name, self_us, cum_us in imp["vivace_importtime"]:
         print(f"  {cum_us:>7} {self_us:>7}  {name}")
-    targets = [r for r in rows if r.target is not None]
+    print("\nVivace vs the run-loop floor (a hand-written two-step run, no framework; "
+          "ratio = Vivace / floor)\n")  # fmt: skip
+    floor_rows = build_floor_rows(v, f)
+    print_table(floor_rows, "floor")
+    if args.profile:
+        print(run_worker(__file__, "profile", [])["text"])
+    targets = [r for r in rows + floor_rows if r.target is not None]
     missed = [r for r in targets if r.status == "MISS"]
     print(f"\ntargets: {len(targets) - len(missed)}/{len(targets)} PASS")
     for r in missed:
@@ -492,6 +666,8 @@ def main() -> None:
     if args.markdown:
         print()
         print_table(rows, f"Agno {a['version']}", markdown=True)
+        print()
+        print_table(floor_rows, "floor", markdown=True)
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -503,6 +679,9 @@ def main() -> None:
                     "agno": a,
                     "vivace_rounds": vs,
                     "agno_rounds": as_,
+                    "floor": f,
+                    "floor_rounds": fs,
+                    "floor_rows": [r.to_dict() for r in floor_rows],
                     "imports": imp,
                     "rows": [r.to_dict() for r in rows],
                 },

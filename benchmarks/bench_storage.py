@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, machine_note, print_table, run_worker
+from _common import PROFILE_ENV, Row, machine_note, print_table, profiled, run_worker
 from _venv import REPO_ROOT, in_venv, reexec_in_venv
 
 REQUIREMENTS = [
@@ -254,16 +254,24 @@ def main() -> None:
     p.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="also print a markdown table")
     p.add_argument("--no-venv", action="store_true", help="run in this interpreter")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of Vivace's measured work (top functions)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--url", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     s = Sizes(args.quick)
 
     if args.worker:
         sys.path.insert(0, str(REPO_ROOT))
         side, backend = args.worker.split("-")
         fn = _vivace if side == "vivace" else _agno
-        print(json.dumps(asyncio.run(fn(backend, s, args.url))))
+        run = lambda: asyncio.run(fn(backend, s, args.url))  # noqa: E731
+        print(json.dumps(profiled(run, args.worker) if side == "vivace" else run()))
         return
 
     if not args.no_venv:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_note
+from _common import PROFILE_ENV, machine_note, profiled
 
 TARGET = 2.0  # at least 2x the official client
 
@@ -137,6 +138,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of the measuring process (all clients, Vivace's lines included)",
+    )
     args = ap.parse_args()
     if args.serve:
         serve(args.chunks)
@@ -155,7 +161,11 @@ def main() -> None:
     try:
         assert server.stdout is not None
         base_url = server.stdout.readline().strip()
-        rates = asyncio.run(measure(base_url, args.rounds, args.chunks))
+        if args.profile:
+            os.environ[PROFILE_ENV] = "1"
+        rates = profiled(
+            lambda: asyncio.run(measure(base_url, args.rounds, args.chunks)), "stream decode"
+        )
     finally:
         if server.stdin:
             server.stdin.close()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -27,11 +28,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    PROFILE_ENV,
     Row,
     atime_per_call,
     kept_bytes_per_object,
     machine_note,
     print_table,
+    profiled,
     run_worker,
 )
 from _venv import REPO_ROOT, reexec_in_venv
@@ -235,12 +238,22 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int)
     p.add_argument("--markdown", action="store_true")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of Vivace's measured work (top functions)",
+    )
     p.add_argument("--worker", choices=["vivace", "agno", "mcp"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     if args.worker:
         sys.path.insert(0, str(REPO_ROOT))
         fn = {"vivace": worker_vivace, "agno": worker_agno, "mcp": worker_mcp}[args.worker]
-        print(json.dumps(fn(args.quick)))
+        if args.worker == "vivace":
+            print(json.dumps(profiled(lambda: fn(args.quick), "vivace teams")))
+        else:
+            print(json.dumps(fn(args.quick)))
         return
     reexec_in_venv(REQUIREMENTS)
     print(f"bench_teams: {machine_note()}")

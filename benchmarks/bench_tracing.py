@@ -24,7 +24,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, atime_per_call, machine_note, print_table, run_worker
+from _common import (
+    PROFILE_ENV,
+    Row,
+    atime_per_call,
+    machine_note,
+    print_table,
+    profiled,
+    run_worker,
+)
 from _venv import REPO_ROOT, in_venv, reexec_in_venv
 
 REQUIREMENTS = [
@@ -151,9 +159,16 @@ def main() -> None:
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--no-venv", action="store_true")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of Vivace's measured work (top functions)",
+    )
     p.add_argument("--worker", choices=CASES, help=argparse.SUPPRESS)
     p.add_argument("--collector", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     if args.collector:
         serve_collector()
         return
@@ -161,7 +176,10 @@ def main() -> None:
         sys.path.insert(0, str(REPO_ROOT))
         kind, state = args.worker.split("-")
         fn = worker_vivace if kind == "vivace" else worker_agno
-        print(json.dumps(fn(state == "on", args.quick)))
+        if kind == "vivace":
+            print(json.dumps(profiled(lambda: fn(state == "on", args.quick), args.worker)))
+        else:
+            print(json.dumps(fn(state == "on", args.quick)))
         return
     if not args.no_venv:
         reexec_in_venv(REQUIREMENTS)

@@ -38,7 +38,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import atime_per_call, fmt_seconds, machine_note, run_worker, time_per_call
+from _common import (
+    PROFILE_ENV,
+    atime_per_call,
+    fmt_seconds,
+    machine_note,
+    profiled,
+    run_worker,
+    time_per_call,
+)
 from _venv import REPO_ROOT, VENV_DIR, in_venv, reexec_in_venv
 
 REQUIREMENTS = ["agno==3.1.10", "sqlalchemy>=2.0.30", "greenlet"]
@@ -367,11 +375,22 @@ def main() -> None:
     p.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
     p.add_argument("--markdown", action="store_true", help="also print a markdown table")
     p.add_argument("--no-venv", action="store_true", help="run in this interpreter")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of Vivace's measured work (top functions)",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     if args.worker:
         sys.path.insert(0, str(REPO_ROOT))
-        res = asyncio.run(_vivace(args.quick)) if args.worker == "vivace" else _agno(args.quick)
+        res = (
+            profiled(lambda: asyncio.run(_vivace(args.quick)), "vivace workflows")
+            if args.worker == "vivace"
+            else _agno(args.quick)
+        )
         print(json.dumps(res))
         return
     if not args.no_venv:

@@ -104,10 +104,10 @@ def test_finish_reason_mapping() -> None:
     assert map_finish_reason(None) == "stop"
 
 
-def test_import_vivace_models_does_not_import_httpx() -> None:
+def test_import_vivace_models_does_not_import_http_clients() -> None:
     import subprocess
     import sys
 
-    code = "import sys, vivace.models; from vivace.models import resolve_model, list_providers; list_providers(); print('httpx' in sys.modules)"
+    code = "import sys, vivace.models; from vivace.models import resolve_model, list_providers; list_providers(); print('httpx' in sys.modules, 'aiohttp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"

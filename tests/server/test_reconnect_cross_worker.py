@@ -7,6 +7,7 @@ object and its own in-process log - two workers in all but pid. The slow tests r
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -168,6 +169,9 @@ class _FailingEvents(InMemoryStorage):
 
         class Down(type(inner)):  # type: ignore[misc]
             async def append(self, *a: Any, **k: Any) -> int:
+                raise StorageError("events table is down")
+
+            async def append_many(self, *a: Any, **k: Any) -> int:
                 raise StorageError("events table is down")
 
         self.events = Down()
@@ -332,3 +336,39 @@ def test_finished_run_reconnect_from_the_other_worker(pg_serve: Any, tmp_path: P
             break
     else:
         pytest.fail("the kernel never picked the other worker")
+
+
+async def test_the_events_of_concurrent_runs_are_written_together() -> None:
+    st = InMemoryStorage()
+    writes: list[int] = []
+    inner = st.events
+
+    class Counting(type(inner)):  # type: ignore[misc]
+        async def append_many(self, batches: Any) -> int:
+            writes.append(len(batches))
+            await asyncio.sleep(0.005)  # a database round trip
+            return await super().append_many(batches)
+
+    st.events = Counting()
+    log = StorageEventLog(st, flush_interval=0.01)
+
+    async def run(i: int) -> None:
+        run_id = f"r{i}"
+        log.open(RunInfo(run_id, "a"))
+        log.append(run_id, {"type": "run_started", "run_id": run_id, "seq": 0})
+        await asyncio.sleep(0.001 * (i % 5))
+        log.append(run_id, {"type": "text_delta", "run_id": run_id, "seq": 1, "text": "x"})
+        await log.append_final(run_id, {"type": "run_completed", "run_id": run_id, "seq": 2})
+        # the end is visible only once everything before it is stored
+        assert [e["seq"] for e in await st.events.read(run_id)] == [0, 1, 2]
+        log.finish(run_id)
+
+    await asyncio.gather(*(run(i) for i in range(40)))
+    await log.aclose()
+    assert sum(writes) >= 40 and len(writes) < 20  # group commits, not one write per run
+    for i in range(40):
+        assert [e["type"] async for e in log.subscribe(f"r{i}")] == [
+            "run_started",
+            "text_delta",
+            "run_completed",
+        ]

@@ -33,6 +33,25 @@ async def test_append_and_read_in_order(storage: Any) -> None:
     assert await storage.events.read("nope") == []
 
 
+async def test_append_many_stores_several_runs_at_once(storage: Any) -> None:
+    await storage.events.append("a", [ev(0, "run_started")])
+    n = await storage.events.append_many(
+        [
+            ("a", [ev(0, "run_started"), ev(1, text="a1")]),  # seq 0 already stored: skipped
+            ("b", [ev(0, "run_started"), ev(1, "run_completed")]),
+            ("c", []),
+        ]
+    )
+    assert n == 3
+    assert [e["seq"] for e in await storage.events.read("a")] == [0, 1]
+    assert [e["type"] for e in await storage.events.read("b")] == ["run_started", "run_completed"]
+    assert await storage.events.read("c") == []
+    assert await storage.events.append_many([]) == 0
+    with pytest.raises(UserError):  # a bad event writes nothing
+        await storage.events.append_many([("d", [ev(0)]), ("e", [{"type": "x", "seq": -1}])])
+    assert await storage.events.read("d") == []
+
+
 async def test_duplicates_are_ignored_idempotently(storage: Any) -> None:
     await storage.events.append("r", [ev(0, text="first"), ev(1, text="first")])
     # a retried batch overlapping what is stored: only the new event is written

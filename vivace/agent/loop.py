@@ -299,6 +299,13 @@ def _trace_context(run_id: str, opts: RunOptions) -> tuple[str, str, str | None]
     return trace_id or uuid.uuid4().hex, os.urandom(8).hex(), parent_run_id
 
 
+def new_run_id() -> str:
+    """A random run id: 32 hex digits laid out as a UUID4 (``uuid.uuid4().hex`` costs about
+    twice as much: it builds a ``UUID`` object to read one attribute)."""
+    h = os.urandom(16).hex()
+    return f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
+
+
 class Runner:
     """Drives one run. ``events()`` yields the event stream; ``state.result`` holds the result."""
 
@@ -322,7 +329,7 @@ class Runner:
             if trace_id is None or span_id is None:
                 trace_id, span_id, _ = _trace_context(run_id, opts)
         else:
-            run_id = opts.run_id or uuid.uuid4().hex
+            run_id = opts.run_id or new_run_id()
             session_id, user_id = opts.session_id, opts.user_id
             if opts.run_id is None and opts.trace_id is None and _CURRENT.get() is None:
                 trace_id, span_id, parent_run_id = run_id, run_id[16:], opts.parent_run_id

@@ -1,6 +1,6 @@
 """HTTP transport shared by every provider adapter: pooled clients, SSE, errors, retries.
 
-Adapters never talk to httpx directly; they build one :class:`Endpoint` per model (the
+Adapters never talk to the HTTP client directly; they build one :class:`Endpoint` per model (the
 router does it from the registry) and call:
 
 * ``await endpoint.post_json(path, body, model=..., settings=...)`` -> parsed JSON body;
@@ -13,9 +13,13 @@ router does it from the registry) and call:
 
 What the transport guarantees, so adapters do not repeat it:
 
-* **One pooled ``httpx.AsyncClient`` per provider per event loop** (:func:`get_client`).
-  A client is bound to the loop that created it, and sync ``agent.run()`` may use a new loop
+* **One pooled ``aiohttp.ClientSession`` per provider per event loop** (:func:`get_client`):
+  keep-alive connections (idle ones closed after :data:`KEEPALIVE_EXPIRY` seconds), proxies
+  from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``), TLS verified against
+  ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else certifi's bundle (as httpx does). A
+  session is bound to the loop that created it, and sync ``agent.run()`` may use a new loop
   each time, so the pool is keyed by ``(provider, loop)``; entries of closed loops are dropped.
+  aiohttp was chosen by measurement (``docs/models.md``, "Why aiohttp").
 * **Typed errors** (:mod:`vivace.errors`): HTTP status -> :class:`ModelHTTPError`
   (:class:`ModelRateLimited` for 429) with ``provider``, ``model``, ``status``, the provider's
   own message and a short, redacted ``body`` excerpt (JSON, HTML pages and plain text alike);
@@ -32,6 +36,10 @@ What the transport guarantees, so adapters do not repeat it:
   ``finally`` closes it when the consumer stops, breaks or is cancelled.
 
 Per-request settings read here: ``timeout`` (read timeout, seconds) and ``max_retries``.
+:class:`Timeouts`: ``connect`` bounds opening a connection (TCP + TLS), ``read`` the gap
+between received bytes (also the wait for the answer's head), ``pool`` the wait for a free
+connection plus opening it; ``write`` is kept for compatibility and not enforced (request
+bodies are handed to the kernel's socket buffer).
 
 Adding a protocol that signs requests (Bedrock SigV4): pass ``sign=`` to :class:`Endpoint`,
 a callable ``(method, url, headers, body) -> headers`` applied to every attempt.
@@ -40,11 +48,17 @@ a callable ``(method, url, headers, body) -> headers`` applied to every attempt.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import base64
+import contextlib
 import json
 import logging
+import os
 import random
 import re
+import ssl
 import time
+import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -52,7 +66,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from .. import trace_hook
 from ..errors import (
@@ -66,6 +81,8 @@ from ..errors import (
 )
 
 __all__ = [
+    "KEEPALIVE_EXPIRY",
+    "MAX_CONNECTIONS",
     "Endpoint",
     "RetryPolicy",
     "SSEDecoder",
@@ -100,12 +117,12 @@ class Timeouts:
     write: float = 30.0
     pool: float = 30.0
 
-    def to_httpx(self, read: float | None = None) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.connect,
-            read=self.read if read is None else read,
-            write=self.write,
-            pool=self.pool,
+    def to_aiohttp(self, read: float | None = None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.pool + self.connect,
+            sock_connect=self.connect,
+            sock_read=self.read if read is None else read,
         )
 
 
@@ -156,31 +173,85 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 
 # -- client pool ------------------------------------------------------------------------------
 
-_POOL: dict[tuple[str, int], tuple[weakref.ref[asyncio.AbstractEventLoop], httpx.AsyncClient]] = {}
+KEEPALIVE_EXPIRY = 30.0
+"""Seconds an idle keep-alive connection stays in the pool (read when a session is made)."""
+MAX_CONNECTIONS = 256
+"""Open connections per provider per event loop; more concurrent requests wait (``pool``)."""
+
+_POOL: dict[
+    tuple[str, int], tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession]
+] = {}
+_SSL: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 
 
-def get_client(key: str) -> httpx.AsyncClient:
-    """The pooled client for ``key`` (a provider id) on the running event loop."""
+def _ssl_context() -> ssl.SSLContext:
+    """The verifying TLS context: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set, else certifi."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    ctx = _SSL.get(key)
+    if ctx is None:
+        if key[0] or key[1]:
+            ctx = ssl.create_default_context(cafile=key[0], capath=key[1])
+        else:
+            try:
+                import certifi
+
+                ctx = ssl.create_default_context(cafile=certifi.where())
+            except ImportError:  # pragma: no cover - certifi is a dependency
+                ctx = ssl.create_default_context()
+        _SSL[key] = ctx
+    return ctx
+
+
+def get_client(key: str) -> aiohttp.ClientSession:
+    """The pooled client session for ``key`` (a provider id) on the running event loop."""
     loop = asyncio.get_running_loop()
     k = (key, id(loop))
     entry = _POOL.get(k)
-    if entry is not None and entry[0]() is loop and not entry[1].is_closed:
+    if entry is not None and entry[0]() is loop and not entry[1].closed:
         return entry[1]
     _prune()
-    client = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30),
-        follow_redirects=False,
-        trust_env=True,
+    connector = aiohttp.TCPConnector(
+        limit=MAX_CONNECTIONS,
+        limit_per_host=0,
+        keepalive_timeout=KEEPALIVE_EXPIRY,
+        ssl=_ssl_context(),
+    )
+    _PROXIES.clear()  # the environment is read again for the new session
+    client = aiohttp.ClientSession(
+        connector=connector,
+        # not aiohttp's trust_env: it reads the proxy settings and ~/.netrc in a worker
+        # thread on every request; the proxy is resolved once per host here (_proxy)
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+        raise_for_status=False,
     )
     _POOL[k] = (weakref.ref(loop), client)
     return client
 
 
 def _prune() -> None:
-    for k, (ref, _client) in list(_POOL.items()):
+    for k, (ref, client) in list(_POOL.items()):
         loop = ref()
         if loop is None or loop.is_closed():
             _POOL.pop(k, None)
+            _discard(client)
+
+
+def _discard(client: aiohttp.ClientSession) -> None:
+    """Mark the session of a closed loop closed (nothing can run on that loop any more), so
+    dropping it is silent: aiohttp reports "Unclosed client session" for open ones."""
+    connector = client.connector
+    if connector is not None:
+        with contextlib.suppress(Exception):
+            connector._close()
+
+
+@atexit.register
+def _discard_all() -> None:
+    for _k, (_ref, client) in list(_POOL.items()):
+        _discard(client)
+    _POOL.clear()
 
 
 async def aclose_clients() -> None:
@@ -189,7 +260,51 @@ async def aclose_clients() -> None:
     for k, (ref, client) in list(_POOL.items()):
         if ref() is loop:
             _POOL.pop(k, None)
-            await client.aclose()
+            await client.close()
+
+
+_PROXIES: dict[tuple[str, str], tuple[URL | None, dict[str, str] | None]] = {}
+
+
+def _proxy(url: URL) -> tuple[URL | None, dict[str, str] | None]:
+    """The proxy for ``url`` from the environment (``HTTP_PROXY`` / ``HTTPS_PROXY``, bypassed
+    for hosts in ``NO_PROXY``; lowercase names win, as in urllib) and its
+    ``Proxy-Authorization`` header when the proxy URL has credentials. Cached per scheme and
+    host until the next client session is made."""
+    key = (url.scheme, url.host or "")
+    hit = _PROXIES.get(key)
+    if hit is None:
+        hit = (None, None)
+        proxies = urllib.request.getproxies_environment()
+        found = proxies.get(url.scheme)
+        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        if found and url.host and not bypass(url.host, proxies):
+            purl = URL(found if "://" in found else f"http://{found}")
+            auth = None
+            if purl.user:
+                pair = f"{purl.user}:{purl.password or ''}".encode()
+                auth = {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode()}
+                purl = purl.with_user(None)
+            hit = (purl, auth)
+        _PROXIES[key] = hit
+    return hit
+
+
+_URLS: dict[str, URL] = {}
+_SAFE_URL = re.compile(r"[!#$%&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+")
+
+
+def _url(url: str) -> URL:
+    """``url`` as a ``yarl.URL``, cached. A URL already made of legal characters is sent
+    byte for byte (``encoded=True``: a percent-escape the adapter chose, or a SigV4-signed
+    path, is not re-quoted); anything else is quoted by yarl."""
+    u = _URLS.get(url)
+    if u is None:
+        u = URL(url, encoded=True) if _SAFE_URL.fullmatch(url) else URL(url)
+        if len(_URLS) > 1024:
+            _URLS.clear()
+        _URLS[url] = u
+    return u
 
 
 # -- server-sent events -----------------------------------------------------------------------
@@ -422,9 +537,10 @@ class Endpoint:
         settings: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         stream: bool,
-    ) -> httpx.Response:
+    ) -> aiohttp.ClientResponse:
         client = get_client(self.provider)
         url = self.url(path)
+        target = _url(url)
         payload = (
             b""
             if body is None
@@ -450,41 +566,59 @@ class Endpoint:
                     policy.max_retry_after,
                     policy.retry_timeouts,
                 )
-        timeout = self.timeouts.to_httpx(read_timeout)
+        timeout = self.timeouts.to_aiohttp(read_timeout)
+        proxy, proxy_auth = _proxy(target)
+        proxy_headers = None
+        if proxy_auth:  # plain HTTP goes through the proxy as is; HTTPS tunnels (CONNECT)
+            if target.scheme == "https":
+                proxy_headers = proxy_auth
+            else:
+                hdrs.update(proxy_auth)
         attempt = 0
         while True:
             send_headers = self.sign(method, url, dict(hdrs), payload) if self.sign else hdrs
             err: ModelError
+            stale = False
             try:
-                request = client.build_request(
-                    method, url, content=payload or None, headers=send_headers, timeout=timeout
+                response = await client.request(
+                    method,
+                    target,
+                    data=payload or None,
+                    headers=send_headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
                 )
-                response = await client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
+            except TimeoutError as exc:  # aiohttp's connect/read timeouts subclass it
                 err = ModelTimeout(
                     self.redact(f"{self.provider}: request timed out ({type(exc).__name__})"),
                     provider=self.provider,
                     model=model,
                     retryable=policy.retry_timeouts,
                 )
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
+                # a keep-alive connection the server closed as we reused it: retry at once
+                stale = isinstance(exc, aiohttp.ServerDisconnectedError)
+                cert = isinstance(exc, aiohttp.ClientConnectorCertificateError)
                 err = ModelConnectionError(
                     self.redact(
                         f"{self.provider}: cannot reach {self._base} ({type(exc).__name__}: {exc})"
                     ),
                     provider=self.provider,
                     model=model,
-                    retryable=True,
+                    retryable=not cert,
                 )
             else:
-                status = response.status_code
+                status = response.status
                 if status < 300:
-                    log.debug("%s %s -> %s (attempt %d)", method, url, status, attempt + 1)
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("%s %s -> %s (attempt %d)", method, url, status, attempt + 1)
                     return response
                 try:
                     raw = await _read_limited(response)
                 finally:
-                    await response.aclose()
+                    response.release()
                 err = error_from_response(
                     self.provider, model, status, response.headers, raw, self.redact
                 )
@@ -500,11 +634,13 @@ class Endpoint:
                 raise err
             if err.retry_after is not None and err.retry_after > policy.max_retry_after:
                 raise err
-            delay = policy.delay(attempt, err.retry_after)
+            # a keep-alive connection the server closed as we reused it: retried at once
+            delay = 0.0 if stale and attempt == 0 else policy.delay(attempt, err.retry_after)
             hook = trace_hook.HOOK
             if hook is not None:  # tracing: this attempt's span ends, the next one's begins
                 hook.model_retry(self.provider, model, attempt + 2, err, delay)
-            await asyncio.sleep(delay)
+            if delay:
+                await asyncio.sleep(delay)
             attempt += 1
 
     # -- public request helpers --------------------------------------------------------------
@@ -524,30 +660,30 @@ class Endpoint:
             method, path, body, model=model, settings=settings, headers=headers, stream=False
         )
         try:
-            raw = await response.aread()
-        except httpx.TimeoutException as exc:
+            raw = await response.read()
+        except TimeoutError as exc:
             raise ModelTimeout(
                 f"{self.provider}: timed out reading the response",
                 provider=self.provider,
                 model=model,
             ) from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise ModelConnectionError(
                 f"{self.provider}: connection broke while reading the response ({type(exc).__name__})",
                 provider=self.provider,
                 model=model,
             ) from exc
         finally:
-            await response.aclose()
+            response.release()
         try:
             return json.loads(raw)
         except ValueError:
             message, _, _ = _provider_message(raw, response.headers.get("content-type", ""))
             raise ModelResponseError(
-                self.redact(f"{self.provider} answered HTTP {response.status_code} with {message}"),
+                self.redact(f"{self.provider} answered HTTP {response.status} with {message}"),
                 provider=self.provider,
                 model=model,
-                status=response.status_code,
+                status=response.status,
                 body=self.redact(json_excerpt(raw.decode("utf-8", "replace"))),
             ) from None
 
@@ -561,15 +697,21 @@ class Endpoint:
         settings: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         method: str = "POST",
-    ) -> AsyncIterator[httpx.Response]:
-        """An open 2xx streaming response (retries done); closed when the block exits."""
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """An open 2xx streaming response (retries done); closed when the block exits.
+
+        A response read to its end goes back to the pool; one left early (the consumer
+        stopped, broke or was cancelled) has its connection closed."""
         response = await self._open(
             method, path, body, model=model, settings=settings, headers=headers, stream=True
         )
         try:
             yield response
         finally:
-            await response.aclose()
+            if response.content.at_eof():
+                response.release()
+            else:
+                response.close()
 
     async def stream_bytes(
         self,
@@ -588,19 +730,19 @@ class Endpoint:
                 yield chunk
 
     async def _chunks(
-        self, response: httpx.Response, model: str | None
+        self, response: aiohttp.ClientResponse, model: str | None
     ) -> AsyncGenerator[bytes, None]:
         """``response``'s body chunks, with transport failures mapped to typed errors."""
         try:
-            async for chunk in response.aiter_bytes():
+            async for chunk in response.content.iter_any():
                 yield chunk
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise ModelTimeout(
                 f"{self.provider}: the stream stalled (read timeout)",
                 provider=self.provider,
                 model=model,
             ) from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise StreamInterrupted(
                 f"{self.provider}: the stream broke off ({type(exc).__name__})",
                 provider=self.provider,
@@ -656,7 +798,7 @@ class Endpoint:
 
 
 def _check_stream_type(
-    ep: Endpoint, response: httpx.Response, model: str | None, want: str
+    ep: Endpoint, response: aiohttp.ClientResponse, model: str | None, want: str
 ) -> None:
     """A 2xx answer to a stream request that is HTML (a proxy page) is a protocol error."""
     ctype = response.headers.get("content-type", "")
@@ -665,18 +807,18 @@ def _check_stream_type(
             f"{ep.provider} answered a stream request with {ctype or 'no content type'}, not {want}",
             provider=ep.provider,
             model=model,
-            status=response.status_code,
+            status=response.status,
         )
 
 
-async def _read_limited(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
+async def _read_limited(response: aiohttp.ClientResponse, limit: int = 64 * 1024) -> bytes:
     """Up to ``limit`` bytes of an error body (never hangs past the read timeout)."""
     out = bytearray()
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.content.iter_any():
             out += chunk
             if len(out) >= limit:
                 break
-    except httpx.HTTPError:
+    except (aiohttp.ClientError, TimeoutError):
         pass
     return bytes(out)

@@ -253,39 +253,36 @@ class InMemoryEventLog:
         return len(self._live) + len(self._finished)
 
 
-class _Writer:
-    __slots__ = (
-        "broken",
-        "buffer",
-        "done",
-        "first",
-        "progress",
-        "stored_seq",
-        "task",
-        "urgent",
-        "wake",
-    )
+def _give_up(stored: asyncio.Future[None], run_id: str) -> None:
+    if not stored.done():
+        logger.warning("run %s: events not persisted in time; showing the end", run_id)
+        stored.set_result(None)
+
+
+class _Run:
+    """A live run's persistence state in :class:`StorageEventLog`."""
+
+    __slots__ = ("broken", "done", "first", "stored_seq", "waiters")
 
     def __init__(self) -> None:
-        self.buffer: list[dict[str, Any]] = []
-        self.wake = asyncio.Event()
-        self.progress = asyncio.Event()  # replaced after every write attempt
         self.stored_seq = -1
-        self.first = True
-        self.urgent = asyncio.Event()  # write now, without waiting for a batch
+        self.first = True  # its first write decides whether it replaces a stored segment
         self.done = False
         self.broken = False
-        self.task: asyncio.Task[None] | None = None
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []  # (seq, stored)
 
 
 class StorageEventLog:
     """The in-process log plus persistence in ``storage.events``: reconnect on any worker.
 
-    Live subscribers on the run's worker read the in-process log (no extra latency). Each run
-    gets a background task that writes its events in batches (every ``flush_interval``
-    seconds); the run itself never waits for those writes, and a failed write is logged, never
-    raised into the run. The terminal event is written *before* it becomes visible here, so
-    once a client (or a JSON response) has seen the end, storage holds every event before it.
+    Live subscribers on the run's worker read the in-process log (no extra latency). One
+    background task per log writes the events of **all** live runs in batches: it gathers
+    for up to ``flush_interval`` seconds, or writes at once when a run ends, then stores every
+    pending event of every run in one statement (``storage.events.append_many``: a group
+    commit, so the cost per event falls as the load grows). Runs never wait for those writes,
+    and a failed write is logged, never raised into a run. A run's terminal event is written
+    *before* it becomes visible here, so once a client (or a JSON response) has seen the end,
+    storage holds every event before it.
 
     A worker that does not know a run (``prefetch`` reads its record from
     ``storage.sessions``) serves reconnects from storage: the stored events after the client's
@@ -296,7 +293,7 @@ class StorageEventLog:
     Args:
         storage: A :class:`~vivace.storage.Storage` shared by all workers.
         local: The in-process log (default a new :class:`InMemoryEventLog`).
-        flush_interval: Seconds between batched writes of a live run's events.
+        flush_interval: Longest wait (seconds) before a live run's events are written.
         poll_interval: Seconds between storage reads of a reconnect served from storage.
         settle_seconds: How long a reader waits for a finished run's last events.
         final_timeout: Longest wait for the terminal event's write before showing it anyway.
@@ -323,7 +320,12 @@ class StorageEventLog:
         self.settle_seconds = settle_seconds
         self.final_timeout = final_timeout
         self.retain_seconds = retain_seconds
-        self._writers: dict[str, _Writer] = {}
+        self._runs: dict[str, _Run] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._wake: asyncio.Event | None = None  # something to write
+        self._kick: asyncio.Event | None = None  # a run ended: write now
+        self._urgent = False
+        self._writer: asyncio.Task[None] | None = None
         self._remote: OrderedDict[str, tuple[RunInfo, int, float]] = OrderedDict()
         self._last_prune = time.monotonic()
         self._prune_task: asyncio.Task[None] | None = None
@@ -333,88 +335,166 @@ class StorageEventLog:
     def open(self, info: RunInfo) -> None:
         self.local.open(info)
         self._remote.pop(info.run_id, None)
-        w = _Writer()
-        self._writers[info.run_id] = w
-        w.task = asyncio.get_running_loop().create_task(self._write_loop(info.run_id, w))
+        self._runs[info.run_id] = _Run()
+        self._pending.pop(info.run_id, None)
+        if self._writer is None or self._writer.done():
+            self._wake, self._kick = asyncio.Event(), asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         self._maybe_prune()
+
+    def _queue(self, run_id: str, event: dict[str, Any], urgent: bool) -> _Run | None:
+        r = self._runs.get(run_id)
+        if r is None or r.broken:
+            return None
+        pending = self._pending.get(run_id)
+        if pending is None:
+            self._pending[run_id] = [event]
+        else:
+            pending.append(event)
+        if urgent:
+            self._wake_now()
+        else:
+            wake = self._wake
+            if wake is not None and not wake.is_set():
+                wake.set()
+        return r
+
+    def _wake_now(self) -> None:
+        self._urgent = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._kick is not None:
+            self._kick.set()
 
     def append(self, run_id: str, event: dict[str, Any]) -> None:
         self.local.append(run_id, event)
-        w = self._writers.get(run_id)
-        if w is not None and not w.broken:
-            w.buffer.append(event)
-            w.wake.set()
+        self._queue(run_id, event, False)
 
     async def append_final(self, run_id: str, event: dict[str, Any]) -> None:
         """Append the terminal event once it (and everything before it) is in storage."""
-        w = self._writers.get(run_id)
         try:
-            if w is None or w.broken or w.task is None:
+            r = self._queue(run_id, event, True)
+            if r is None:
                 return
-            w.buffer.append(event)
-            w.urgent.set()
-            w.wake.set()
-            seq = event["seq"]
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.final_timeout
-            while w.stored_seq < seq and not w.broken and not w.task.done():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    logger.warning("run %s: events not persisted in time; showing the end", run_id)
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(w.progress.wait(), remaining)
+            stored = loop.create_future()
+            r.waiters.append((event["seq"], stored))
+            timer = loop.call_later(self.final_timeout, _give_up, stored, run_id)
+            try:
+                await stored
+            finally:
+                timer.cancel()
         finally:
             self.local.append(run_id, event)
 
     def finish(self, run_id: str) -> None:
         self.local.finish(run_id)
-        w = self._writers.get(run_id)
-        if w is not None:
-            w.done = True
-            w.wake.set()
-            w.urgent.set()
+        r = self._runs.get(run_id)
+        if r is not None:
+            r.done = True
+            if run_id not in self._pending:  # nothing left to write
+                self._forget(run_id, r)
+            else:
+                self._wake_now()
 
-    async def _write_loop(self, run_id: str, w: _Writer) -> None:
-        try:
-            while True:
-                await w.wake.wait()
-                if not w.done and not w.urgent.is_set():  # gather a batch
+    def _forget(self, run_id: str, r: _Run) -> None:
+        if self._runs.get(run_id) is r:
+            del self._runs[run_id]
+        for _, fut in r.waiters:
+            if not fut.done():
+                fut.set_result(None)
+        r.waiters.clear()
+
+    async def _write_loop(self) -> None:
+        wake, kick = self._wake, self._kick
+        assert wake is not None and kick is not None
+        while True:
+            try:
+                await wake.wait()
+                if not self._urgent:  # gather a batch, unless a run ends meanwhile
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(w.urgent.wait(), self.flush_interval)
-                w.wake.clear()
-                w.urgent.clear()
-                batch, w.buffer = w.buffer, []
-                if batch and not w.broken:
-                    await self._write(run_id, batch, w)
-                progress, w.progress = w.progress, asyncio.Event()
-                progress.set()
-                if w.done and not w.buffer:
-                    return
-        except Exception:  # never let a logging problem surface anywhere
-            logger.exception("run %s: event writer failed", run_id)
-            w.broken = True
-        finally:
-            w.progress.set()
-            if self._writers.get(run_id) is w:
-                del self._writers[run_id]
+                        await asyncio.wait_for(kick.wait(), self.flush_interval)
+                wake.clear()
+                kick.clear()
+                self._urgent = False
+                batch, self._pending = self._pending, {}
+                if batch:
+                    await self._write(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let a logging problem surface anywhere
+                logger.exception("the run event writer failed")
+                await asyncio.sleep(self.flush_interval)
+            if not self._runs and not self._pending:
+                return  # idle: the next run starts a new writer
 
-    async def _write(self, run_id: str, batch: list[dict[str, Any]], w: _Writer) -> None:
-        # a segment numbered from 0 again (not a run's start) replaces the stored one
-        replace = w.first and batch[0].get("seq") == 0 and batch[0].get("type") != "run_started"
-        w.first = False
+    async def _write(self, batch: dict[str, list[dict[str, Any]]]) -> None:
+        group: list[tuple[str, list[dict[str, Any]]]] = []
+        for run_id, events in batch.items():
+            r = self._runs.get(run_id)
+            if r is None:
+                continue
+            if r.broken:
+                if r.done:
+                    self._forget(run_id, r)
+                continue
+            # a segment numbered from 0 again (not a run's start) replaces the stored one
+            replace = (
+                r.first and events[0].get("seq") == 0 and events[0].get("type") != "run_started"
+            )
+            r.first = False
+            if replace:
+                await self._store([(run_id, events)], replace=True)
+            else:
+                group.append((run_id, events))
+        if group:
+            await self._store(group)
+
+    async def _store(
+        self, group: list[tuple[str, list[dict[str, Any]]]], replace: bool = False
+    ) -> None:
+        events_store = self.storage.events
         for attempt in range(3):
             try:
-                await self.storage.events.append(run_id, batch, replace=replace)
-                w.stored_seq = batch[-1]["seq"]
-                return
+                if replace:
+                    await events_store.append(group[0][0], group[0][1], replace=True)
+                else:
+                    await events_store.append_many(group)
+                ok = True
+                break
             except Exception:
                 if attempt == 2:
-                    # stop persisting this run: later batches would leave a gap in storage
-                    logger.exception("run %s: cannot persist its events; giving up", run_id)
-                    w.broken = True
-                    return
+                    # stop persisting these runs: later batches would leave a gap in storage
+                    logger.exception(
+                        "run(s) %s: cannot persist its events; giving up",
+                        ", ".join(run_id for run_id, _ in group),
+                    )
+                    ok = False
+                    break
                 await asyncio.sleep(0.05 * (attempt + 1))
+        for run_id, events in group:
+            r = self._runs.get(run_id)
+            if r is None:
+                continue
+            if ok:
+                r.stored_seq = events[-1]["seq"]
+                if r.waiters:
+                    keep = []
+                    for seq, fut in r.waiters:
+                        if seq <= r.stored_seq:
+                            if not fut.done():
+                                fut.set_result(None)
+                        else:
+                            keep.append((seq, fut))
+                    r.waiters = keep
+            else:
+                r.broken = True
+                for _, fut in r.waiters:  # the end is shown without waiting any longer
+                    if not fut.done():
+                        fut.set_result(None)
+                r.waiters.clear()
+            if (r.done or r.broken) and run_id not in self._pending:
+                self._forget(run_id, r)
 
     def _maybe_prune(self) -> None:
         retain = self.retain_seconds
@@ -439,11 +519,14 @@ class StorageEventLog:
 
     async def aclose(self, timeout: float = 5.0) -> None:
         """Write what is still buffered (server shutdown)."""
-        tasks = [w.task for w in self._writers.values() if w.task is not None]
-        for w in self._writers.values():
-            w.done = True
-            w.wake.set()
-            w.urgent.set()
+        tasks: list[asyncio.Task[None]] = []
+        for r in self._runs.values():
+            r.done = True
+        if self._writer is not None and not self._writer.done():
+            self._urgent = True
+            if self._wake is not None:
+                self._wake.set()
+            tasks.append(self._writer)
         if self._prune_task is not None:
             tasks.append(self._prune_task)
         if tasks:

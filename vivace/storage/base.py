@@ -607,6 +607,16 @@ class EventStore(ABC):
         run's stored events (a new segment: a resumed run numbers its events from 0 again).
         Returns how many events were inserted."""
 
+    async def append_many(self, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> int:
+        """Store the events of several runs, ``[(run_id, events), ...]``, as :meth:`append`
+        would (without ``replace``), in one transaction where the backend can (the server's
+        event log writes the events of all its live runs at once). Returns how many were
+        inserted."""
+        n = 0
+        for run_id, events in batches:
+            n += await self.append(run_id, events)
+        return n
+
     @abstractmethod
     async def read(
         self, run_id: str, *, after: int = -1, limit: int = 1000

@@ -439,19 +439,31 @@ _UNSUPPORTED_STRICT = (
 )
 
 
+_STRICT: dict[int, tuple[Mapping[str, Any], dict[str, Any] | None]] = {}
+
+
 def strict_json_schema(schema: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A copy of ``schema`` meeting OpenAI strict mode, or ``None`` if it cannot.
+    """``schema`` made to meet OpenAI strict mode (a new dict), or ``None`` if it cannot.
 
     Strict mode wants every object to list all its properties as ``required`` and to set
     ``additionalProperties: false``; ``default`` values are dropped (the model always sends
     a value). Schemas with open objects (``additionalProperties`` true or a schema) or
     keywords strict mode rejects return ``None``: send those non-strict.
+
+    Schemas are built once and reused (tools, output types), so the result is cached per
+    schema object and shared: treat it as read-only, like the schema itself.
     """
-    out = copy.deepcopy(dict(schema))
+    hit = _STRICT.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    out: dict[str, Any] | None = copy.deepcopy(dict(schema))
     try:
         _strictify(out)
     except _NotStrict:
-        return None
+        out = None
+    if len(_STRICT) >= 1024:
+        _STRICT.clear()
+    _STRICT[id(schema)] = (schema, out)
     return out
 
 

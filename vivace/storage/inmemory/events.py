@@ -32,6 +32,18 @@ class MemoryEvents(EventStore):
                 n += 1
         return n
 
+    async def append_many(self, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> int:
+        now = time.time()
+        checked = [(run_id, L.event_rows(run_id, events, now)) for run_id, events in batches]
+        n = 0
+        for run_id, rows in checked:
+            stored = self._runs.setdefault(run_id, {}) if rows else self._runs.get(run_id, {})
+            for r in rows:
+                if r["seq"] not in stored:
+                    stored[r["seq"]] = (r["event"], r["created_at"])
+                    n += 1
+        return n
+
     async def read(
         self, run_id: str, *, after: int = -1, limit: int = 1000
     ) -> list[dict[str, Any]]:

@@ -35,6 +35,12 @@ _PG_EVENTS_INSERT = (
     "SELECT $1, t.seq, t.event, $4 FROM unnest($2::integer[], $3::text[]) AS t(seq, event) "
     "ON CONFLICT (run_id, seq) DO NOTHING"
 )
+_PG_EVENTS_INSERT_MANY = (
+    f"INSERT INTO {_ev.name} (run_id, seq, event, created_at) "
+    "SELECT t.run_id, t.seq, t.event, $4 "
+    "FROM unnest($1::text[], $2::integer[], $3::text[]) AS t(run_id, seq, event) "
+    "ON CONFLICT (run_id, seq) DO NOTHING"
+)
 _LITE_EVENTS_INSERT = (
     f"INSERT INTO {_ev.name} (run_id, seq, event, created_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (run_id, seq) DO NOTHING"
@@ -85,6 +91,33 @@ class SQLEvents(EventStore):
                 res = await conn.execute(stmt)
                 n += max(int(res.rowcount or 0), 0)
         return n
+
+    async def append_many(self, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) -> int:
+        """All the runs' events in one statement (PostgreSQL: one round trip) or one
+        transaction (SQLite)."""
+        now = time.time()
+        rows = [r for run_id, events in batches for r in L.event_rows(run_id, events, now)]
+        if not rows:
+            return 0
+        engine = self.engine
+        if isinstance(engine, SQLiteEngine):
+            params = [(r["run_id"], r["seq"], r["event"], r["created_at"]) for r in rows]
+
+            def body(db: sqlite3.Connection) -> int:
+                return max(int(db.executemany(_LITE_EVENTS_INSERT, params).rowcount), 0)
+
+            return await engine.raw_write(body)
+        if isinstance(engine, PostgresEngine):
+            async with engine.driver() as conn:
+                status = await conn.execute(
+                    _PG_EVENTS_INSERT_MANY,
+                    [r["run_id"] for r in rows],
+                    [r["seq"] for r in rows],
+                    [r["event"] for r in rows],
+                    now,
+                )
+            return int(str(status).rsplit(" ", 1)[-1] or 0)
+        return await super().append_many(batches)
 
     async def read(
         self, run_id: str, *, after: int = -1, limit: int = 1000

@@ -1,0 +1,97 @@
+"""SQLite's run seam runs inline on the event loop, and never makes the loop wait.
+
+The write transactions of ``begin_run``/``finish_run`` (and event appends) run on the event
+loop when the write lock is free; when another process (here: another connection) holds it,
+they wait in the worker thread while the loop keeps running; WAL checkpoints happen in the
+worker thread, not on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from vivace.messages import Message
+from vivace.storage import RunRecord
+from vivace.storage.sql import SQLiteStorage
+
+
+async def _run(st: SQLiteStorage, run_id: str, session_id: str = "s") -> None:
+    rec = RunRecord(run_id, session_id, user_id="u1")
+    await st.sessions.begin_run(rec)
+    rec.status, rec.messages = "completed", [Message.user("q"), Message.assistant("a")]
+    await st.sessions.finish_run(rec)
+
+
+async def test_runs_are_written_on_the_event_loop_thread(tmp_path: Path) -> None:
+    st = SQLiteStorage(str(tmp_path / "v.db"))
+    threads: set[str] = set()
+    await _run(st, "r0")  # set-up done
+    db = st.sessions.engine._fast_connection()  # type: ignore[attr-defined]
+    assert db is not None
+    db.set_trace_callback(lambda sql: threads.add(threading.current_thread().name))
+    await _run(st, "r1")
+    assert threads == {threading.current_thread().name}
+    assert (await st.sessions.get_run("r1")).status == "completed"
+    await st.close()
+
+
+async def test_a_writer_in_another_process_makes_runs_wait_off_the_loop(tmp_path: Path) -> None:
+    path = str(tmp_path / "v.db")
+    st = SQLiteStorage(path)
+    await _run(st, "r0")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, as another process would
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    t = asyncio.create_task(ticker())
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    start = time.monotonic()
+    await _run(st, "r1")  # waits for the lock, in the worker thread
+    waited = time.monotonic() - start
+    stop.set()
+    await t
+    assert waited >= 0.4
+    assert ticks >= 10  # the loop went on while the run waited
+    assert (await st.sessions.get_run("r1")).status == "completed"
+    other.close()
+    await st.close()
+
+
+async def _fill(path: Path, every: int) -> tuple[int, list[str]]:
+    st = SQLiteStorage(str(path))
+    engine = st.sessions.engine  # type: ignore[attr-defined]
+    engine.CHECKPOINT_EVERY = every
+    engine.RESTART_EVERY = 2
+    await _run(st, "warm")
+    seen: list[str] = []
+    engine._fast_connection().set_trace_callback(seen.append)
+    for i in range(300):
+        await _run(st, f"r{i}", session_id=f"s{i % 7}")
+        await asyncio.sleep(0)
+    for _ in range(200):
+        if not engine._checkpointing:
+            break
+        await asyncio.sleep(0.01)
+    size = Path(str(path) + "-wal").stat().st_size
+    assert len(await st.sessions.list_runs("s0")) == 43
+    await st.close()
+    return size, seen
+
+
+async def test_checkpoints_run_off_the_loop_and_bound_the_wal(tmp_path: Path) -> None:
+    with_checkpoints, seen = await _fill(tmp_path / "a.db", 100)
+    without, _ = await _fill(tmp_path / "b.db", 10**9)
+    assert not any("checkpoint" in s.lower() for s in seen)  # never on the loop's connection
+    # the WAL starts over after each checkpoint instead of growing with every run
+    assert with_checkpoints < without / 2
