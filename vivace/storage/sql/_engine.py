@@ -702,8 +702,11 @@ class PostgresEngine(Engine):
     def _make_engine(self) -> Any:
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        # every use of a connection ends in COMMIT or ROLLBACK: no reset round trip needed
-        opts: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_reset_on_return": None}
+        # every use of a connection ends in COMMIT or ROLLBACK: no reset round trip needed.
+        # No overflow: above the pool size a run waits for a kept connection; an overflow
+        # connection is a new PostgreSQL backend per transaction (measured: -40% runs/s at
+        # 64 concurrent requests)
+        opts: dict[str, Any] = {"pool_size": 20, "max_overflow": 0, "pool_reset_on_return": None}
         if self.schema:
             opts["connect_args"] = {"server_settings": {"search_path": f'"{self.schema}",public'}}
         opts.update(self.engine_options)
