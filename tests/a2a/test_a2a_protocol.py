@@ -125,6 +125,32 @@ async def test_official_python_client_send_stream_get_list(serve_a2a: Any) -> No
     await blocking.close()
 
 
+async def test_every_update_names_the_run_and_its_trace(serve_a2a: Any) -> None:
+    """Status updates and artifacts carry ``metadata.trace_id`` (the run's trace, as in the
+    Studio and the tracing backends) and ``metadata.run_id``: a client error leads to the
+    trace."""
+    agent = Agent(model=ScriptedModel([Stream("你好 ", "👋")]), name="greeter")
+    base = serve_a2a(agent)
+    client = await create_client(base, client_config=ClientConfig(streaming=True))
+    metas: list[tuple[str, dict[str, Any]]] = []
+    async for ev in client.send_message(SendMessageRequest(message=_msg("hi"))):
+        kind = ev.WhichOneof("payload")
+        if kind == "task":
+            task_id = ev.task.id
+        elif kind in ("status_update", "artifact_update"):
+            update = getattr(ev, kind)
+            meta = update.artifact.metadata if kind == "artifact_update" else update.metadata
+            metas.append((kind, dict(meta)))
+    await client.close()
+    kinds = {k for k, _ in metas}
+    assert kinds == {"status_update", "artifact_update"}
+    traces = {m.get("trace_id") for _, m in metas}
+    assert len(traces) == 1
+    trace = traces.pop()
+    assert isinstance(trace, str) and len(trace) == 32 and int(trace, 16) >= 0
+    assert {m.get("run_id") for _, m in metas} == {task_id}
+
+
 async def test_input_required_for_an_approval_then_completed(serve_a2a: Any) -> None:
     ran: list[int] = []
 

@@ -103,6 +103,11 @@ def test_official_js_client_runs_a_tool_call_and_a_state_change(
     assert by_type["TOOL_CALL_RESULT"]["content"] == "added apple"
     assert data["state"] == {"cart": ["pear", "apple"]}  # the client applied snapshot + delta
     assert data["result"] == "Added it."
+    # every event names the Vivace run and its trace (the official client keeps metadata)
+    metas = [e.get("metadata") or {} for e in data["events"]]
+    traces = {m.get("trace_id") for m in metas}
+    assert len(traces) == 1 and len(str(next(iter(traces)))) == 32, metas
+    assert len({m.get("vivace_run_id") for m in metas}) == 1
     roles = [(m["role"], m.get("content")) for m in data["newMessages"]]
     assert ("tool", "added apple") in roles and ("assistant", "Added it.") in roles
 
@@ -161,6 +166,8 @@ async def test_a_pause_is_an_interrupt_and_failures_are_run_errors() -> None:
     ]
     assert events[0]["type"] == "RUN_STARTED"
     assert events[-1]["type"] == "RUN_ERROR" and "model down" in events[-1]["message"]
+    trace = events[-1]["metadata"]["trace_id"]  # a client error leads to the trace
+    assert len(trace) == 32 and all(e["metadata"]["trace_id"] == trace for e in events)
 
 
 async def test_history_from_messages_and_bad_bodies() -> None:

@@ -58,12 +58,16 @@ async def test_official_client_over_streamable_http(serve_asgi: Any) -> None:
         import mcp_app
     finally:
         sys.path.remove(str(HERE))
+    from vivace import Agent
     from vivace.mcp.server import build_mcp_server, mcp_http_app
+    from vivace.testing import ScriptedModel
 
-    server = build_mcp_server([mcp_app.forecaster], [mcp_app.get_weather])
+    broken = Agent(model=ScriptedModel([RuntimeError("model down")]), name="broken")
+    server = build_mcp_server([mcp_app.forecaster, broken], [mcp_app.get_weather])
     base = serve_asgi(mcp_http_app(server))
     async with mcp.Client(f"{base}/mcp") as client:
-        assert {t.name for t in (await client.list_tools()).tools} == {"forecaster", "get_weather"}
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names == {"forecaster", "get_weather", "broken"}
         seen: list[str | None] = []
 
         async def on_progress(value: float, total: float | None, message: str | None) -> None:
@@ -74,6 +78,12 @@ async def test_official_client_over_streamable_http(serve_asgi: Any) -> None:
         )
         assert result.content[0].text == "It is sunny in Rome, 21 C."  # type: ignore[union-attr]
         assert "calling get_weather" in seen
+        # an agent's result names its run and trace in _meta (a client error leads to it)
+        meta = result.meta or {}
+        assert len(meta.get("trace_id") or "") == 32 and meta.get("run_id")
+        failed = await client.call_tool("broken", {"task": "anything"})
+        assert failed.is_error and "model down" in failed.content[0].text  # type: ignore[union-attr]
+        assert len((failed.meta or {}).get("trace_id") or "") == 32
 
 
 def _inspector(js_modules: Path, *args: str) -> Any:

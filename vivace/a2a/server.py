@@ -177,7 +177,9 @@ def executor(
                 artifact_id = f"{task.id}-output"
                 events = runs.run(agent, stream, task.id, owner, session_id).__aiter__()
                 first = await events.__anext__()  # the run has started (and is stored)
-                await updater.start_work()
+                # every status and artifact update names the run and its trace
+                meta = {"run_id": first.get("run_id"), "trace_id": first.get("trace_id")}
+                await updater.update_status(TaskState.TASK_STATE_WORKING, metadata=meta)
 
                 async def all_events() -> AsyncIterator[dict[str, Any]]:
                     yield first
@@ -191,6 +193,7 @@ def executor(
                             [Part(text=e["text"])],
                             artifact_id=artifact_id,
                             name="output",
+                            metadata=meta,
                             append=chunks > 0,
                             last_chunk=False,
                         )
@@ -212,21 +215,28 @@ def executor(
                     [output_part(ending.get("output"))],
                     artifact_id=artifact_id,
                     name="output",
+                    metadata=meta,
                     last_chunk=True,
                 )
-                await updater.complete()
+                await updater.update_status(TaskState.TASK_STATE_COMPLETED, metadata=meta)
             elif kind == "run_paused":
                 pending = list(ending.get("pending") or ())
-                await updater.requires_input(approval_message(pending, task.id, task.context_id))
+                await updater.update_status(
+                    TaskState.TASK_STATE_INPUT_REQUIRED,
+                    approval_message(pending, task.id, task.context_id),
+                    metadata=meta,
+                )
             elif kind == "run_cancelled":
-                await updater.cancel()
+                await updater.update_status(TaskState.TASK_STATE_CANCELED, metadata=meta)
             else:
                 error = ending.get("error") or {}
                 msg = updater.new_agent_message([Part(text=error.get("message") or "failed")])
-                if ending.get("status") == "blocked":
-                    await updater.reject(msg)
-                else:
-                    await updater.failed(msg)
+                state = (
+                    TaskState.TASK_STATE_REJECTED
+                    if ending.get("status") == "blocked"
+                    else TaskState.TASK_STATE_FAILED
+                )
+                await updater.update_status(state, msg, metadata=meta)
 
         async def cancel(self, context: Any, event_queue: Any) -> None:
             if context.task_id:
@@ -345,6 +355,8 @@ async def _follow_elsewhere(
     yield task
     chunks = 0
     ended = False
+    trace = task.metadata["trace_id"] if "trace_id" in task.metadata else None  # noqa: SIM401 (a Struct has no .get)
+    meta = {"run_id": task_id, "trace_id": trace} if trace else None
     async for e in runs.follow(task_id):
         kind = e.get("type")
         if kind == "text_delta" and e.get("text"):
@@ -352,7 +364,10 @@ async def _follow_elsewhere(
                 task_id=task_id,
                 context_id=task.context_id,
                 artifact=Artifact(
-                    artifact_id=f"{task_id}-output", name="output", parts=[Part(text=e["text"])]
+                    artifact_id=f"{task_id}-output",
+                    name="output",
+                    parts=[Part(text=e["text"])],
+                    metadata=meta,
                 ),
                 append=chunks > 0,
                 last_chunk=False,
@@ -368,9 +383,14 @@ async def _follow_elsewhere(
         return
     for artifact in final.artifacts:
         yield TaskArtifactUpdateEvent(
-            task_id=task_id, context_id=final.context_id, artifact=artifact, last_chunk=True
+            task_id=task_id,
+            context_id=final.context_id,
+            artifact=artifact,
+            last_chunk=True,
         )
-    yield TaskStatusUpdateEvent(task_id=task_id, context_id=final.context_id, status=final.status)
+    yield TaskStatusUpdateEvent(
+        task_id=task_id, context_id=final.context_id, status=final.status, metadata=final.metadata
+    )
 
 
 def a2a_routes(agent: Agent[Any, Any], url: str, *, task_store: Any = None) -> list[Any]:

@@ -133,10 +133,16 @@ def task_from_run(record: RunRecord) -> Task:
             )
         )
     task = Task(id=run_id, context_id=context_id, status=status)
+    meta = {"run_id": run_id, "trace_id": record.trace_id} if record.trace_id else None
+    if meta:  # the run's trace, to find it in the Studio or a tracing backend
+        task.metadata.update(meta)
     if record.status == "completed":
         task.artifacts.append(
             Artifact(
-                artifact_id=f"{run_id}-output", name="output", parts=[output_part(record.output)]
+                artifact_id=f"{run_id}-output",
+                name="output",
+                parts=[output_part(record.output)],
+                metadata=meta,
             )
         )
     for i, m in enumerate(record.messages):

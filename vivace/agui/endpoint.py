@@ -250,6 +250,14 @@ class AGUIRun:
         return self.stream.states.get(seq, {})
 
     async def events(self) -> AsyncIterator[Any]:
+        """The run's AG-UI events, each with ``metadata`` naming the Vivace run and its
+        trace (``vivace_run_id``, ``trace_id``): a client error leads to the trace."""
+        meta = {"vivace_run_id": self.run_id, "trace_id": self._first.get("trace_id")}
+        async for event in self._translate():
+            event.metadata = meta
+            yield event
+
+    async def _translate(self) -> AsyncIterator[Any]:
         from ag_ui import core as ag
 
         data = self.data

@@ -55,6 +55,15 @@ class _Entry:
         self.call = call
 
 
+class _Traced:
+    """An agent run's outcome and the ``_meta`` naming the run and its trace."""
+
+    __slots__ = ("error", "meta", "value")
+
+    def __init__(self, value: Any, meta: dict[str, Any], error: VivaceError | None = None):
+        self.value, self.meta, self.error = value, meta, error
+
+
 def _agent_entry(agent: Agent[Any, Any]) -> _Entry:
     async def call(arguments: dict[str, Any], progress: Any, user_id: str | None = None) -> Any:
         from ..agent.events import ModelRequestStarted, NestedEvent, ToolCallStarted
@@ -78,15 +87,18 @@ def _agent_entry(agent: Agent[Any, Any]) -> _Entry:
                 await progress(steps, f"{'/'.join(e.path)} is working")  # type: ignore[attr-defined]
         result = stream.result
         assert result is not None
+        meta = {"run_id": result.run_id, "trace_id": result.trace_id}
         if result.status == "completed":
-            return result.output
+            return _Traced(result.output, meta)
         if result.status == "paused":
             names = ", ".join(c.name for c in result.pending)
-            raise UserError(
+            error: VivaceError = UserError(
                 f"the run {result.run_id} paused for an approval of {names} (approve it through "
                 "the Vivace server's API)"
             )
-        raise result.error or VivaceError(f"the run ended with status {result.status}")
+        else:
+            error = result.error or VivaceError(f"the run ended with status {result.status}")
+        return _Traced(None, meta, error)
 
     text = agent.description or f"Run the {agent.id} agent on a task and get its answer."
     return _Entry(tool_name(agent.id), text, AGENT_SCHEMA, call)
@@ -245,8 +257,14 @@ def build_mcp_server(
             return _error(exc.message or type(exc).__name__)
         except Exception as exc:
             return _error(f"{type(exc).__name__}: {exc}")
+        meta = None
+        if type(value) is _Traced:  # an agent's run: its result names the run and trace
+            meta = value.meta
+            if value.error is not None:
+                return _error(value.error.message or type(value.error).__name__, meta)
+            value = value.value
         content, structured = _content(value)
-        return types.CallToolResult(content=content, structured_content=structured)
+        return types.CallToolResult(content=content, structured_content=structured, _meta=meta)
 
     return Server(
         name,
@@ -257,11 +275,11 @@ def build_mcp_server(
     )
 
 
-def _error(message: str) -> Any:
+def _error(message: str, meta: dict[str, Any] | None = None) -> Any:
     import mcp_types as types
 
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=message)], is_error=True
+        content=[types.TextContent(type="text", text=message)], is_error=True, _meta=meta
     )
 
 
