@@ -285,3 +285,18 @@ def test_import_vivace_loads_nothing_else() -> None:
     code = "import sys, vivace; print(sorted(m for m in sys.modules if m.startswith('vivace')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['vivace']"
+
+
+def test_from_vivace_import_agent_loads_no_heavy_stdlib_module() -> None:
+    """The import is on the cold-start path (benchmarks/bench_agent.py (b)): ``inspect``
+    (with ``ast``, ``dis``, ``tokenize``) cost ~4 ms and 10 modules when the capability
+    seam imported it; pydantic, asyncio and json load at first use, not at import."""
+    import subprocess
+    import sys
+
+    heavy = ["inspect", "ast", "dis", "asyncio", "pydantic", "json", "sqlite3", "httpx"]
+    code = (
+        f"import sys; from vivace import Agent; print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,8 +13,7 @@ that stops reading at ``run_completed`` has seen everything the run did.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -130,7 +129,7 @@ async def call_hooks(caps: Sequence[Any], name: str, ctx: Any, *args: Any) -> An
         if name not in overridden(cap):
             continue
         value = getattr(cap, name)(ctx, *current)
-        if inspect.isawaitable(value):
+        if isinstance(value, Awaitable):  # not inspect: importing it costs ~4 ms
             value = await value
         if value is not None:
             replaced = value
