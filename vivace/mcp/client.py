@@ -363,7 +363,8 @@ class MCPToolset(Toolset):
         try:
             if timeout is None:
                 return await aw
-            return await asyncio.wait_for(aw, timeout)
+            async with asyncio.timeout(timeout):  # no extra task per call, unlike wait_for
+                return await aw
         except TimeoutError:
             raise ToolTimeout(
                 f"MCP server {self.name} did not answer {what!r} within {timeout}s"
