@@ -13,6 +13,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from vivace import Agent
 from vivace.storage import PostgresStorage
 from vivace.testing import FunctionModel
@@ -80,3 +82,37 @@ async def test_runs_wait_for_a_small_pool_without_deadlock(postgres_url: str) ->
         async with engine.begin() as conn:
             await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await engine.dispose()
+
+
+async def test_pool_size_from_the_url(postgres_url: str) -> None:
+    """``?pool_size=`` sizes the pool (for many workers on one server's max_connections): 24
+    runs at once on ``?pool_size=2`` open at most 2 sessions; a bad size is a UserError."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from vivace.errors import UserError
+    from vivace.storage import open_storage
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in postgres_url else "?"
+    storage = open_storage(f"{postgres_url}{sep}pool_size=2&schema={schema}")
+    reader = create_async_engine(PostgresStorage(postgres_url).url)
+    agent = Agent(model=FunctionModel(lambda messages, request: "ok"), storage=storage)
+    try:
+        async with reader.connect() as conn:
+            before = await _sessions_opened(conn)
+            results = await asyncio.gather(
+                *(agent.arun("hi", session_id=f"s{i}", user_id="u") for i in range(24))
+            )
+            assert {r.status for r in results} == {"completed"}
+            await storage.close()
+            await asyncio.sleep(0.5)
+            opened = await _sessions_opened(conn) - before
+    finally:
+        await storage.close()
+        async with reader.begin() as conn:
+            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await reader.dispose()
+    assert opened <= 2, opened
+    for bad in ("0", "-3", "many", "2.5"):
+        with pytest.raises(UserError, match="pool_size"):
+            open_storage(f"{postgres_url}{sep}pool_size={bad}")

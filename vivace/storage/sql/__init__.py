@@ -182,13 +182,25 @@ class SQLiteStorage(SQLStorage):
         return self.engine.busy_timeout
 
 
+def _pool_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise UserError(f"pool_size must be a whole number of connections >= 1, not {text!r}")
+    return size
+
+
 class PostgresStorage(SQLStorage):
     """PostgreSQL storage (asyncpg). ``PostgresStorage("postgresql://user:pw@host/db")``.
 
     ``schema`` (or ``?schema=`` in the URL) keeps Vivace's tables in their own PostgreSQL
     schema (created if missing). ``run_lease`` (or ``?run_lease=``): seconds a running run
-    stays ``running`` without a heartbeat (default 60). Other URL options go to asyncpg.
-    pgvector is enabled for message search when the extension can be created.
+    stays ``running`` without a heartbeat (default 60). ``?pool_size=`` (or
+    ``engine_options={"pool_size": n}``): connections each process keeps (default 20, no
+    overflow). Other URL options go to asyncpg. pgvector is enabled for message search when
+    the extension can be created.
     """
 
     dialect_name = "postgresql"
@@ -215,7 +227,9 @@ class PostgresStorage(SQLStorage):
             schema = query.get("schema")
         if run_lease is None and "run_lease" in query:
             run_lease = L.check_lease(query["run_lease"])
-        u = u.difference_update_query(["schema", "run_lease"])
+        if "pool_size" in query:  # connections kept per process (engine_options win)
+            engine_options = {"pool_size": _pool_size(query["pool_size"]), **(engine_options or {})}
+        u = u.difference_update_query(["schema", "run_lease", "pool_size"])
         engine = PostgresEngine(
             u.render_as_string(hide_password=False),
             schema=schema,
