@@ -20,61 +20,16 @@ a restart and every worker sees them; without, they live in this process.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from ..agent.host import DirectHost, RunHost
 
 if TYPE_CHECKING:
-    from ..agent import Agent, RunStream
+    from ..agent import Agent
 
 __all__ = ["DirectHost", "RunHost", "a2a_app", "a2a_routes", "agent_card", "request_handler"]
 
 PROTOCOL_VERSION = "1.0"
-
-
-class RunHost(Protocol):
-    """Where the executor's runs run. :class:`DirectHost` drives them in the request's task;
-    the Vivace server runs them like every other run (its live runs and event log)."""
-
-    def run(
-        self,
-        agent: Agent[Any, Any],
-        stream: RunStream[Any],
-        run_id: str,
-        user_id: str | None,
-        session_id: str | None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Start ``stream`` and yield its events (``RunEvent.to_dict()``) to the end."""
-        ...
-
-    async def cancel(self, agent: Agent[Any, Any], run_id: str) -> None:
-        """Cancel the run (and wait, briefly, until it has ended)."""
-        ...
-
-    def follow(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The events of a run started elsewhere (another worker), from its first one, as far
-        as this host can read them (nothing when it cannot)."""
-        ...
-
-
-class DirectHost:
-    """Runs driven by the executor itself (the standalone :func:`a2a_app`)."""
-
-    async def run(
-        self,
-        agent: Agent[Any, Any],
-        stream: RunStream[Any],
-        run_id: str,
-        user_id: str | None,
-        session_id: str | None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        async for e in stream:
-            yield e.to_dict()
-
-    async def cancel(self, agent: Agent[Any, Any], run_id: str) -> None:
-        agent.cancel(run_id)
-
-    async def follow(self, run_id: str) -> AsyncIterator[dict[str, Any]]:
-        return
-        yield  # an async generator that yields nothing
 
 
 def agent_card(agent: Agent[Any, Any], url: str, *, bearer: bool = False) -> Any:

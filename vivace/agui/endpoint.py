@@ -29,7 +29,9 @@ import json
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from ..agent.host import DirectHost, RunHost
 
 if TYPE_CHECKING:
     from ..agent import Agent, RunStream
@@ -56,32 +58,6 @@ APPROVAL_SCHEMA: dict[str, Any] = {
         "arguments": {"type": "object", "description": "edited arguments to run it with"},
     },
 }
-
-
-class RunHost(Protocol):
-    """Where runs run (the Vivace server passes its own: live runs and event log)."""
-
-    def run(
-        self,
-        agent: Agent[Any, Any],
-        stream: RunStream[Any],
-        run_id: str,
-        user_id: str | None,
-        session_id: str | None,
-    ) -> AsyncIterator[dict[str, Any]]: ...
-
-
-class _DirectHost:
-    async def run(
-        self,
-        agent: Agent[Any, Any],
-        stream: RunStream[Any],
-        run_id: str,
-        user_id: str | None,
-        session_id: str | None,
-    ) -> AsyncIterator[dict[str, Any]]:
-        async for e in stream:
-            yield e.to_dict()
 
 
 def json_patch(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
@@ -447,7 +423,7 @@ async def start_run(
     out (so errors that keep it from starting raise here: typed Vivace errors, or
     :class:`AGUIError`)."""
     data = parse_input(body)
-    runs: RunHost = host or _DirectHost()
+    runs: RunHost = host or DirectHost()
     thread_id = data.thread_id
     stored = agent.storage is not None
     results = {

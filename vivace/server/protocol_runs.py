@@ -1,7 +1,7 @@
 """Runs the protocol endpoints (A2A, AG-UI) start: the server's own runs.
 
-:class:`ServerRuns` is the run host the protocol packages accept (``vivace.a2a.server.RunHost``,
-``vivace.agui.endpoint.RunHost``): a run starts through the app's
+:class:`ServerRuns` is the run host the protocol packages accept
+(:class:`vivace.agent.host.RunHost`): a run starts through the app's
 :class:`~vivace.server.runs.LiveRuns` (driven by its own task, first event out before the
 request is answered, cancellable from any worker) and its events are read back from the event
 log - so a protocol's run is also visible to ``GET /agents/{id}/runs/{run_id}/events``.
