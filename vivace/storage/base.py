@@ -466,6 +466,36 @@ def find_parked(
     return None
 
 
+def mark_resumed(
+    run: WorkflowRunRecord,
+    steps: Sequence[StepRecord],
+    path: str,
+    event: str | None,
+    data: Any,
+) -> StepRecord:
+    """The parked step a resume targets, marked ``resumed`` with ``data`` appended to its
+    resume data (raises :class:`~vivace.errors.StepNotSuspended` when none is parked)."""
+    target = find_parked(run, steps, path, event)
+    if target is None:
+        raise not_parked(run, path, event)
+    target.status = "resumed"
+    target.resume = [*(target.resume or []), data]
+    return target
+
+
+def claim_parked(run: WorkflowRunRecord, owner: str, lease: float) -> bool:
+    """Take a parked run back to ``running`` for ``owner`` (True); a run that is already
+    running (another step of it resumed first) is left as it is (False)."""
+    from .records import WORKFLOW_PARKED
+
+    if run.status not in WORKFLOW_PARKED:
+        return False
+    now = time.time()
+    run.status, run.owner, run.updated_at = "running", owner, now
+    run.lease_expires_at = None if run.engine == "dbos" else now + lease
+    return True
+
+
 def not_parked(run: WorkflowRunRecord, path: str, event: str | None) -> Exception:
     """The typed error for a resume of a step that is not parked."""
     from ..errors import StepNotSuspended

@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ..base import CANCELLED_BY_REQUEST, WorkflowStore, find_parked, not_parked
+from ..base import CANCELLED_BY_REQUEST, WorkflowStore, claim_parked, mark_resumed
 from ..records import (
     WORKFLOW_FINAL,
     WORKFLOW_PARKED,
@@ -104,17 +104,10 @@ class MemoryWorkflows(WorkflowStore):
         run = self._run(run_id)
         if run is None:
             raise WorkflowRunNotFound(f"no workflow run {run_id!r}", run_id=run_id)
-        target = find_parked(run, self._step_rows(run_id), path, event)
-        if target is None:
-            raise not_parked(run, path, event)
-        target.status = "resumed"
-        target.resume = [*(target.resume or []), data]
+        target = mark_resumed(run, self._step_rows(run_id), path, event, data)
         await self.save_step(run_id, target)
-        claimed = run.status in WORKFLOW_PARKED
+        claimed = claim_parked(run, owner, lease)
         if claimed:
-            now = time.time()
-            run.status, run.owner, run.updated_at = "running", owner, now
-            run.lease_expires_at = None if run.engine == "dbos" else now + lease
             self._put(run)
         return ResumeOutcome(claimed, run, self._step_rows(run_id))
 

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from ...errors import VivaceError, WorkflowRunNotFound
-from ..base import CANCELLED_BY_REQUEST, WorkflowStore, find_parked, not_parked
+from ..base import CANCELLED_BY_REQUEST, WorkflowStore, claim_parked, mark_resumed
 from ..inmemory.workflows import wf_dumps
 from ..records import (
     WORKFLOW_FINAL,
@@ -330,21 +330,14 @@ class LiteWorkflows(WorkflowStore):
                 raise WorkflowRunNotFound(f"no workflow run {run_id!r}", run_id=run_id)
             run = _run_from_row(row)
             steps = [_step_from(r[0]) for r in c.execute(_Q_STEPS, (run_id,))]
-            target = find_parked(run, steps, path, event)
-            if target is None:
-                raise not_parked(run, path, event)
-            target.status = "resumed"
-            target.resume = [*(target.resume or []), data]
+            target = mark_resumed(run, steps, path, event, data)
             c.execute(_Q_STEP, _step_args(run_id, target))
-            claimed = run.status in WORKFLOW_PARKED
+            claimed = claim_parked(run, owner, lease)
             if claimed:
-                now = time.time()
-                run.status, run.owner, run.updated_at = "running", owner, now
-                run.lease_expires_at = None if run.engine == "dbos" else now + lease
                 c.execute(
                     f"UPDATE {RUNS} SET status = 'running', owner = ?, lease_expires_at = ?, "
                     "updated_at = ? WHERE run_id = ?",
-                    (owner, run.lease_expires_at, now, run_id),
+                    (owner, run.lease_expires_at, run.updated_at, run_id),
                 )
             return ResumeOutcome(claimed, run, steps)
 
@@ -580,21 +573,14 @@ class PgWorkflows(WorkflowStore):
                 raise WorkflowRunNotFound(f"no workflow run {run_id!r}", run_id=run_id)
             run = _run_from_row(tuple(row))
             steps = [_step_from(r[0]) for r in await c.fetch(_P_STEPS, run_id)]
-            target = find_parked(run, steps, path, event)
-            if target is None:
-                raise not_parked(run, path, event)
-            target.status = "resumed"
-            target.resume = [*(target.resume or []), data]
+            target = mark_resumed(run, steps, path, event, data)
             await c.execute(_P_STEP, *_step_args(run_id, target))
-            claimed = run.status in WORKFLOW_PARKED
+            claimed = claim_parked(run, owner, lease)
             if claimed:
-                now = time.time()
-                run.status, run.owner, run.updated_at = "running", owner, now
-                run.lease_expires_at = None if run.engine == "dbos" else now + lease
                 await c.execute(
                     f"UPDATE {RUNS} SET status = 'running', owner = $2, lease_expires_at = $3, "
                     "updated_at = $4 WHERE run_id = $1",
-                    run_id, owner, run.lease_expires_at, now,
+                    run_id, owner, run.lease_expires_at, run.updated_at,
                 )  # fmt: skip
             return ResumeOutcome(claimed, run, steps)
 
