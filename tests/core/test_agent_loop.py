@@ -69,6 +69,35 @@ def test_sync_run_and_sync_stream():
     assert stream.result is not None and stream.result.output == "Cold."
 
 
+def test_sync_run_that_waits_or_fails_or_nests():
+    """``run()`` first gives the run one pass of the loop; a run still waiting then (an async
+    tool that sleeps) is finished on the same loop, a failure raises as itself, and the loop
+    is kept for the next call."""
+    import asyncio
+
+    async def slow(city: str) -> str:
+        """Slow weather."""
+        await asyncio.sleep(0.02)
+        return f"Rain in {city}"
+
+    agent = Agent(model=ScriptedModel([call("slow", {"city": "Oslo"}), "Wet."]), tools=[slow])
+    result = agent.run("x")
+    assert result.output == "Wet." and result.messages[-2].tool_results[0].content == "Rain in Oslo"
+
+    def boom(messages, request):
+        raise KeyError("no model here")
+
+    failed = Agent(model=FunctionModel(boom)).run("x")
+    assert failed.status == "failed" and "no model here" in failed.error.message
+    with pytest.raises(TypeError):  # raised in the task's first step, before the run starts
+        Agent(model=FunctionModel(boom)).run("x", message_history=5)  # type: ignore[arg-type]
+    # the kept loop serves the next call, and is not left running
+    agent.model.reset()
+    assert agent.run("x").output == "Wet."
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+
+
 async def test_event_stream_shape_and_json():
     model = ScriptedModel(
         [

@@ -301,3 +301,35 @@ async def test_resumed_run_continues_one_gap_free_event_stream():
     assert types[types.index("run_paused") + 1] == "run_resumed"
     assert events[types.index("run_resumed")].decisions == {"c1": "rejected"}
     assert types[-1] == "run_completed"
+
+
+async def test_arun_counts_the_events_it_does_not_build():
+    """``arun()`` builds no events (nobody reads them) but numbers them all the same: a run it
+    pauses resumes as a stream at the seq the same run paused by ``astream()`` would have."""
+
+    def make(*rest: str) -> Agent:
+        script = rest or [
+            "thinking out loud",  # a text-only turn that is not final (output_type below)
+            [
+                call("lookup", {"name": "bob"}, id="c0"),
+                call("send_email", {"to": "bob@x", "body": "hi"}, id="c1"),
+            ],
+            '{"done": true}',
+        ]
+        return Agent(
+            model=ScriptedModel(script),
+            tools=[lookup, send_email],
+            output_type=dict[str, bool],
+            output_mode="native",
+        )
+
+    streamed = make().astream("email bob", stream_model=False)  # as arun() asks the model
+    events = [e async for e in streamed]
+    assert events[-1].type == "run_paused"
+    ran = await make().arun("email bob")
+    assert ran.status == "paused"
+    assert ran.paused.seq == streamed.result.paused.seq == events[-1].seq + 1
+    resumed = make('{"done": true}').aresume_stream(ran.paused.to_dict(), {"c1": Reject("no")})
+    tail = [e async for e in resumed]
+    assert [e.seq for e in tail] == list(range(events[-1].seq + 1, events[-1].seq + 1 + len(tail)))
+    assert tail[-1].type == "run_completed" and tail[-1].output == {"done": True}

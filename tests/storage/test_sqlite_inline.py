@@ -95,3 +95,42 @@ async def test_checkpoints_run_off_the_loop_and_bound_the_wal(tmp_path: Path) ->
     assert not any("checkpoint" in s.lower() for s in seen)  # never on the loop's connection
     # the WAL starts over after each checkpoint instead of growing with every run
     assert with_checkpoints < without / 2
+
+
+async def test_writes_queued_behind_a_held_write_all_resume_together(tmp_path: Path) -> None:
+    """A write that awaits while it holds the writer (here ``heartbeat``, a SQLAlchemy write
+    in the worker thread, as every run's lease renewal is) makes the runs that want to write
+    meanwhile wait; when it ends they all go on in the same pass of the loop, and later runs
+    do not wait at all. (With an ``asyncio.Lock`` taken by every write, the waiters were
+    handed the lock one per loop pass, and the queue kept every later write waiting too: at 64
+    concurrent runs that convoy cost 0.5 ms of CPU per run.)"""
+    st = SQLiteStorage(str(tmp_path / "v.db"))
+    await _run(st, "warm")
+    await st.sessions.begin_run(RunRecord("held", "s-held", user_id="u1"))
+    passes = 0
+    stop = False
+
+    async def ticker() -> None:
+        nonlocal passes
+        while not stop:
+            passes += 1
+            await asyncio.sleep(0)
+
+    t = asyncio.create_task(ticker())
+    held = asyncio.create_task(st.sessions.heartbeat("held", lease=60))
+    await asyncio.sleep(0)  # it takes the writer and waits for its thread
+    queued = [asyncio.create_task(_run(st, f"q{i}", session_id=f"s{i}")) for i in range(40)]
+    await asyncio.sleep(0)
+    assert not any(q.done() for q in queued)  # they wait for the held write
+    assert await held is True
+    start = passes
+    await asyncio.gather(*queued)
+    assert passes - start <= 6  # not one pass per waiting write
+    start = passes
+    await asyncio.gather(*(_run(st, f"later{i}", session_id=f"t{i}") for i in range(40)))
+    assert passes - start <= 4  # no queue left behind: later writes never wait
+    stop = True
+    await t
+    ids = [f"q{i}" for i in range(40)] + [f"later{i}" for i in range(40)]
+    assert {(await st.sessions.get_run(i)).status for i in ids} == {"completed"}
+    await st.close()

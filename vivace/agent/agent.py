@@ -244,11 +244,10 @@ class Agent(Generic[DepsT, OutputT]):
         this run; ``run_id`` names the run; ``parent_run_id``/``trace_id`` join another run's
         trace (set automatically when the run starts inside another run's tool call).
         """
-        from .loop import Runner, RunOptions
-
-        runner = Runner(
+        loop = _loop or _load_loop()  # the run loop is imported on the first run
+        runner = loop.Runner(
             self,
-            RunOptions(  # positional: this is the per-run hot path
+            loop.RunOptions(  # positional: this is the per-run hot path
                 input,
                 run_id,
                 session_id,
@@ -265,6 +264,7 @@ class Agent(Generic[DepsT, OutputT]):
                 parent_run_id,
                 trace_id,
             ),
+            False,  # nobody reads the events: only their sequence numbers are counted
         )
         async for _ in runner.events():
             pass
@@ -295,12 +295,11 @@ class Agent(Generic[DepsT, OutputT]):
         stream is exhausted. With ``stream_model=False`` the model answers each turn whole (one
         ``text_delta`` per turn): cheaper when nobody watches the text arrive.
         """
-        from .loop import Runner, RunOptions
-
+        loop = _loop or _load_loop()
         return RunStream(
-            Runner(
+            loop.Runner(
                 self,
-                RunOptions(
+                loop.RunOptions(
                     input,
                     run_id,
                     session_id,
@@ -337,17 +336,25 @@ class Agent(Generic[DepsT, OutputT]):
         :class:`~vivace.agent.result.PausedRun` or its dict. A run owned by a user is resumed
         only with that ``user_id``.
         """
-        stream = self.aresume_stream(
-            run,
-            approvals,
-            stream_model=False,
-            user_id=user_id,
-            deps=deps,
-            model=model,
-            model_settings=model_settings,
-            max_steps=max_steps,
+        loop = _loop or _load_loop()
+        runner = loop.Runner(
+            self,
+            loop.RunOptions(
+                resume=run,
+                approvals=approvals,
+                user_id=user_id,
+                deps=deps,
+                model=model,
+                model_settings=model_settings,
+                max_steps=max_steps,
+            ),
+            False,  # nobody reads the events: only their sequence numbers are counted
         )
-        return await stream.get_result()
+        async for _ in runner.events():
+            pass
+        result = runner.state.result
+        assert result is not None
+        return result
 
     def aresume_stream(
         self,
@@ -367,12 +374,11 @@ class Agent(Generic[DepsT, OutputT]):
         :class:`~vivace.errors.RunNotFound` or :class:`~vivace.errors.ResumeError` is raised
         by the first ``__anext__``.
         """
-        from .loop import Runner, RunOptions
-
+        loop = _loop or _load_loop()
         return RunStream(
-            Runner(
+            loop.Runner(
                 self,
-                RunOptions(
+                loop.RunOptions(
                     resume=run,
                     approvals=approvals,
                     stream=stream_model,
@@ -643,6 +649,15 @@ class SyncRunStream(Generic[OutputT]):
 
 
 _local = threading.local()
+_loop: types.ModuleType | None = None
+
+
+def _load_loop() -> types.ModuleType:
+    global _loop
+    from . import loop
+
+    _loop = loop
+    return loop
 
 
 def run_sync(coro: Any, allow_thread: bool = True) -> Any:
@@ -675,7 +690,15 @@ def run_sync(coro: Any, allow_thread: bool = True) -> Any:
     loop = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = _local.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coro)
+    task = loop.create_task(coro)
+    # A run that never waits for I/O (an in-process model, plain tools) ends in the task's
+    # first step: one pass of the loop (stop() before run_forever() polls once and returns)
+    # instead of the two run_until_complete() makes (about 3 us less per call).
+    loop.stop()
+    loop.run_forever()
+    if task.done():
+        return task.result()
+    return loop.run_until_complete(task)
 
 
 async def _capture(coro: Any) -> tuple[bool, Any]:

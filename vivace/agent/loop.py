@@ -41,6 +41,7 @@ from ..models.base import (
 )
 from ..models.base import ReasoningDelta as ModelReasoningDelta
 from ..models.base import TextDelta as ModelTextDelta
+from ..models.router import resolve_model
 from ..storage.state import SessionState
 from ..tools.context import _CURRENT, RunContext
 from ..tools.tool import (
@@ -309,11 +310,12 @@ def new_run_id() -> str:
 class Runner:
     """Drives one run. ``events()`` yields the event stream; ``state.result`` holds the result."""
 
-    __slots__ = ("agent", "opts", "setup", "state")
+    __slots__ = ("agent", "emit", "opts", "setup", "state")
 
-    def __init__(self, agent: Agent[Any, Any], opts: RunOptions) -> None:
+    def __init__(self, agent: Agent[Any, Any], opts: RunOptions, emit: bool = True) -> None:
         self.agent = agent
         self.opts = opts
+        self.emit = emit
         self.setup = _Setup()
         self.state: RunState
 
@@ -500,20 +502,26 @@ class Runner:
             if paused is None:
                 assert user_msg is not None
                 state.messages.append(user_msg)
-                yield ev.RunStarted(
-                    ctx.run_id,
-                    state.next_seq(),
-                    agent.name,
-                    ctx.session_id,
-                    ctx.user_id,
-                    user_msg.to_dict(),
-                )
+                if self.emit:
+                    yield ev.RunStarted(
+                        ctx.run_id,
+                        state.next_seq(),
+                        agent.name,
+                        ctx.session_id,
+                        ctx.user_id,
+                        user_msg.to_dict(),
+                    )
+                else:
+                    state.seq += 1
             else:
                 decisions = {
                     call_id: "rejected" if d is False or isinstance(d, Reject) else "approved"
                     for call_id, d in (self.opts.approvals or {}).items()
                 }
-                yield ev.RunResumed(ctx.run_id, state.next_seq(), decisions)
+                if self.emit:
+                    yield ev.RunResumed(ctx.run_id, state.next_seq(), decisions)
+                else:
+                    state.seq += 1
                 async for e in self._resume(paused):
                     yield e
             instructions = await _instructions(agent, ctx, setup.notes, user_msg, caps)
@@ -531,8 +539,6 @@ class Runner:
 
     def _resolve(self) -> None:
         agent, opts, setup = self.agent, self.opts, self.setup
-        from ..models.router import resolve_model
-
         if opts.model is None:
             setup.model = resolve_model(agent.model)
         else:  # the run's own model (tracing reads it from the context)
@@ -580,6 +586,8 @@ class Runner:
         result = self._set_result(status, output, error, paused)
         run_id, seq = state.ctx.run_id, state.next_seq()
         if status == "completed":
+            if not self.emit:  # only its type is read (the end of the run)
+                return ev.RunCompleted(run_id, seq)
             return ev.RunCompleted(run_id, seq, result_to_content(output), state.usage.to_dict())
         if status == "cancelled":
             return ev.RunCancelled(run_id, seq, error.message if error else "cancelled")
@@ -648,14 +656,23 @@ class Runner:
                 request = replaced
         model = setup.model
         run_id = ctx.run_id
-        yield ev.ModelRequestStarted(run_id, state.next_seq(), state.step, model.id)
+        if self.emit:
+            yield ev.ModelRequestStarted(run_id, state.next_seq(), state.step, model.id)
+        else:
+            state.seq += 1
         response: ModelResponse | None = None
         if self.opts.stream:
             async for chunk in model.stream(request):
                 if type(chunk) is ModelTextDelta:
-                    yield ev.TextDelta(run_id, state.next_seq(), chunk.text)
+                    if self.emit:
+                        yield ev.TextDelta(run_id, state.next_seq(), chunk.text)
+                    else:
+                        state.seq += 1
                 elif type(chunk) is ModelReasoningDelta:
-                    yield ev.ReasoningDelta(run_id, state.next_seq(), chunk.text)
+                    if self.emit:
+                        yield ev.ReasoningDelta(run_id, state.next_seq(), chunk.text)
+                    else:
+                        state.seq += 1
                 elif isinstance(chunk, ModelResponse):
                     response = chunk
             if response is None:
@@ -666,9 +683,12 @@ class Runner:
         usage.requests = 1
         usage.tool_calls = 0  # counted when calls are executed, not when the model asks
         state.usage += usage
-        yield ev.ModelRequestCompleted(
-            run_id, state.next_seq(), state.step, usage.to_dict(), response.finish_reason
-        )
+        if self.emit:
+            yield ev.ModelRequestCompleted(
+                run_id, state.next_seq(), state.step, usage.to_dict(), response.finish_reason
+            )
+        else:
+            state.seq += 1
         if setup.caps:
             replaced = await call_hooks(setup.caps, "after_model_request", ctx, response)
             if replaced is not None:
@@ -677,9 +697,15 @@ class Runner:
         if not self.opts.stream:
             reasoning = response.reasoning
             if reasoning:
-                yield ev.ReasoningDelta(run_id, state.next_seq(), reasoning)
+                if self.emit:
+                    yield ev.ReasoningDelta(run_id, state.next_seq(), reasoning)
+                else:
+                    state.seq += 1
             if text:
-                yield ev.TextDelta(run_id, state.next_seq(), text)
+                if self.emit:
+                    yield ev.TextDelta(run_id, state.next_seq(), text)
+                else:
+                    state.seq += 1
         if response.refusal is not None or response.finish_reason == "content_filter":
             state.messages.append(response.to_message())
             raise ModelRefusal(
@@ -759,7 +785,12 @@ class Runner:
                     emits = True
             runnable.append(call)
         for call in runnable:
-            yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
+            if self.emit:
+                yield ev.ToolCallStarted(
+                    run_id, state.next_seq(), call.id, call.name, _args_view(call)
+                )
+            else:
+                state.seq += 1
         if emits:
             results: list[tuple[ToolResultPart, Any]] = []
             async for e in self._execute_emitting(runnable, results, None):
@@ -773,18 +804,24 @@ class Runner:
                     suspended = {}
                 suspended[call.id] = (call, raw)
                 continue
-            yield ev.ToolCallCompleted(
-                run_id, state.next_seq(), call.id, call.name, res.content, res.is_error
-            )
+            if self.emit:
+                yield ev.ToolCallCompleted(
+                    run_id, state.next_seq(), call.id, call.name, res.content, res.is_error
+                )
+            else:
+                state.seq += 1
         if suspended is None:
             result_parts = [r for r, _ in results]
         else:
             result_parts = [r for r, raw in results if type(raw) is not ToolSuspended]
         if pending or suspended:
             for call in pending:
-                yield ev.ToolCallStarted(
-                    run_id, state.next_seq(), call.id, call.name, _args_view(call)
-                )
+                if self.emit:
+                    yield ev.ToolCallStarted(
+                        run_id, state.next_seq(), call.id, call.name, _args_view(call)
+                    )
+                else:
+                    state.seq += 1
             raise _Finish("paused", paused=self._paused_state(pending, result_parts, suspended))
         self._after_results(calls, result_parts, results)
 
@@ -843,7 +880,7 @@ class Runner:
         if len(result_parts) > 1:
             order = {c.id: i for i, c in enumerate(calls)}
             result_parts.sort(key=lambda r: order.get(r.call_id, 0))
-        self.state.messages.append(Message("tool", list[Part](result_parts)))
+        self.state.messages.append(Message("tool", list(result_parts)))
         tools = self.setup.tools
         for res, raw in results:
             t = tools.get(res.name)
@@ -856,7 +893,10 @@ class Runner:
         state = self.state
         run_id = state.ctx.run_id
         assert self.setup.output is not None
-        yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
+        if self.emit:
+            yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
+        else:
+            state.seq += 1
         try:
             args = call.arguments
             value = (
@@ -867,7 +907,12 @@ class Runner:
         except Exception as exc:
             detail = _validation_detail(exc)
             message = f"invalid output: {detail}"
-            yield ev.ToolCallCompleted(run_id, state.next_seq(), call.id, call.name, message, True)
+            if self.emit:
+                yield ev.ToolCallCompleted(
+                    run_id, state.next_seq(), call.id, call.name, message, True
+                )
+            else:
+                state.seq += 1
             state.messages.append(
                 Message("tool", _final_parts(call, calls, message, "the final result was invalid"))
             )
@@ -876,9 +921,12 @@ class Runner:
         state.messages.append(
             Message("tool", _final_parts(call, calls, None, "the final result was given"))
         )
-        yield ev.ToolCallCompleted(
-            run_id, state.next_seq(), call.id, call.name, "final result accepted", False
-        )
+        if self.emit:
+            yield ev.ToolCallCompleted(
+                run_id, state.next_seq(), call.id, call.name, "final result accepted", False
+            )
+        else:
+            state.seq += 1
         raise _Finish("completed", value)
 
     async def _execute(
@@ -918,7 +966,8 @@ class Runner:
             while (e := await queue.get()) is not None:
                 e.run_id = run_id
                 e.seq = state.next_seq()
-                yield e
+                if self.emit:
+                    yield e
         finally:
             ctx.emit = None
             if not task.done():
@@ -1011,9 +1060,12 @@ class Runner:
                     args = t.validate(decision.arguments) if t is not None else None
                     call = ToolCallPart(call.id, call.name, decision.arguments, call.meta)
                 pair = await self._execute_one(call, args)
-            yield ev.ToolCallCompleted(
-                run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
-            )
+            if self.emit:
+                yield ev.ToolCallCompleted(
+                    run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
+                )
+            else:
+                state.seq += 1
             results.append(pair[0])
             raw_results.append(pair)
         if held:
@@ -1033,9 +1085,17 @@ class Runner:
                 if type(pair[1]) is ToolSuspended:
                     again[call.id] = (call, pair[1])
                     continue
-                yield ev.ToolCallCompleted(
-                    run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
-                )
+                if self.emit:
+                    yield ev.ToolCallCompleted(
+                        run_id,
+                        state.next_seq(),
+                        call.id,
+                        call.name,
+                        pair[0].content,
+                        pair[0].is_error,
+                    )
+                else:
+                    state.seq += 1
                 results.append(pair[0])
                 raw_results.append(pair)
             if again:

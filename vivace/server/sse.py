@@ -147,7 +147,7 @@ class _Log:
         self.first_seq = 0
         self.done = False
         self.finished_at = 0.0
-        self.changed = asyncio.Event()
+        self.changed: asyncio.Event | None = None  # made when a reader waits for more
 
 
 class InMemoryEventLog:
@@ -198,8 +198,10 @@ class InMemoryEventLog:
         if len(log.events) > self.max_events:
             log.events.popleft()
             log.first_seq += 1
-        changed, log.changed = log.changed, asyncio.Event()
-        changed.set()
+        changed = log.changed
+        if changed is not None:  # wake the readers waiting for this event
+            log.changed = None
+            changed.set()
 
     def finish(self, run_id: str) -> None:
         log = self._live.pop(run_id, None)
@@ -207,7 +209,8 @@ class InMemoryEventLog:
             return
         log.done = True
         log.finished_at = time.monotonic()
-        log.changed.set()
+        if log.changed is not None:
+            log.changed.set()
         self._finished[run_id] = log
         while len(self._finished) > self.max_finished:
             self._finished.popitem(last=False)
@@ -247,7 +250,10 @@ class InMemoryEventLog:
                 nxt += 1
             if log.done:
                 return
-            await log.changed.wait()
+            changed = log.changed
+            if changed is None:
+                changed = log.changed = asyncio.Event()
+            await changed.wait()
 
     def __len__(self) -> int:
         return len(self._live) + len(self._finished)

@@ -318,6 +318,45 @@ class Engine:
 # -- SQLite ------------------------------------------------------------------------------------
 
 
+class WriterGate:
+    """One write transaction at a time on one event loop, for SQLite (one writer anyway).
+
+    A transaction that awaits while it writes (one in the worker thread, a checkpoint that
+    holds writers back) *holds* the gate: ``async with gate``. An inline transaction (no
+    await from start to commit) cannot interleave with another one on the same loop, so it
+    does not take the gate: it only waits while the gate is held (:meth:`wait_free`), and
+    all such waiters resume together when it is released. (An ``asyncio.Lock`` taken by
+    every write would hand the lock over one waiter per loop pass after any hold: a convoy
+    that a busy server never drains, measured at 0.5 ms of CPU per run at 64 concurrent
+    runs.)
+    """
+
+    __slots__ = ("_free", "_held")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._free = asyncio.Event()
+        self._free.set()
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def wait_free(self) -> None:
+        """Return once no transaction holds the gate (at once when none does)."""
+        while self._held:
+            await self._free.wait()
+
+    async def __aenter__(self) -> None:
+        while self._held:
+            await self._free.wait()
+        self._held = True
+        self._free.clear()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._held = False
+        self._free.set()
+
+
 class SQLiteEngine(Engine):
     """A SQLite file in WAL mode through the standard library's sqlite3.
 
@@ -345,7 +384,7 @@ class SQLiteEngine(Engine):
         self._checkpointing = False
         self._checkpoints = 0
         self._background: set[asyncio.Task[None]] = set()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriterGate] = (
             weakref.WeakKeyDictionary()
         )
         super().__init__(f"sqlite:///{path}", **kwargs)
@@ -412,7 +451,7 @@ class SQLiteEngine(Engine):
         finally:
             conn.close()
 
-    def writer_lock(self) -> asyncio.Lock:
+    def writer_lock(self) -> WriterGate:
         """One write transaction at a time per process and event loop.
 
         SQLite has a single writer anyway; serializing here means the worker thread only
@@ -422,7 +461,7 @@ class SQLiteEngine(Engine):
         loop = asyncio.get_running_loop()
         lock = self._locks.get(loop)
         if lock is None:
-            lock = self._locks[loop] = asyncio.Lock()
+            lock = self._locks[loop] = WriterGate()
         return lock
 
     @asynccontextmanager
@@ -483,27 +522,38 @@ class SQLiteEngine(Engine):
         :meth:`_checkpoint_task`)."""
         await self.ready()
         try:
-            async with self.writer_lock():
-                fast = self._fast_connection()
-                if fast is not None and self._fast_lock.acquire(blocking=False):
-                    try:
-                        out = _transaction(fast, body)
-                    except sqlite3.OperationalError as exc:
-                        if not _is_busy(exc):
-                            raise
-                        # another process writes: wait for the lock in the worker thread
-                    else:
-                        self._commits += 1
-                        if self._commits >= self.CHECKPOINT_EVERY and not self._checkpointing:
-                            self._start_checkpoint()
-                        return out
-                    finally:
-                        self._fast_lock.release()
+            gate = self.writer_lock()
+            if gate.locked():  # a transaction that awaits (worker thread, checkpoint) runs
+                await gate.wait_free()
+            # nothing awaits from here to the commit: no other writer of this loop can start
+            inline, out = self._write_inline(body)
+            if inline:
+                return out
+            async with gate:
                 return await self.in_thread(self._raw_work, body)
         except VivaceError:
             raise
         except (sqlite3.Error, sa.exc.SQLAlchemyError, OSError) as exc:
             raise self.translate(exc) from exc
+
+    def _write_inline(self, body: Callable[[sqlite3.Connection], _T]) -> tuple[bool, Any]:
+        """``(True, result)`` of ``body`` run on the inline connection, or ``(False, None)``
+        when it cannot run there (another process writes; another thread's loop has it)."""
+        fast = self._fast_connection()
+        if fast is None or not self._fast_lock.acquire(blocking=False):
+            return False, None
+        try:
+            out = _transaction(fast, body)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            return False, None  # another process writes: wait for it in the worker thread
+        finally:
+            self._fast_lock.release()
+        self._commits += 1
+        if self._commits >= self.CHECKPOINT_EVERY and not self._checkpointing:
+            self._start_checkpoint()
+        return True, out
 
     CHECKPOINT_EVERY = 200
     """Inline commits between two background WAL checkpoints (SQLite's own automatic
