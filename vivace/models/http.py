@@ -202,6 +202,10 @@ def _ssl_context() -> ssl.SSLContext:
     return ctx
 
 
+# one encoder for every request body (json.dumps with options builds a new one each time)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def get_client(key: str) -> aiohttp.ClientSession:
     """The pooled client session for ``key`` (a provider id) on the running event loop."""
     loop = asyncio.get_running_loop()
@@ -541,11 +545,7 @@ class Endpoint:
         client = get_client(self.provider)
         url = self.url(path)
         target = _url(url)
-        payload = (
-            b""
-            if body is None
-            else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        payload = b"" if body is None else _ENCODER.encode(body).encode()
         hdrs = dict(self._headers)
         if body is not None:
             hdrs["content-type"] = "application/json"

@@ -99,9 +99,13 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
+# one encoder for every call (json.dumps with options builds a new one each time)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON (bytes as base64, unknown objects as strings)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_default).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -18,15 +18,19 @@ def _default(o: Any) -> Any:
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
+# one encoder for every call (json.dumps with options builds a new one each time)
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+)
+
+
 def dumps(value: Any, what: str = "value") -> str:
     """Compact JSON text; non-serializable values raise :class:`StateNotSerializableError`.
 
     Control characters (NUL included) are escaped by JSON itself, so the text fits every
     database's text type (PostgreSQL's cannot hold NUL)."""
     try:
-        text = json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
-        )
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise StateNotSerializableError(
             f"{what} is not JSON-serializable: {exc}", field=what
