@@ -266,11 +266,7 @@ class Agent(Generic[DepsT, OutputT]):
             ),
             False,  # nobody reads the events: only their sequence numbers are counted
         )
-        async for _ in runner.events():
-            pass
-        result = runner.state.result
-        assert result is not None
-        return result
+        return await runner.run_to_end()
 
     def astream(
         self,
@@ -350,11 +346,7 @@ class Agent(Generic[DepsT, OutputT]):
             ),
             False,  # nobody reads the events: only their sequence numbers are counted
         )
-        async for _ in runner.events():
-            pass
-        result = runner.state.result
-        assert result is not None
-        return result
+        return await runner.run_to_end()
 
     def aresume_stream(
         self,

@@ -442,6 +442,14 @@ class Runner:
         finally:
             unregister_run(run_id, handle)
 
+    async def run_to_end(self) -> RunResult[Any]:
+        """Drive the run to its end (its events unread) and return its result."""
+        async for _ in self.events():
+            pass
+        result = self.state.result
+        assert result is not None
+        return result
+
     async def _paused(self) -> PausedRun:
         """The paused run to resume, its approvals checked (nothing is claimed yet)."""
         run, agent, opts = self.opts.resume, self.agent, self.opts
