@@ -501,3 +501,12 @@ async def test_test_provider_strings():
     assert result.output == "echo: hello there"
     result = await Agent(model="test/nope").arun("x")
     assert isinstance(result.error, ModelNotFoundError) and "echo" in result.error.message
+
+
+async def test_sync_run_inside_a_running_loop_uses_a_helper_thread():
+    """``run()`` called where an event loop already runs (a notebook cell, an async test)
+    runs the run on its own loop in a helper thread: the result, or the error, comes back."""
+    agent = Agent(model=FunctionModel(lambda messages, request: "hi 你好 🎉"))
+    assert agent.run("x").output == "hi 你好 🎉"
+    with pytest.raises(TypeError):
+        agent.run("x", message_history=5)  # type: ignore[arg-type]
