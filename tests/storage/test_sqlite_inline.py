@@ -134,3 +134,51 @@ async def test_writes_queued_behind_a_held_write_all_resume_together(tmp_path: P
     ids = [f"q{i}" for i in range(40)] + [f"later{i}" for i in range(40)]
     assert {(await st.sessions.get_run(i)).status for i in ids} == {"completed"}
     await st.close()
+
+
+def test_sync_runs_from_several_threads_share_one_storage(tmp_path: Path) -> None:
+    """Each thread's ``run()`` has its own event loop and writer gate; the inline connection
+    is used by one of them at a time and the others write through the worker thread. Every
+    run is stored whole, the session counts every visit, and the file stays sound."""
+    from vivace import Agent
+    from vivace.testing import FunctionModel, call
+
+    def lookup(city: str) -> str:
+        return f"Sunny in {city}"
+
+    def script(messages: list[Message], request: object) -> object:
+        if messages[-1].role == "tool":
+            return "It is sunny."
+        return call("lookup", {"city": "Paris"})
+
+    st = SQLiteStorage(str(tmp_path / "v.db"))
+    agent = Agent(model=FunctionModel(script), tools=[lookup], storage=st, name="w")
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(60):
+                result = agent.run("hi", session_id="shared", user_id="u1", run_id=f"t{n}-{i}")
+                assert result.status == "completed", result.error
+                agent.run("again", session_id=f"own-{n}", user_id="u1")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+    async def check() -> None:
+        runs = await st.sessions.list_runs("shared")
+        assert len(runs) == 240 and {r.status for r in runs} == {"completed"}
+        assert all(len(r.messages) == 4 for r in runs)
+        for n in range(4):
+            assert len(await st.sessions.list_runs(f"own-{n}")) == 60
+
+    asyncio.run(check())
+    db = sqlite3.connect(str(tmp_path / "v.db"))
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()

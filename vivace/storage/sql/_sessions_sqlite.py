@@ -1,11 +1,11 @@
 """SQLite's run-loop seam on the sqlite3 connection itself.
 
 ``begin_run``, ``start_run`` and ``finish_run`` each run as one write transaction
-(``BEGIN IMMEDIATE`` ... ``COMMIT``) whole in the storage's worker thread, like every SQLite
-write - but with plain SQL text on the pooled sqlite3 connection
-(:meth:`~vivace.storage.sql._engine.SQLiteEngine.raw_write`) instead of SQLAlchemy Core
-execution, whose per-statement overhead (tens of microseconds) was most of the cost: SQLite
-itself runs these statements in microseconds. The statements are generated from the table
+(``BEGIN IMMEDIATE`` ... ``COMMIT``) with plain SQL text on a sqlite3 connection
+(:meth:`~vivace.storage.sql._engine.SQLiteEngine.raw_write`: inline on the event loop when
+no other process holds the write lock, else in the storage's worker thread) instead of
+SQLAlchemy Core execution, whose per-statement overhead (tens of microseconds) was most of
+the cost: SQLite itself runs these statements in microseconds. The statements are generated from the table
 definitions, so they cannot drift from them. Holding the write lock makes read-then-write
 safe: ``finish_run`` merges the run's state changes on the state it reads under that lock.
 """
