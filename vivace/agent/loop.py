@@ -1,7 +1,8 @@
 """The run loop: model request -> tool calls -> results -> model, until an answer.
 
-:meth:`Runner.events` is an async generator of :mod:`~vivace.agent.events`; ``Agent.arun``
-drains it and ``Agent.astream`` hands it to the caller. All per-run state lives in the
+:meth:`Runner.events` is an async generator of :mod:`~vivace.agent.events`;
+``Agent.astream`` hands it to the caller, ``Agent.arun`` drives it with ``emit=False`` (the
+events are counted, for their sequence numbers, but not built: nobody would read them). All per-run state lives in the
 :class:`Runner` and its :class:`RunState`, never on the Agent.
 """
 
@@ -308,7 +309,8 @@ def new_run_id() -> str:
 
 
 class Runner:
-    """Drives one run. ``events()`` yields the event stream; ``state.result`` holds the result."""
+    """Drives one run. ``events()`` yields the event stream (with ``emit=False`` only the
+    terminal event: the others are numbered but not built); ``state.result`` holds the result."""
 
     __slots__ = ("agent", "emit", "opts", "setup", "state")
 
