@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -182,3 +184,38 @@ def test_sync_runs_from_several_threads_share_one_storage(tmp_path: Path) -> Non
     db = sqlite3.connect(str(tmp_path / "v.db"))
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
+
+
+def test_a_thread_that_ends_leaves_no_checkpoint_behind(tmp_path: Path) -> None:
+    """A checkpoint started by a sync ``run()`` in a thread that then ends still finishes: it
+    is not a task of that thread's event loop, which never runs again (that left "Task was
+    destroyed but it is pending!" at exit, and held the loop's writers)."""
+    script = f"""
+import threading
+from vivace import Agent
+from vivace.storage.sql import SQLiteStorage
+from vivace.testing import FunctionModel
+
+st = SQLiteStorage({str(tmp_path / "v.db")!r})
+st.sessions.engine.CHECKPOINT_EVERY = 2  # a checkpoint at nearly every run's end
+agent = Agent(model=FunctionModel(lambda messages, request: "ok"), storage=st)
+
+def work(n):
+    for i in range(5):
+        assert agent.run("hi", session_id=f"s{{n}}").status == "completed"
+
+threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+del threads
+import gc; gc.collect()
+print("done", flush=True)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "done" in out.stdout
+    assert "Task was destroyed" not in out.stderr, out.stderr

@@ -321,8 +321,8 @@ class Engine:
 class WriterGate:
     """One write transaction at a time on one event loop, for SQLite (one writer anyway).
 
-    A transaction that awaits while it writes (one in the worker thread, a checkpoint that
-    holds writers back) *holds* the gate: ``async with gate``. An inline transaction (no
+    A transaction that awaits while it writes (one in the worker thread) *holds* the gate:
+    ``async with gate``. An inline transaction (no
     await from start to commit) cannot interleave with another one on the same loop, so it
     does not take the gate: it only waits while the gate is held (:meth:`wait_free`), and
     all such waiters resume together when it is released. (An ``asyncio.Lock`` taken by
@@ -383,7 +383,6 @@ class SQLiteEngine(Engine):
         self._commits = 0  # inline commits since the last checkpoint was started
         self._checkpointing = False
         self._checkpoints = 0
-        self._background: set[asyncio.Task[None]] = set()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriterGate] = (
             weakref.WeakKeyDictionary()
         )
@@ -519,7 +518,7 @@ class SQLiteEngine(Engine):
         back and run again in the worker thread, which waits up to ``busy_timeout``; WAL
         checkpoints (which fsync) run in the worker thread every
         :attr:`CHECKPOINT_EVERY` inline commits, so the loop never waits on either (see
-        :meth:`_checkpoint_task`)."""
+        :meth:`_start_checkpoint`)."""
         await self.ready()
         try:
             gate = self.writer_lock()
@@ -529,7 +528,10 @@ class SQLiteEngine(Engine):
             inline, out = self._write_inline(body)
             if inline:
                 return out
-            async with gate:
+            async with gate:  # another process writes, or a checkpoint holds the connection
+                inline, out = self._write_inline(body)  # which may be over by now
+                if inline:
+                    return out
                 return await self.in_thread(self._raw_work, body)
         except VivaceError:
             raise
@@ -584,37 +586,42 @@ class SQLiteEngine(Engine):
         return fast
 
     def _start_checkpoint(self) -> None:
+        """A passive checkpoint in the worker thread (it copies the WAL into the database file
+        and fsyncs it), started with no asyncio task: it finishes even if this event loop
+        never runs again (a sync ``run()`` in a thread that ends). Most run while writers go
+        on; every :attr:`RESTART_EVERY`-th holds the inline connection meanwhile, so the
+        writes of every event loop of this process queue in the worker thread behind it: with
+        no frame added meanwhile, the next write starts the WAL over instead of growing it,
+        and as the earlier checkpoints copied most pages, the wait is short."""
         self._commits = 0
         self._checkpointing = True
         self._checkpoints += 1
-        locked = self._checkpoints % self.RESTART_EVERY == 0
-        task = asyncio.get_running_loop().create_task(self._checkpoint_task(locked))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        hold = self._checkpoints % self.RESTART_EVERY == 0
+        executor = self._executor
+        if executor is None:  # closed meanwhile
+            self._checkpointing = False
+            return
+        executor.submit(self._checkpoint, hold)
 
-    async def _checkpoint_task(self, locked: bool) -> None:
-        """A passive checkpoint in the worker thread. Most run while writers go on (they copy
-        the WAL into the database file and fsync it); every :attr:`RESTART_EVERY`-th runs
-        while this process's writers wait (on the asyncio lock, not the loop): with no frame
-        added meanwhile, the next write starts the WAL over instead of growing it, and as
-        the earlier checkpoints copied most pages, the wait is short."""
+    def _checkpoint(self, hold: bool = False) -> None:
         try:
-            if locked:
-                async with self.writer_lock():
-                    await self.in_thread(self._checkpoint)
-            else:
-                await self.in_thread(self._checkpoint)
+            if hold:
+                self._fast_lock.acquire()
+            try:
+                engine = self._engine
+                if engine is not None:  # not closed meanwhile
+                    raw = engine.raw_connection()
+                    try:
+                        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    finally:
+                        raw.close()
+            finally:
+                if hold:
+                    self._fast_lock.release()
         except Exception:  # a failed checkpoint is retried by the next one
             pass
         finally:
             self._checkpointing = False
-
-    def _checkpoint(self) -> None:
-        raw = self.sa_engine().raw_connection()
-        try:
-            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        finally:
-            raw.close()
 
     async def _setup_schema(self, engine: Any) -> None:
         await self.in_thread(self._setup_sync)
