@@ -255,6 +255,31 @@ class Row:
         }
 
 
+@dataclass(slots=True)
+class FloorRow(Row):
+    """Vivace against a floor (the least the work can cost): ``ratio`` is how many times the
+    floor is better (``kind="rate"``, runs/s: floor / Vivace; times: Vivace / floor), so 1.0
+    is at the floor and ``target`` is a maximum."""
+
+    @property
+    def ratio(self) -> float:
+        if self.kind == "rate":
+            return self.other / self.vivace if self.vivace > 0 else float("inf")
+        return self.vivace / self.other if self.other > 0 else float("inf")
+
+    @property
+    def status(self) -> str:
+        if self.target is None:
+            return ""
+        return "PASS" if self.ratio <= self.target else "MISS"
+
+    def cells(self) -> list[str]:
+        fmt = (lambda x: f"{x:.1f} runs/s") if self.kind == "rate" else fmt_seconds
+        target = f"<= {self.target:g}x" if self.target is not None else ""
+        return [self.label, fmt(self.vivace), fmt(self.other), f"{self.ratio:.2f}x", target,
+                self.status]  # fmt: skip
+
+
 def print_table(rows: Sequence[Row], other_name: str, *, markdown: bool = False) -> str:
     """Print (and return) the table; ``markdown`` gives a GitHub table for the docs."""
     head = ["measurement", "Vivace", other_name, "ratio", "target", ""]

@@ -38,9 +38,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    FloorRow,
     Row,
     atime_per_call,
-    fmt_seconds,
     fresh_process_times,
     kept_bytes_per_object,
     machine_note,
@@ -307,10 +307,10 @@ def worker_floor(s: Sizes) -> dict[str, Any]:
         return task.result() if task.done() else loop.run_until_complete(task)
 
     def floor_run(prompt: str = PROMPT) -> dict[str, Any]:
-        return drive(floor_arun(prompt))  # type: ignore[no-any-return]
+        return drive(floor_arun(prompt))
 
     def bare_run(prompt: str = PROMPT) -> dict[str, Any]:
-        return drive(bare_arun(prompt))  # type: ignore[no-any-return]
+        return drive(bare_arun(prompt))
 
     if floor_run()["output"] != ANSWER or bare_run()["output"] != ANSWER:
         raise SystemExit("the floor's run gave the wrong answer")
@@ -368,7 +368,6 @@ def _agno_scripted_model() -> Any:
     It fills Agno's ModelResponse the way Agno's OpenAI adapter does after parsing
     (role, content or OpenAI-shaped tool_calls, usage metrics) and does no other work.
     """
-    from dataclasses import dataclass
 
     from agno.metrics import MessageMetrics
     from agno.models.base import Model
@@ -565,27 +564,6 @@ def build_rows(v: dict[str, Any], a: dict[str, Any], imp: dict[str, Any]) -> lis
         Row("(d) fresh agent per request + arun()", v["arun_fresh_agent"], a["arun_fresh_agent"], "time"),
         Row("(d) arun() with the tool as async def (no thread hop)", v["arun_async_tool"], a["arun_async_tool"], "time"),
     ]  # fmt: skip
-
-
-@dataclass(slots=True)
-class FloorRow(Row):
-    """Vivace against the run-loop floor: ratio = Vivace / floor (1.0 = at the floor); the
-    target is a maximum."""
-
-    @property
-    def ratio(self) -> float:
-        return self.vivace / self.other if self.other > 0 else float("inf")
-
-    @property
-    def status(self) -> str:
-        if self.target is None:
-            return ""
-        return "PASS" if self.ratio <= self.target else "MISS"
-
-    def cells(self) -> list[str]:
-        target = f"<= {self.target:g}x" if self.target is not None else ""
-        return [self.label, fmt_seconds(self.vivace), fmt_seconds(self.other),
-                f"{self.ratio:.2f}x", target, self.status]  # fmt: skip
 
 
 def build_floor_rows(v: dict[str, Any], f: dict[str, Any]) -> list[Row]:

@@ -63,7 +63,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, fmt_seconds, machine_note, print_table
+from _common import FloorRow, Row, fmt_seconds, machine_note, print_table
 from _venv import REPO_ROOT, in_venv, reexec_in_venv
 
 HERE = Path(__file__).resolve().parent
@@ -425,31 +425,6 @@ def build_rows(v: dict[str, Any], a: dict[str, Any], levels: list[int]) -> list[
             )
         )
     return rows  # fmt: skip
-
-
-@dataclass(slots=True)
-class FloorRow(Row):
-    """Vivace against the floor: ``ratio`` is how many times the floor is better (runs/s:
-    floor / Vivace; times: Vivace / floor), so 1.0 is at the floor and the target is a
-    maximum."""
-
-    @property
-    def ratio(self) -> float:
-        if self.kind == "rate":
-            return self.other / self.vivace if self.vivace > 0 else float("inf")
-        return self.vivace / self.other if self.other > 0 else float("inf")
-
-    @property
-    def status(self) -> str:
-        if self.target is None:
-            return ""
-        return "PASS" if self.ratio <= self.target else "MISS"
-
-    def cells(self) -> list[str]:
-        fmt = (lambda x: f"{x:.1f} runs/s") if self.kind == "rate" else fmt_seconds
-        target = f"<= {self.target:g}x" if self.target is not None else ""
-        return [self.label, fmt(self.vivace), fmt(self.other), f"{self.ratio:.2f}x", target,
-                self.status]  # fmt: skip
 
 
 def build_floor_rows(v: dict[str, Any], f: dict[str, Any], levels: list[int]) -> list[Row]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from vivace import Agent
 from vivace.storage import PostgresStorage
@@ -28,35 +30,50 @@ async def _sessions_opened(conn: Any) -> int:
     return int(row.scalar_one())
 
 
-async def test_bursts_of_runs_reuse_the_pooled_connections(postgres_url: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    storage = PostgresStorage(postgres_url, schema=schema)
-    reader = create_async_engine(storage.url)
-    agent = Agent(model=FunctionModel(lambda messages, request: "ok"), storage=storage)
+async def _sessions_opened_by(
+    postgres_url: str, storage: Any, work: Callable[[], Awaitable[None]]
+) -> int:
+    """PostgreSQL sessions opened while ``work()`` runs and ``storage`` closes (backends
+    report their session counts as they exit)."""
+    reader = create_async_engine(PostgresStorage(postgres_url).url)
     try:
         async with reader.connect() as conn:
-            await agent.arun("warm up", session_id="warm", user_id="u")  # creates the tables
             before = await _sessions_opened(conn)
-            for burst in range(4):
-                results = await asyncio.gather(
-                    *(
-                        agent.arun("你好 👋", session_id=f"s{burst}-{i}", user_id="u")
-                        for i in range(64)
-                    )
-                )
-                assert [r.status for r in results] == ["completed"] * 64
-            stored = await storage.sessions.get_session("s3-63")
-            assert stored is not None and stored.state == {}
-            await storage.close()  # backends report their session counts as they exit
+            await work()
+            await storage.close()
             await asyncio.sleep(0.5)
-            opened = await _sessions_opened(conn) - before
+            return await _sessions_opened(conn) - before
+    finally:
+        await reader.dispose()
+
+
+async def _drop_schema(postgres_url: str, schema: str) -> None:
+    engine = create_async_engine(PostgresStorage(postgres_url).url)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    await engine.dispose()
+
+
+async def test_bursts_of_runs_reuse_the_pooled_connections(postgres_url: str) -> None:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    storage = PostgresStorage(postgres_url, schema=schema)
+    agent = Agent(model=FunctionModel(lambda messages, request: "ok"), storage=storage)
+
+    async def bursts() -> None:
+        for burst in range(4):
+            results = await asyncio.gather(
+                *(agent.arun("你好 👋", session_id=f"s{burst}-{i}", user_id="u") for i in range(64))
+            )
+            assert [r.status for r in results] == ["completed"] * 64
+        stored = await storage.sessions.get_session("s3-63")
+        assert stored is not None and stored.state == {}
+
+    try:
+        await agent.arun("warm up", session_id="warm", user_id="u")  # creates the tables
+        opened = await _sessions_opened_by(postgres_url, storage, bursts)
     finally:
         await storage.close()
-        async with reader.begin() as conn:
-            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await reader.dispose()
+        await _drop_schema(postgres_url, schema)
     # 256 runs, 64 at a time: at most the pool's 20 connections (minus the warm-up's) are
     # opened, never one per transaction above the pool size
     assert opened <= 20, f"{opened} PostgreSQL sessions opened for 256 runs"
@@ -76,42 +93,31 @@ async def test_runs_wait_for_a_small_pool_without_deadlock(postgres_url: str) ->
         assert {r.status for r in results} == {"completed"}
     finally:
         await storage.close()
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        engine = create_async_engine(PostgresStorage(postgres_url).url)
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await engine.dispose()
+        await _drop_schema(postgres_url, schema)
 
 
 async def test_pool_size_from_the_url(postgres_url: str) -> None:
     """``?pool_size=`` sizes the pool (for many workers on one server's max_connections): 24
     runs at once on ``?pool_size=2`` open at most 2 sessions; a bad size is a UserError."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from vivace.errors import UserError
     from vivace.storage import open_storage
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     sep = "&" if "?" in postgres_url else "?"
     storage = open_storage(f"{postgres_url}{sep}pool_size=2&schema={schema}")
-    reader = create_async_engine(PostgresStorage(postgres_url).url)
     agent = Agent(model=FunctionModel(lambda messages, request: "ok"), storage=storage)
+
+    async def runs() -> None:
+        results = await asyncio.gather(
+            *(agent.arun("hi", session_id=f"s{i}", user_id="u") for i in range(24))
+        )
+        assert {r.status for r in results} == {"completed"}
+
     try:
-        async with reader.connect() as conn:
-            before = await _sessions_opened(conn)
-            results = await asyncio.gather(
-                *(agent.arun("hi", session_id=f"s{i}", user_id="u") for i in range(24))
-            )
-            assert {r.status for r in results} == {"completed"}
-            await storage.close()
-            await asyncio.sleep(0.5)
-            opened = await _sessions_opened(conn) - before
+        opened = await _sessions_opened_by(postgres_url, storage, runs)
     finally:
         await storage.close()
-        async with reader.begin() as conn:
-            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await reader.dispose()
+        await _drop_schema(postgres_url, schema)
     assert opened <= 2, opened
     for bad in ("0", "-3", "many", "2.5"):
         with pytest.raises(UserError, match="pool_size"):

@@ -332,20 +332,9 @@ class Agent(Generic[DepsT, OutputT]):
         :class:`~vivace.agent.result.PausedRun` or its dict. A run owned by a user is resumed
         only with that ``user_id``.
         """
-        loop = _loop or _load_loop()
-        runner = loop.Runner(
-            self,
-            loop.RunOptions(
-                resume=run,
-                approvals=approvals,
-                user_id=user_id,
-                deps=deps,
-                model=model,
-                model_settings=model_settings,
-                max_steps=max_steps,
-            ),
-            False,  # nobody reads the events: only their sequence numbers are counted
-        )
+        runner = self._resume_runner(
+            run, approvals, False, user_id, deps, model, model_settings, max_steps, emit=False
+        )  # nobody reads the events: only their sequence numbers are counted
         return await runner.run_to_end()
 
     def aresume_stream(
@@ -366,22 +355,37 @@ class Agent(Generic[DepsT, OutputT]):
         :class:`~vivace.errors.RunNotFound` or :class:`~vivace.errors.ResumeError` is raised
         by the first ``__anext__``.
         """
-        loop = _loop or _load_loop()
         return RunStream(
-            loop.Runner(
-                self,
-                loop.RunOptions(
-                    resume=run,
-                    approvals=approvals,
-                    stream=stream_model,
-                    user_id=user_id,
-                    deps=deps,
-                    model=model,
-                    model_settings=model_settings,
-                    max_steps=max_steps,
-                ),
+            self._resume_runner(
+                run, approvals, stream_model, user_id, deps, model, model_settings, max_steps
             )
         )
+
+    def _resume_runner(
+        self,
+        run: str | PausedRun | dict[str, Any],
+        approvals: dict[str, Approval],
+        stream: bool,
+        user_id: str | None,
+        deps: DepsT | None,
+        model: str | Model | Sequence[str | Model] | None,
+        model_settings: dict[str, Any] | None,
+        max_steps: int | None,
+        *,
+        emit: bool = True,
+    ) -> Runner:
+        loop = _loop or _load_loop()
+        options = loop.RunOptions(
+            resume=run,
+            approvals=approvals,
+            stream=stream,
+            user_id=user_id,
+            deps=deps,
+            model=model,
+            model_settings=model_settings,
+            max_steps=max_steps,
+        )
+        return loop.Runner(self, options, emit)
 
     # -- sync API ----------------------------------------------------------------------------
 

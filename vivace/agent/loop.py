@@ -512,26 +512,24 @@ class Runner:
             if paused is None:
                 assert user_msg is not None
                 state.messages.append(user_msg)
+                seq = state.next_seq()
                 if self.emit:
                     yield ev.RunStarted(
                         ctx.run_id,
-                        state.next_seq(),
+                        seq,
                         agent.name,
                         ctx.session_id,
                         ctx.user_id,
                         user_msg.to_dict(),
                     )
-                else:
-                    state.seq += 1
             else:
                 decisions = {
                     call_id: "rejected" if d is False or isinstance(d, Reject) else "approved"
                     for call_id, d in (self.opts.approvals or {}).items()
                 }
+                seq = state.next_seq()
                 if self.emit:
-                    yield ev.RunResumed(ctx.run_id, state.next_seq(), decisions)
-                else:
-                    state.seq += 1
+                    yield ev.RunResumed(ctx.run_id, seq, decisions)
                 async for e in self._resume(paused):
                     yield e
             instructions = await _instructions(agent, ctx, setup.notes, user_msg, caps)
@@ -666,23 +664,20 @@ class Runner:
                 request = replaced
         model = setup.model
         run_id = ctx.run_id
+        seq = state.next_seq()
         if self.emit:
-            yield ev.ModelRequestStarted(run_id, state.next_seq(), state.step, model.id)
-        else:
-            state.seq += 1
+            yield ev.ModelRequestStarted(run_id, seq, state.step, model.id)
         response: ModelResponse | None = None
         if self.opts.stream:
             async for chunk in model.stream(request):
                 if type(chunk) is ModelTextDelta:
+                    seq = state.next_seq()
                     if self.emit:
-                        yield ev.TextDelta(run_id, state.next_seq(), chunk.text)
-                    else:
-                        state.seq += 1
+                        yield ev.TextDelta(run_id, seq, chunk.text)
                 elif type(chunk) is ModelReasoningDelta:
+                    seq = state.next_seq()
                     if self.emit:
-                        yield ev.ReasoningDelta(run_id, state.next_seq(), chunk.text)
-                    else:
-                        state.seq += 1
+                        yield ev.ReasoningDelta(run_id, seq, chunk.text)
                 elif isinstance(chunk, ModelResponse):
                     response = chunk
             if response is None:
@@ -693,12 +688,11 @@ class Runner:
         usage.requests = 1
         usage.tool_calls = 0  # counted when calls are executed, not when the model asks
         state.usage += usage
+        seq = state.next_seq()
         if self.emit:
             yield ev.ModelRequestCompleted(
-                run_id, state.next_seq(), state.step, usage.to_dict(), response.finish_reason
+                run_id, seq, state.step, usage.to_dict(), response.finish_reason
             )
-        else:
-            state.seq += 1
         if setup.caps:
             replaced = await call_hooks(setup.caps, "after_model_request", ctx, response)
             if replaced is not None:
@@ -707,15 +701,13 @@ class Runner:
         if not self.opts.stream:
             reasoning = response.reasoning
             if reasoning:
+                seq = state.next_seq()
                 if self.emit:
-                    yield ev.ReasoningDelta(run_id, state.next_seq(), reasoning)
-                else:
-                    state.seq += 1
+                    yield ev.ReasoningDelta(run_id, seq, reasoning)
             if text:
+                seq = state.next_seq()
                 if self.emit:
-                    yield ev.TextDelta(run_id, state.next_seq(), text)
-                else:
-                    state.seq += 1
+                    yield ev.TextDelta(run_id, seq, text)
         if response.refusal is not None or response.finish_reason == "content_filter":
             state.messages.append(response.to_message())
             raise ModelRefusal(
@@ -795,12 +787,9 @@ class Runner:
                     emits = True
             runnable.append(call)
         for call in runnable:
+            seq = state.next_seq()
             if self.emit:
-                yield ev.ToolCallStarted(
-                    run_id, state.next_seq(), call.id, call.name, _args_view(call)
-                )
-            else:
-                state.seq += 1
+                yield ev.ToolCallStarted(run_id, seq, call.id, call.name, _args_view(call))
         if emits:
             results: list[tuple[ToolResultPart, Any]] = []
             async for e in self._execute_emitting(runnable, results, None):
@@ -814,24 +803,20 @@ class Runner:
                     suspended = {}
                 suspended[call.id] = (call, raw)
                 continue
+            seq = state.next_seq()
             if self.emit:
                 yield ev.ToolCallCompleted(
-                    run_id, state.next_seq(), call.id, call.name, res.content, res.is_error
+                    run_id, seq, call.id, call.name, res.content, res.is_error
                 )
-            else:
-                state.seq += 1
         if suspended is None:
             result_parts = [r for r, _ in results]
         else:
             result_parts = [r for r, raw in results if type(raw) is not ToolSuspended]
         if pending or suspended:
             for call in pending:
+                seq = state.next_seq()
                 if self.emit:
-                    yield ev.ToolCallStarted(
-                        run_id, state.next_seq(), call.id, call.name, _args_view(call)
-                    )
-                else:
-                    state.seq += 1
+                    yield ev.ToolCallStarted(run_id, seq, call.id, call.name, _args_view(call))
             raise _Finish("paused", paused=self._paused_state(pending, result_parts, suspended))
         self._after_results(calls, result_parts, results)
 
@@ -903,10 +888,9 @@ class Runner:
         state = self.state
         run_id = state.ctx.run_id
         assert self.setup.output is not None
+        seq = state.next_seq()
         if self.emit:
-            yield ev.ToolCallStarted(run_id, state.next_seq(), call.id, call.name, _args_view(call))
-        else:
-            state.seq += 1
+            yield ev.ToolCallStarted(run_id, seq, call.id, call.name, _args_view(call))
         try:
             args = call.arguments
             value = (
@@ -917,12 +901,9 @@ class Runner:
         except Exception as exc:
             detail = _validation_detail(exc)
             message = f"invalid output: {detail}"
+            seq = state.next_seq()
             if self.emit:
-                yield ev.ToolCallCompleted(
-                    run_id, state.next_seq(), call.id, call.name, message, True
-                )
-            else:
-                state.seq += 1
+                yield ev.ToolCallCompleted(run_id, seq, call.id, call.name, message, True)
             state.messages.append(
                 Message("tool", _final_parts(call, calls, message, "the final result was invalid"))
             )
@@ -931,12 +912,11 @@ class Runner:
         state.messages.append(
             Message("tool", _final_parts(call, calls, None, "the final result was given"))
         )
+        seq = state.next_seq()
         if self.emit:
             yield ev.ToolCallCompleted(
-                run_id, state.next_seq(), call.id, call.name, "final result accepted", False
+                run_id, seq, call.id, call.name, "final result accepted", False
             )
-        else:
-            state.seq += 1
         raise _Finish("completed", value)
 
     async def _execute(
@@ -1070,12 +1050,11 @@ class Runner:
                     args = t.validate(decision.arguments) if t is not None else None
                     call = ToolCallPart(call.id, call.name, decision.arguments, call.meta)
                 pair = await self._execute_one(call, args)
+            seq = state.next_seq()
             if self.emit:
                 yield ev.ToolCallCompleted(
-                    run_id, state.next_seq(), call.id, call.name, pair[0].content, pair[0].is_error
+                    run_id, seq, call.id, call.name, pair[0].content, pair[0].is_error
                 )
-            else:
-                state.seq += 1
             results.append(pair[0])
             raw_results.append(pair)
         if held:
@@ -1095,17 +1074,16 @@ class Runner:
                 if type(pair[1]) is ToolSuspended:
                     again[call.id] = (call, pair[1])
                     continue
+                seq = state.next_seq()
                 if self.emit:
                     yield ev.ToolCallCompleted(
                         run_id,
-                        state.next_seq(),
+                        seq,
                         call.id,
                         call.name,
                         pair[0].content,
                         pair[0].is_error,
                     )
-                else:
-                    state.seq += 1
                 results.append(pair[0])
                 raw_results.append(pair)
             if again:
