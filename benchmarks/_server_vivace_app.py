@@ -9,6 +9,9 @@ open to loopback clients only).
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from vivace import Agent
 from vivace.server import VivaceApp
 
@@ -24,8 +27,23 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}."
 
 
+def _model() -> Any:
+    """The model router's ``openai/gpt-4o-mini`` (the fake server), or with
+    ``BENCH_MODEL_IN_PROCESS=1`` the same two answers from an in-process model (no HTTP)."""
+    if not os.environ.get("BENCH_MODEL_IN_PROCESS"):
+        return "openai/gpt-4o-mini"
+    from vivace.testing import FunctionModel, call
+
+    def script(messages: Any, request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return "It is sunny in Paris."
+        return call("get_weather", {"city": "Paris"})
+
+    return FunctionModel(script)
+
+
 agent = Agent(
-    model="openai/gpt-4o-mini",
+    model=_model(),
     name="weather",
     instructions=INSTRUCTIONS,
     tools=[get_weather],

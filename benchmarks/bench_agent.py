@@ -12,8 +12,9 @@ so neither pays for the other's imports or heap; the parent prints them side by 
 The **run-loop floor** (``--worker floor``) is a hand-written async function that does what a
 two-step run does and nothing else: call the in-process model, run the tool, call the model
 again, build the result (plain dicts, no framework). Its sync ``run`` drives that function
-with ``run_until_complete`` on a kept event loop, the least a sync call into async code
-costs. ``--profile`` adds a cProfile of Vivace's ``arun`` and ``run`` (top functions).
+with one pass of a kept event loop, the least a sync call into async code costs.
+``--profile`` adds a cProfile of Vivace's ``arun`` and ``run`` (top functions); ``--parts``
+takes a Vivace run apart through the public API (its events, the model, the sync driver).
 Ratios are "times better than Agno" (Agno / Vivace): on a noisy 2-core machine compare the
 ratios, not the absolute figures. See docs/benchmarks.md for the method.
 """
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,120 @@ def worker_floor(s: Sizes) -> dict[str, Any]:
     return res
 
 
+def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
+    """Where a two-step ``arun`` goes, through the public API: CPU time per call (best of
+    ``repeat`` batches of ``n``, ``time.process_time``), as text."""
+    import gc
+
+    from vivace import Agent
+    from vivace.testing import FunctionModel, call
+
+    def script(messages: list[Any], request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return ANSWER
+        return call("get_weather", {"city": "Paris"}, id="call_1")
+
+    model = FunctionModel(script)
+    agent = Agent(model=model, tools=[get_weather])
+    definitions = [get_weather]
+
+    def best(fn: Callable[[], Any]) -> float:
+        out = []
+        for _ in range(repeat):
+            t0 = time.process_time()
+            for _ in range(n):
+                fn()
+            out.append((time.process_time() - t0) / n)
+        return min(out)
+
+    async def abest(fn: Callable[[], Awaitable[Any]]) -> float:
+        out = []
+        for _ in range(repeat):
+            t0 = time.process_time()
+            for _ in range(n):
+                await fn()
+            out.append((time.process_time() - t0) / n)
+        return min(out)
+
+    async def streamed() -> None:
+        async for _ in agent.astream(PROMPT, stream_model=False):
+            pass
+
+    async def empty() -> None:
+        pass
+
+    async def agen() -> AsyncIterator[None]:
+        if False:
+            yield
+
+    async def one_agen() -> None:
+        async for _ in agen():
+            pass
+
+    from vivace.models import ModelRequest
+    from vivace.tools.tool import as_tool
+
+    defs = [as_tool(f).definition() for f in definitions]
+
+    async def model_only() -> None:  # the model's two answers, as the floor asks them
+        from vivace.messages import Message, ToolResultPart
+
+        messages = [Message.user(PROMPT)]
+        first = await model.request(ModelRequest(messages, tools=defs))
+        messages += [
+            first.to_message(),
+            Message("tool", [ToolResultPart("call_1", "get_weather", "x")]),
+        ]
+        await model.request(ModelRequest(messages, tools=defs))
+
+    res: dict[str, float] = {}
+
+    async def async_part() -> None:
+        for _ in range(300):
+            await agent.arun(PROMPT)
+            await streamed()
+        res["arun"] = await abest(lambda: agent.arun(PROMPT))
+        res["astream"] = await abest(streamed)
+        res["model"] = await abest(model_only)
+        res["agen"] = await abest(one_agen)
+        res["coro"] = await abest(empty)
+        before = sum(g["collections"] for g in gc.get_stats())
+        for _ in range(10_000):
+            await agent.arun(PROMPT)
+        res["collections"] = sum(g["collections"] for g in gc.get_stats()) - before
+
+    asyncio.run(async_part())
+    loop = asyncio.new_event_loop()
+
+    def one_pass() -> None:
+        task = loop.create_task(empty())
+        loop.stop()
+        loop.run_forever()
+        task.result()
+
+    res["run"] = best(lambda: agent.run(PROMPT))
+    res["one_pass"] = best(one_pass)
+    res["run_until_complete"] = best(lambda: loop.run_until_complete(empty()))
+    loop.close()
+    us = {k: v * 1e6 for k, v in res.items() if k != "collections"}
+    lines = [
+        f"-- where a two-step run goes (Vivace, CPU time, best of {repeat} x {n} calls)",
+        f"arun() (no events built)                          {us['arun']:8.2f} us",
+        f"astream(stream_model=False) drained (9 events)    {us['astream']:8.2f} us"
+        f"   -> building and handing out the events: {us['astream'] - us['arun']:.2f} us",
+        f"the model alone (FunctionModel, two answers)      {us['model']:8.2f} us"
+        f"   -> Vivace's own work in arun(): {us['arun'] - us['model']:.2f} us",
+        f"run() (sync)                                      {us['run']:8.2f} us"
+        f"   -> run() - arun(): {us['run'] - us['arun']:.2f} us",
+        f"empty coroutine, one loop pass (run()'s driver)   {us['one_pass']:8.2f} us",
+        f"empty coroutine, run_until_complete               {us['run_until_complete']:8.2f} us",
+        f"async generator created and exhausted             {us['agen']:8.2f} us"
+        f"   (a coroutine: {us['coro']:.2f} us)",
+        f"garbage collections during 10,000 arun() calls    {res['collections']:8.0f}",
+    ]
+    return "\n".join(lines)
+
+
 def profile_vivace(n: int = 3000, top: int = 25) -> str:
     """cProfile of Vivace's ``arun`` and ``run`` (``n`` runs each): the top functions by own
     time, as text."""
@@ -595,15 +710,21 @@ def main() -> None:
         "--profile", action="store_true", help="also print a cProfile of Vivace's arun and run"
     )
     p.add_argument(
-        "--worker", choices=["vivace", "agno", "floor", "profile"], help=argparse.SUPPRESS
+        "--parts",
+        action="store_true",
+        help="also print where a run's time goes (events, model, driver; public API only)",
+    )
+    p.add_argument(
+        "--worker", choices=["vivace", "agno", "floor", "profile", "parts"], help=argparse.SUPPRESS
     )
     args = p.parse_args()
     s = Sizes(args.quick)
 
     if args.worker:
         sys.path.insert(0, str(REPO_ROOT))
-        if args.worker == "profile":
-            print(json.dumps({"text": profile_vivace()}))
+        if args.worker in ("profile", "parts"):
+            text = profile_vivace() if args.worker == "profile" else parts_vivace()
+            print(json.dumps({"text": text}))
             return
         fn = {"vivace": worker_vivace, "agno": worker_agno, "floor": worker_floor}[args.worker]
         print(json.dumps(fn(s)))
@@ -644,6 +765,8 @@ def main() -> None:
     print_table(floor_rows, "floor")
     if args.profile:
         print(run_worker(__file__, "profile", [])["text"])
+    if args.parts:
+        print(run_worker(__file__, "parts", [])["text"])
     targets = [r for r in rows + floor_rows if r.target is not None]
     missed = [r for r in targets if r.status == "MISS"]
     print(f"\ntargets: {len(targets) - len(missed)}/{len(targets)} PASS")

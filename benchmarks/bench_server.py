@@ -13,6 +13,7 @@ the figures are those of the install a user gets)::
     python benchmarks/bench_server.py --profile vivace   # + an extra c=64 level under py-spy
     python benchmarks/bench_server.py --agno-db async    # Agno on AsyncSqliteDb instead
     python benchmarks/bench_server.py --sides vivace --workers 1,2 --postgres  # scaling
+    python benchmarks/bench_server.py --sides vivace,vivace-memory,vivace-inproc,floor  # parts
 
 The **floor** (``_server_floor_app.py``) is a bare Starlette app on the same uvicorn
 settings whose handler makes the same two model calls to the same fake (aiohttp, the fastest
@@ -75,6 +76,12 @@ LEVELS = (1, 16, 64)
 TARGET_LEVEL = 64
 TARGET_THROUGHPUT = 3.0
 TARGET_FLOOR = 1.5  # Vivace within 1.5x of the floor's runs/s and p99 at c=64
+# Vivace with one part taken out (``--sides vivace,vivace-memory,vivace-inproc``): "where the
+# time goes" from the public API (a storage URL, the app's model), not from a profiler
+PARTS = {
+    "vivace-memory": "storage in memory (memory://)",
+    "vivace-inproc": "the model in process (no HTTP)",
+}
 SERVER_VENV = REPO_ROOT / ".bench-venv-server"
 
 
@@ -217,7 +224,7 @@ class Side:
 def _smoke(side: str, base: str) -> None:
     """One run through the public route, checked, before any load."""
     url = f"{base}/agents/weather/runs"
-    if side in ("vivace", "floor", "baseline"):
+    if side.startswith("vivace") or side in ("floor", "baseline"):
         body = json.dumps({"input": PROMPT, "session_id": "smoke", "stream": False}).encode()
         status, raw = _http("POST", url, body, "application/json")
         ok = status == 200 and json.loads(raw).get("output") == ANSWER
@@ -235,7 +242,7 @@ def _load(
     procs: Processes, python: str, target: str, base: str, concurrency: int, args: Any
 ) -> dict[str, Any]:
     name = f"load-{target}-{concurrency}"
-    if target in ("floor", "baseline"):
+    if target in ("floor", "baseline") or target.startswith("vivace-"):
         target = "vivace"  # the same request and answer
     out = procs.logdir / f"{name}.json"
     cmd = [
@@ -493,7 +500,12 @@ def main() -> None:
     p.add_argument(
         "--levels", default=",".join(map(str, LEVELS)), help="concurrency levels (1,16,64)"
     )
-    p.add_argument("--sides", default="vivace,agno,floor", help="which servers (vivace,agno,floor)")
+    p.add_argument(
+        "--sides",
+        default="vivace,agno,floor",
+        help="which servers (vivace, agno, floor; vivace-memory, vivace-inproc: Vivace with its "
+        "storage in memory / its model in process, for where its time goes)",
+    )
     p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (medians reported)")
     p.add_argument("--workers", default="1", help="Vivace's worker counts, e.g. 1,2 (scaling)")
     p.add_argument("--postgres", action="store_true",
@@ -643,8 +655,25 @@ def main() -> None:
                      "BENCH_FLOOR_SQLITE": args.floor_sqlite},
                     server_python,
                 ))  # fmt: skip
+            elif name in PARTS:
+                penv = {**env, "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "x"}
+                store = f"sqlite:///{tmp / (name + '.db')}"
+                if name == "vivace-memory":
+                    store = "memory://"
+                else:
+                    penv["BENCH_MODEL_IN_PROCESS"] = "1"
+                sides.append(Side(
+                    name,
+                    f"Vivace, {PARTS[name]}",
+                    ["-m", "vivace.cli", "serve", "_server_vivace_app:app", "--workers", "1",
+                     "--storage", store, "--log-level", "warning"],
+                    penv,
+                    server_python,
+                ))  # fmt: skip
             else:
-                raise SystemExit(f"unknown side {name!r} (vivace, agno, floor)")
+                raise SystemExit(
+                    f"unknown side {name!r} (vivace, agno, floor, baseline, {', '.join(PARTS)})"
+                )
         for rnd in range(args.rounds):
             if args.rounds > 1:
                 print(f"-- round {rnd + 1}/{args.rounds}", flush=True)
@@ -696,6 +725,18 @@ def main() -> None:
         rows = build_floor_rows(results["vivace"], results["floor"], args.levels)
         print_table(rows, "floor")
         tables.append(("floor", rows, "floor"))
+    parts = [k for k in PARTS if k in results]
+    if "vivace" in results and parts:
+        print("\nWhere Vivace's server CPU per run goes (the same server with one part taken "
+              "out; the difference is that part's share):")  # fmt: skip
+        for c in args.levels:
+            whole = results["vivace"][str(c)]["server_cpu_per_run"]
+            print(f"  c={c:<3} whole run {fmt_seconds(whole):>9}")
+            for k in parts:
+                cpu = results[k][str(c)]["server_cpu_per_run"]
+                share = "storage (SQLite seam)" if k == "vivace-memory" else "the two model calls"
+                print(f"        {PARTS[k]:<36} {fmt_seconds(cpu):>9}  -> {share}: "
+                      f"{fmt_seconds(whole - cpu)}")  # fmt: skip
     scaling = {}
     if len(worker_counts) > 1 and "vivace" in results:
         base = results["vivace"] if worker_counts[0] == 1 else None
