@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "identifiers": 0,
     "trace_hook": 0,
+    "compact_json": 0,
     "messages": 1,
     "storage": 2,
     "models": 3,

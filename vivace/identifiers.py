@@ -35,7 +35,9 @@ def is_identifier(value: object) -> bool:
 def check_identifier(field: str, value: object) -> str:
     """Return ``value`` if it is a valid id, else raise :class:`InvalidIdentifier` naming ``field``."""
     if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
-        bad = _BAD.search(value)
+        # printable ASCII (the usual id) has nothing to look for: C1 controls and surrogates
+        # are not ASCII
+        bad = None if value.isascii() and value.isprintable() else _BAD.search(value)
         if bad is None:
             if value in _DOTS:
                 raise InvalidIdentifier(

@@ -510,3 +510,58 @@ async def test_sync_run_inside_a_running_loop_uses_a_helper_thread():
     assert agent.run("x").output == "hi 你好 🎉"
     with pytest.raises(TypeError):
         agent.run("x", message_history=5)  # type: ignore[arg-type]
+
+
+async def test_run_ids_are_random_uuid4_hex_and_name_the_trace() -> None:
+    import uuid
+
+    agent = Agent(model=FunctionModel(lambda m, r: "ok"))
+    ids = [(await agent.arun("hi")).run_id for _ in range(300)]
+    stream = agent.astream("hi")
+    async for _ in stream:
+        pass
+    assert stream.result is not None
+    ids.append(stream.result.run_id)
+    assert len(set(ids)) == len(ids)
+    for run_id in ids:
+        u = uuid.UUID(run_id)
+        assert u.hex == run_id and u.version == 4 and u.variant == uuid.RFC_4122
+    result = await agent.arun("hi")
+    assert result.trace_id == result.run_id and result.span_id == result.run_id[16:]
+
+
+async def test_astream_hands_out_each_event_before_the_work_it_announces_finishes() -> None:
+    # the model and the tool each wait until the consumer has seen the event announcing them
+    model_may_answer = asyncio.Event()
+    tool_may_return = asyncio.Event()
+
+    async def script(messages, request):  # type: ignore[no-untyped-def]
+        await asyncio.wait_for(model_may_answer.wait(), 5)
+        model_may_answer.clear()
+        if messages[-1].role == "tool":
+            return "done"
+        return call("slow", {"x": 1})
+
+    async def slow(x: int) -> str:
+        await asyncio.wait_for(tool_may_return.wait(), 5)
+        return "slow result"
+
+    agent = Agent(model=FunctionModel(script), tools=[slow])
+    seen = []
+    async for event in agent.astream("go", stream_model=False):
+        seen.append(event.type)
+        if event.type == "model_request_started":
+            model_may_answer.set()
+        elif event.type == "tool_call_started":
+            tool_may_return.set()
+    assert seen == [
+        "run_started",
+        "model_request_started",
+        "model_request_completed",
+        "tool_call_started",
+        "tool_call_completed",
+        "model_request_started",
+        "model_request_completed",
+        "text_delta",
+        "run_completed",
+    ]

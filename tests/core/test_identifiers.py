@@ -35,3 +35,18 @@ def test_empty_too_long_and_non_strings_are_refused(value: object) -> None:
     with pytest.raises(InvalidIdentifier):
         check_identifier("run_id", value)
     assert not is_identifier(value)
+
+
+def test_every_character_below_u0100_and_the_surrogates_are_judged_alike_in_any_id() -> None:
+    # printable ASCII takes a shortcut past the character scan: each character must get the
+    # same verdict alone, inside an ASCII id and inside a non-ASCII one
+    for code in [*range(0x100), 0xD800, 0xDBFF, 0xDC00, 0xDFFF]:
+        ch = chr(code)
+        bad = code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF
+        for value in (f"run{ch}x", f"{ch}中", f"x{ch}"):
+            assert is_identifier(value) is not bad, (hex(code), value)
+            if bad:
+                with pytest.raises(InvalidIdentifier, match=f"U\\+{code:04X}"):
+                    check_identifier("run_id", value)
+            else:
+                assert check_identifier("run_id", value) == value

@@ -244,29 +244,58 @@ class Agent(Generic[DepsT, OutputT]):
         this run; ``run_id`` names the run; ``parent_run_id``/``trace_id`` join another run's
         trace (set automatically when the run starts inside another run's tool call).
         """
-        loop = _loop or _load_loop()  # the run loop is imported on the first run
-        runner = loop.Runner(
-            self,
-            loop.RunOptions(  # positional: this is the per-run hot path
-                input,
-                run_id,
-                session_id,
-                user_id,
-                deps,
-                session_state,
-                message_history,
-                model,
-                model_settings,
-                max_steps,
-                False,
-                None,
-                None,
-                parent_run_id,
-                trace_id,
-            ),
-            False,  # nobody reads the events: only their sequence numbers are counted
+        runner = self._quiet_runner(
+            input,
+            run_id,
+            session_id,
+            user_id,
+            deps,
+            session_state,
+            message_history,
+            model,
+            model_settings,
+            max_steps,
+            parent_run_id,
+            trace_id,
         )
         return await runner.run_to_end()
+
+    def _quiet_runner(
+        self,
+        input: UserInput,
+        run_id: str | None,
+        session_id: str | None,
+        user_id: str | None,
+        deps: Any,
+        session_state: dict[str, Any] | None,
+        message_history: list[Message] | None,
+        model: Any,
+        model_settings: dict[str, Any] | None,
+        max_steps: int | None,
+        parent_run_id: str | None,
+        trace_id: str | None,
+    ) -> Runner:
+        """The Runner of ``arun``/``run``: nobody reads its events, so it builds none (only
+        their sequence numbers are counted)."""
+        loop = _loop or _load_loop()  # the run loop is imported on the first run
+        options = loop.RunOptions(  # positional: this is the per-run hot path
+            input,
+            run_id,
+            session_id,
+            user_id,
+            deps,
+            session_state,
+            message_history,
+            model,
+            model_settings,
+            max_steps,
+            False,
+            None,
+            None,
+            parent_run_id,
+            trace_id,
+        )
+        return loop.Runner(self, options, False)
 
     def astream(
         self,
@@ -406,22 +435,21 @@ class Agent(Generic[DepsT, OutputT]):
         trace_id: str | None = None,
     ) -> RunResult[OutputT]:
         """Synchronous :meth:`arun` (reuses one event loop per thread)."""
-        return run_sync(
-            self.arun(
-                input,
-                session_id=session_id,
-                user_id=user_id,
-                deps=deps,
-                session_state=session_state,
-                message_history=message_history,
-                model=model,
-                model_settings=model_settings,
-                max_steps=max_steps,
-                run_id=run_id,
-                parent_run_id=parent_run_id,
-                trace_id=trace_id,
-            )
+        runner = self._quiet_runner(
+            input,
+            run_id,
+            session_id,
+            user_id,
+            deps,
+            session_state,
+            message_history,
+            model,
+            model_settings,
+            max_steps,
+            parent_run_id,
+            trace_id,
         )
+        return run_sync(runner.run_to_end())
 
     def stream(
         self,
@@ -663,11 +691,7 @@ def run_sync(coro: Any, allow_thread: bool = True) -> Any:
     """
     import asyncio
 
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
+    if asyncio._get_running_loop() is not None:  # (get_running_loop() raises when not)
         if not allow_thread:
             coro.close()
             raise RuntimeError("use the async API (astream) inside a running event loop")

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -31,7 +31,15 @@ from ..errors import (
     UnexpectedModelBehavior,
     VivaceError,
 )
-from ..messages import Message, Part, TextPart, ToolCallPart, ToolResultPart, input_to_message
+from ..messages import (
+    Message,
+    Part,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+    input_to_message,
+)
 from ..models.base import (
     Model,
     ModelRequest,
@@ -304,8 +312,10 @@ def _trace_context(run_id: str, opts: RunOptions) -> tuple[str, str, str | None]
 def new_run_id() -> str:
     """A random run id: 32 hex digits laid out as a UUID4 (``uuid.uuid4().hex`` costs about
     twice as much: it builds a ``UUID`` object to read one attribute)."""
-    h = os.urandom(16).hex()
-    return f"{h[:12]}4{h[13:16]}{'89ab'[int(h[16], 16) & 3]}{h[17:]}"
+    r = bytearray(os.urandom(16))
+    r[6] = r[6] & 0x0F | 0x40  # version 4
+    r[8] = r[8] & 0x3F | 0x80  # RFC 4122 variant
+    return r.hex()
 
 
 class Runner:
@@ -533,9 +543,106 @@ class Runner:
                 async for e in self._resume(paused):
                     yield e
             instructions = await _instructions(agent, ctx, setup.notes, user_msg, caps)
+            # The steps, in this one generator (a nested generator per step would cost every
+            # run its creation and every event a hop): ask the model, then run the tools it
+            # called, until a step ends the run (``_Finish``) or fails.
+            run_id, emit, stream, model = ctx.run_id, self.emit, self.opts.stream, setup.model
             while True:
-                async for e in self._step(instructions):
-                    yield e
+                request = self._next_request(instructions)
+                if caps:
+                    replaced = await call_hooks(caps, "before_model_request", ctx, request)
+                    if replaced is not None:
+                        request = replaced
+                seq = state.next_seq()
+                if emit:
+                    yield ev.ModelRequestStarted(run_id, seq, state.step, model.id)
+                response: ModelResponse | None = None
+                if stream:
+                    async for chunk in model.stream(request):
+                        if type(chunk) is ModelTextDelta:
+                            seq = state.next_seq()
+                            if emit:
+                                yield ev.TextDelta(run_id, seq, chunk.text)
+                        elif type(chunk) is ModelReasoningDelta:
+                            seq = state.next_seq()
+                            if emit:
+                                yield ev.ReasoningDelta(run_id, seq, chunk.text)
+                        elif isinstance(chunk, ModelResponse):
+                            response = chunk
+                    if response is None:
+                        raise UnexpectedModelBehavior("the model's stream ended without a response")
+                else:
+                    response = await model.request(request)
+                usage = response.usage
+                usage.requests = 1
+                usage.tool_calls = 0  # counted when calls are executed, not when the model asks
+                state.usage += usage
+                seq = state.next_seq()
+                if emit:
+                    yield ev.ModelRequestCompleted(
+                        run_id, seq, state.step, usage.to_dict(), response.finish_reason
+                    )
+                if caps:
+                    replaced = await call_hooks(caps, "after_model_request", ctx, response)
+                    if replaced is not None:
+                        response = replaced
+                parts = response.parts
+                text, reasoning, calls = _read_parts(parts)
+                if not stream:
+                    if reasoning:
+                        seq = state.next_seq()
+                        if emit:
+                            yield ev.ReasoningDelta(run_id, seq, reasoning)
+                    if text:
+                        seq = state.next_seq()
+                        if emit:
+                            yield ev.TextDelta(run_id, seq, text)
+                if not self._take_answer(response, parts, text, calls):
+                    continue  # the answer was empty or invalid: the model was asked again
+                # -- the tool calls of this step
+                if setup.output_mode == "tool":
+                    final = next((c for c in calls if c.name == FINAL_RESULT_TOOL), None)
+                    if final is not None:
+                        for e in self._final_result(final, calls):  # raises _Finish when valid
+                            yield e
+                        continue
+                runnable, pending, emits = self._sort_calls(calls)
+                for call in runnable:
+                    seq = state.next_seq()
+                    if emit:
+                        yield ev.ToolCallStarted(run_id, seq, call.id, call.name, _args_view(call))
+                if emits:
+                    results: list[tuple[ToolResultPart, Any]] = []
+                    async for e in self._execute_emitting(runnable, results, None):
+                        yield e
+                else:
+                    results = await self._execute(runnable)
+                suspended: dict[str, tuple[ToolCallPart, ToolSuspended]] | None = None
+                for call, (res, raw) in zip(runnable, results, strict=True):
+                    if type(raw) is ToolSuspended:
+                        if suspended is None:
+                            suspended = {}
+                        suspended[call.id] = (call, raw)
+                        continue
+                    seq = state.next_seq()
+                    if emit:
+                        yield ev.ToolCallCompleted(
+                            run_id, seq, call.id, call.name, res.content, res.is_error
+                        )
+                if suspended is None:
+                    result_parts = [r for r, _ in results]
+                else:
+                    result_parts = [r for r, raw in results if type(raw) is not ToolSuspended]
+                if pending or suspended:
+                    for call in pending:
+                        seq = state.next_seq()
+                        if emit:
+                            yield ev.ToolCallStarted(
+                                run_id, seq, call.id, call.name, _args_view(call)
+                            )
+                    paused_state = self._paused_state(pending, result_parts, suspended)
+                    raise _Finish("paused", paused=paused_state)
+                self._after_results(calls, result_parts, results)
         except _Finish as fin:
             yield self._end(fin.status, fin.output, fin.error, fin.paused)
         except GuardrailTripped as exc:
@@ -643,9 +750,10 @@ class Runner:
         if handle is not None and handle.cancel_requested:
             raise _Finish("cancelled", error=RunCancelled("cancelled by request"))
 
-    async def _step(self, instructions: str | None) -> AsyncIterator[ev.RunEvent]:
+    def _next_request(self, instructions: str | None) -> ModelRequest:
+        """The next step's model request (raises when the run was cancelled or has used up
+        its steps)."""
         setup, state = self.setup, self.state
-        ctx = state.ctx
         self._check_cancel()
         if state.step >= setup.max_steps:
             raise MaxStepsExceeded(
@@ -653,80 +761,34 @@ class Runner:
                 max_steps=setup.max_steps,
             )
         state.step += 1
-        ctx.step = state.step
-        output = setup.output
-        request = ModelRequest(
+        state.ctx.step = state.step
+        return ModelRequest(
             state.messages, instructions, setup.defs, setup.output_spec, setup.settings
         )
-        if setup.caps:
-            replaced = await call_hooks(setup.caps, "before_model_request", ctx, request)
-            if replaced is not None:
-                request = replaced
-        model = setup.model
-        run_id = ctx.run_id
-        seq = state.next_seq()
-        if self.emit:
-            yield ev.ModelRequestStarted(run_id, seq, state.step, model.id)
-        response: ModelResponse | None = None
-        if self.opts.stream:
-            async for chunk in model.stream(request):
-                if type(chunk) is ModelTextDelta:
-                    seq = state.next_seq()
-                    if self.emit:
-                        yield ev.TextDelta(run_id, seq, chunk.text)
-                elif type(chunk) is ModelReasoningDelta:
-                    seq = state.next_seq()
-                    if self.emit:
-                        yield ev.ReasoningDelta(run_id, seq, chunk.text)
-                elif isinstance(chunk, ModelResponse):
-                    response = chunk
-            if response is None:
-                raise UnexpectedModelBehavior("the model's stream ended without a response")
-        else:
-            response = await model.request(request)
-        usage = response.usage
-        usage.requests = 1
-        usage.tool_calls = 0  # counted when calls are executed, not when the model asks
-        state.usage += usage
-        seq = state.next_seq()
-        if self.emit:
-            yield ev.ModelRequestCompleted(
-                run_id, seq, state.step, usage.to_dict(), response.finish_reason
-            )
-        if setup.caps:
-            replaced = await call_hooks(setup.caps, "after_model_request", ctx, response)
-            if replaced is not None:
-                response = replaced
-        text = response.text
-        if not self.opts.stream:
-            reasoning = response.reasoning
-            if reasoning:
-                seq = state.next_seq()
-                if self.emit:
-                    yield ev.ReasoningDelta(run_id, seq, reasoning)
-            if text:
-                seq = state.next_seq()
-                if self.emit:
-                    yield ev.TextDelta(run_id, seq, text)
+
+    def _take_answer(
+        self, response: ModelResponse, parts: list[Part], text: str, calls: list[ToolCallPart]
+    ) -> bool:
+        """Take the model's answer into the history: ``True`` when it called tools (to run
+        now), ``False`` when the model is asked again (empty or invalid answer); a final
+        answer ends the run (``_Finish``), a refusal fails it."""
+        setup, state = self.setup, self.state
         if response.refusal is not None or response.finish_reason == "content_filter":
             state.messages.append(response.to_message())
             raise ModelRefusal(
                 response.refusal or "the provider filtered the answer (content_filter)",
                 refusal=response.refusal,
             )
-        parts = response.parts
-        calls = response.tool_calls
         if not parts:
             self._retry_model("the model returned an empty response")
             state.messages.append(
                 Message("user", [TextPart("Your last answer was empty. Please answer.")])
             )
-            return
+            return False
         state.messages.append(Message("assistant", parts))
         if calls:
-            async for e in self._handle_calls(calls):
-                yield e
-            return
+            return True
+        output = setup.output
         if output is None:
             raise _Finish("completed", text)
         if setup.output_mode == "tool":
@@ -737,7 +799,7 @@ class Runner:
                     [TextPart(f"Call the {FINAL_RESULT_TOOL} tool with your final answer.")],
                 )
             )
-            return
+            return False
         try:
             value = output.validate_json(_strip_fences(text))
         except Exception as exc:
@@ -754,7 +816,7 @@ class Runner:
                     ],
                 )
             )
-            return
+            return False
         raise _Finish("completed", value)
 
     def _retry_model(self, reason: str, output: bool = False) -> None:
@@ -766,19 +828,17 @@ class Runner:
 
     # -- tool calls ------------------------------------------------------------------------------
 
-    async def _handle_calls(self, calls: list[ToolCallPart]) -> AsyncIterator[ev.RunEvent]:
-        setup, state = self.setup, self.state
-        run_id = state.ctx.run_id
-        final = [c for c in calls if c.name == FINAL_RESULT_TOOL and setup.output_mode == "tool"]
-        if final:
-            async for e in self._final_result(final[0], calls):
-                yield e
-            return
+    def _sort_calls(
+        self, calls: list[ToolCallPart]
+    ) -> tuple[list[ToolCallPart], list[ToolCallPart], bool]:
+        """``(runnable, pending approval, whether a runnable tool emits events)``; a call of
+        an unknown tool is runnable (it becomes an error result)."""
+        tools = self.setup.tools
         pending: list[ToolCallPart] = []
         runnable: list[ToolCallPart] = []
         emits = False
         for call in calls:
-            t = setup.tools.get(call.name)
+            t = tools.get(call.name)
             if t is not None:
                 if t.requires_approval:
                     pending.append(call)
@@ -786,39 +846,7 @@ class Runner:
                 if t.emits_events:
                     emits = True
             runnable.append(call)
-        for call in runnable:
-            seq = state.next_seq()
-            if self.emit:
-                yield ev.ToolCallStarted(run_id, seq, call.id, call.name, _args_view(call))
-        if emits:
-            results: list[tuple[ToolResultPart, Any]] = []
-            async for e in self._execute_emitting(runnable, results, None):
-                yield e
-        else:
-            results = await self._execute(runnable)
-        suspended: dict[str, tuple[ToolCallPart, ToolSuspended]] | None = None
-        for call, (res, raw) in zip(runnable, results, strict=True):
-            if type(raw) is ToolSuspended:
-                if suspended is None:
-                    suspended = {}
-                suspended[call.id] = (call, raw)
-                continue
-            seq = state.next_seq()
-            if self.emit:
-                yield ev.ToolCallCompleted(
-                    run_id, seq, call.id, call.name, res.content, res.is_error
-                )
-        if suspended is None:
-            result_parts = [r for r, _ in results]
-        else:
-            result_parts = [r for r, raw in results if type(raw) is not ToolSuspended]
-        if pending or suspended:
-            for call in pending:
-                seq = state.next_seq()
-                if self.emit:
-                    yield ev.ToolCallStarted(run_id, seq, call.id, call.name, _args_view(call))
-            raise _Finish("paused", paused=self._paused_state(pending, result_parts, suspended))
-        self._after_results(calls, result_parts, results)
+        return runnable, pending, emits
 
     def _paused_state(
         self,
@@ -882,9 +910,9 @@ class Runner:
             if t is not None and t.stop_after and not res.is_error:
                 raise _Finish("completed", raw)
 
-    async def _final_result(
-        self, call: ToolCallPart, calls: list[ToolCallPart]
-    ) -> AsyncIterator[ev.RunEvent]:
+    def _final_result(self, call: ToolCallPart, calls: list[ToolCallPart]) -> Iterator[ev.RunEvent]:
+        """A ``final_result`` call: its events; a valid answer ends the run (``_Finish``), an
+        invalid one is sent back to the model."""
         state = self.state
         run_id = state.ctx.run_id
         assert self.setup.output is not None
@@ -1140,6 +1168,20 @@ def check_approvals(agent: Agent[Any, Any], paused: PausedRun, approvals: dict[s
                 t.validate(decision.arguments)
             except ToolArgumentsError as exc:
                 raise ResumeError(f"edited arguments for {call_id}: {exc.message}") from None
+
+
+def _read_parts(parts: list[Part]) -> tuple[str, str, list[ToolCallPart]]:
+    """A response's ``(text, reasoning, tool calls)``, in one pass over its parts."""
+    text = reasoning = ""
+    calls: list[ToolCallPart] = []
+    for p in parts:
+        if type(p) is TextPart:
+            text += p.text
+        elif type(p) is ToolCallPart:
+            calls.append(p)
+        elif type(p) is ReasoningPart:
+            reasoning += p.text
+    return text, reasoning, calls
 
 
 def _args_view(call: ToolCallPart) -> Any:

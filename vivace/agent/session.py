@@ -15,9 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import trace_hook
 from ..errors import RunNotFound, VivaceError
+from ..storage.errors import StateConflict, StateNotSerializableError, StateTooLargeError
+from ..storage.lease import keep_alive
+from ..storage.records import HistoryWindow, RunRecord
+from ..tools.tool import result_to_content
 
 if TYPE_CHECKING:
-    from ..storage import RunRecord, SessionContext, Storage
+    from ..storage import SessionContext, Storage
     from .agent import Agent
     from .result import PausedRun, RunResult
 
@@ -61,8 +65,6 @@ class SessionBinding:
     ) -> SessionBinding:
         """Start a new run in its session (created on first use), with the storage's run
         lease and the run's trace context."""
-        from ..storage import HistoryWindow, RunRecord
-
         now = time.time()
         record = RunRecord(
             run_id=run_id,
@@ -101,8 +103,6 @@ class SessionBinding:
 
     async def keep_alive(self) -> None:
         """Start renewing the run's lease (stopped by :meth:`finish`)."""
-        from ..storage.lease import keep_alive
-
         self.lease = keep_alive(
             self.storage.sessions, self.record.run_id, lease=self.storage.run_lease
         )
@@ -116,8 +116,6 @@ class SessionBinding:
         failed with that error, the session state is left as it was, and
         ``result.session_state`` is the stored state.
         """
-        from ..storage import StateConflict, StateNotSerializableError, StateTooLargeError
-
         try:
             if self.lease is not None:
                 await self.lease.__aexit__(None, None, None)
@@ -170,8 +168,6 @@ def _span_attrs(storage: Storage, operation: str, record: RunRecord) -> dict[str
 
 
 def _fill(record: RunRecord, result: RunResult) -> None:
-    from ..tools.tool import result_to_content
-
     record.status = result.status
     record.messages = result.messages
     record.output = result_to_content(result._output) if result.status == "completed" else None

@@ -70,6 +70,7 @@ import aiohttp
 from yarl import URL
 
 from .. import trace_hook
+from ..compact_json import compact_encoder
 from ..errors import (
     ModelConnectionError,
     ModelError,
@@ -202,8 +203,7 @@ def _ssl_context() -> ssl.SSLContext:
     return ctx
 
 
-# one encoder for every request body (json.dumps with options builds a new one each time)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_encode = compact_encoder()
 
 
 def get_client(key: str) -> aiohttp.ClientSession:
@@ -545,7 +545,7 @@ class Endpoint:
         client = get_client(self.provider)
         url = self.url(path)
         target = _url(url)
-        payload = b"" if body is None else _ENCODER.encode(body).encode()
+        payload = b"" if body is None else _encode(body).encode()
         hdrs = dict(self._headers)
         if body is not None:
             hdrs["content-type"] = "application/json"

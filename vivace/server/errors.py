@@ -10,10 +10,10 @@ the request (or run) it comes from::
 from __future__ import annotations
 
 import base64
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..compact_json import compact_encoder
 from ..trace_hook import TRACE_CONTEXT
 
 if TYPE_CHECKING:
@@ -99,13 +99,12 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-# one encoder for every call (json.dumps with options builds a new one each time)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+_encode = compact_encoder(_default)
 
 
 def dumps(obj: Any) -> bytes:
     """Compact JSON (bytes as base64, unknown objects as strings)."""
-    return _ENCODER.encode(obj).encode()
+    return _encode(obj).encode()
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

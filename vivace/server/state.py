@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import HTTPError
+from .errors import TRACE_SCOPE_KEY, HTTPError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -108,8 +108,6 @@ def settings(request: Request) -> Settings:
 
 def request_trace_id(request: Request) -> str | None:
     """The request's trace id (the caller's ``traceparent``, else a new one), or None."""
-    from .errors import TRACE_SCOPE_KEY
-
     context = request.scope.get(TRACE_SCOPE_KEY)
     return None if context is None else context[0]
 

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from ..compact_json import compact_encoder
 from .errors import StateNotSerializableError
 
 __all__ = ["canon", "dumps", "dumps_opt", "loads", "text_in", "text_out"]
@@ -18,10 +19,7 @@ def _default(o: Any) -> Any:
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
-# one encoder for every call (json.dumps with options builds a new one each time)
-_ENCODER = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
-)
+_encode = compact_encoder(_default, allow_nan=False)
 
 
 def dumps(value: Any, what: str = "value") -> str:
@@ -30,7 +28,7 @@ def dumps(value: Any, what: str = "value") -> str:
     Control characters (NUL included) are escaped by JSON itself, so the text fits every
     database's text type (PostgreSQL's cannot hold NUL)."""
     try:
-        text = _ENCODER.encode(value)
+        text = _encode(value)
     except (TypeError, ValueError) as exc:
         raise StateNotSerializableError(
             f"{what} is not JSON-serializable: {exc}", field=what

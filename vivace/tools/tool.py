@@ -205,15 +205,16 @@ class Tool(BaseTool):
         """Parse and validate the model's arguments; raise :class:`ToolArgumentsError`."""
         import pydantic
 
-        schema = self.schema
+        core = self.schema.validator.__pydantic_validator__
         try:
             if isinstance(arguments, str):
-                model = schema.validator.model_validate_json(arguments or "{}")
+                model = core.validate_json(arguments or "{}")
             else:
-                model = schema.validator.model_validate(arguments)
+                model = core.validate_python(arguments)
         except pydantic.ValidationError as exc:
             raise ToolArgumentsError(_format_validation_error(exc)) from None
-        return {k: getattr(model, k) for k in schema.field_names}
+        # the validated fields by name (a fresh model's own dict: nothing else holds it)
+        return model.__dict__
 
     async def call(self, arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
         """Run the tool with validated ``arguments`` (and ``ctx`` injected when declared)."""
