@@ -542,7 +542,9 @@ class Runner:
                     yield ev.RunResumed(ctx.run_id, seq, decisions)
                 async for e in self._resume(paused):
                     yield e
-            instructions = await _instructions(agent, ctx, setup.notes, user_msg, caps)
+            instructions = agent.instructions
+            if caps or setup.notes or callable(instructions):
+                instructions = await _instructions(agent, ctx, setup.notes, user_msg, caps)
             # The steps, in this one generator (a nested generator per step would cost every
             # run its creation and every event a hop): ask the model, then run the tools it
             # called, until a step ends the run (``_Finish``) or fails.
