@@ -10,6 +10,8 @@ requests (``benchmarks/bench_server.py --postgres``). Runs now wait for a pooled
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from vivace import Agent
+from vivace.errors import StorageError
 from vivace.storage import PostgresStorage
 from vivace.testing import FunctionModel
 
@@ -122,3 +125,78 @@ async def test_pool_size_from_the_url(postgres_url: str) -> None:
     for bad in ("0", "-3", "many", "2.5"):
         with pytest.raises(UserError, match="pool_size"):
             open_storage(f"{postgres_url}{sep}pool_size={bad}")
+
+
+async def _pool_pids(storage: PostgresStorage, n: int) -> set[int]:
+    """The server pids of ``n`` pooled connections (held at once, then handed back idle)."""
+    engine = storage.sessions.engine
+    async with contextlib.AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(engine.driver()) for _ in range(n)]  # type: ignore[attr-defined]
+        return {c.get_server_pid() for c in conns}
+
+
+async def _kill(postgres_url: str, pids: set[int]) -> None:
+    killer = create_async_engine(PostgresStorage(postgres_url).url)
+    try:
+        async with killer.connect() as conn:
+            await conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE pid IN ({', '.join(str(p) for p in pids)})"
+            )
+    finally:
+        await killer.dispose()
+    await asyncio.sleep(0.2)
+
+
+async def test_pooled_connections_killed_while_idle_are_replaced_without_leaks(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a PostgreSQL restart or an administrator ending sessions: each dead pooled connection
+    # fails at most one call (there is no ping before use), then is replaced; nothing leaks
+    # and nothing is logged as an error
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    storage = PostgresStorage(postgres_url, schema=schema)
+    agent = Agent(model=FunctionModel(lambda messages, request: "ok"), storage=storage)
+    caplog.set_level(logging.INFO, logger="sqlalchemy.pool")
+
+    async def runs(prefix: str, n: int) -> list[str]:
+        statuses = []
+        for i in range(n):
+            try:
+                statuses.append((await agent.arun("再见 🌙", session_id=f"{prefix}{i}")).status)
+            except StorageError:
+                statuses.append("storage error")
+        return statuses
+
+    try:
+        await agent.arun("warm up", session_id="warm")
+        first = await _pool_pids(storage, 6)
+        # 1. killed behind the pool's back: each dead connection fails one call (there is no
+        #    ping before use), is invalidated, and its record reconnects on its next checkout
+        await _kill(postgres_url, first)
+        statuses = await runs("a", 12)
+        assert statuses[-6:] == ["completed"] * 6, statuses
+        assert statuses.count("storage error") <= len(first)
+        second = await _pool_pids(storage, 6)
+        assert not (second & first)
+        # 2. again, noticed first by a query of SQLAlchemy's own (which invalidates its pool)
+        await _kill(postgres_url, second)
+        failed = 0
+        for i in range(8):
+            try:
+                await storage.sessions.get_session(f"a{i}")
+            except StorageError:
+                failed += 1
+        assert 1 <= failed <= len(second)
+        statuses = await runs("b", 12)
+        assert statuses[-6:] == ["completed"] * 6, statuses
+        assert statuses.count("storage error") <= len(second)
+        stored = await storage.sessions.get_session("b11")
+        assert stored is not None
+        third = await _pool_pids(storage, 6)
+        assert not (third & (first | second))
+    finally:
+        await storage.close()
+        await _drop_schema(postgres_url, schema)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
