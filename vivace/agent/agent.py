@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .events import RunEvent
     from .hooks import Hooks
     from .loop import Runner
+    from .registry import RunHandle
     from .result import Approval, PausedRun, RunResult
 
     DepsT = TypeVar("DepsT", default=None, contravariant=True)
@@ -596,28 +597,30 @@ def _knowledge_in_mode(knowledge: Any, mode: str) -> Any:
 class RunStream(Generic[OutputT]):
     """An async iterator of run events; ``result`` is set when it ends."""
 
-    __slots__ = ("_gen", "_runner")
+    __slots__ = ("_gen", "_handle", "_runner")
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
         self._gen = runner.events()
+        self._handle: RunHandle | None = None  # the run's registry entry, once it exists
 
     def __aiter__(self) -> RunStream[OutputT]:
         return self
 
     async def __anext__(self) -> RunEvent:
-        state = getattr(self._runner, "state", None)
-        if state is not None and state.handle is not None:
-            import asyncio
-
-            state.handle.task = asyncio.current_task()  # the consumer may change tasks
-            state.handle.busy = True
+        # the handle says which task to interrupt on cancel(): the one reading the stream
+        # now (the consumer may change tasks), and only while it waits for the run
+        handle = self._handle
+        if handle is not None:
+            handle.waiting()
         try:
             return await self._gen.__anext__()
         finally:
-            state = getattr(self._runner, "state", None)
-            if state is not None and state.handle is not None:
-                state.handle.busy = False
+            if handle is None:  # the first event: the run registered itself meanwhile
+                state = getattr(self._runner, "state", None)
+                handle = self._handle = state.handle if state is not None else None
+            if handle is not None:
+                handle.busy = False
 
     async def aclose(self) -> None:
         """Stop the run's event stream early (the run ends where it is)."""

@@ -37,6 +37,11 @@ class RunHandle:
         self.task: asyncio.Task[object] | None = asyncio.current_task()
         self.loop = asyncio.get_running_loop()
 
+    def waiting(self) -> None:
+        """The current task waits for the run's next event: a cancel interrupts it."""
+        self.task = asyncio.current_task()
+        self.busy = True
+
 
 _RUNS: dict[str, RunHandle] = {}
 _LOCK = threading.Lock()
