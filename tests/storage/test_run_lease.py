@@ -152,3 +152,51 @@ async def test_a_killed_agent_run_reads_running_until_its_lease_expires(
         await asyncio.sleep(0.1)
     # ...then incomplete
     assert run.status == "incomplete"
+
+
+async def test_leases_are_renewed_while_held_and_stop_with_their_block() -> None:
+    # three runs share the store's renewals: the one whose block ends stops being renewed
+    # (and reads incomplete once its lease runs out), the others stay running
+    from vivace.storage import RunRecord, keep_alive
+
+    st = InMemoryStorage(run_lease=0.6)
+    for i in range(3):
+        await st.sessions.begin_run(RunRecord(f"r{i}", f"s{i}", user_id="u"))
+    async with keep_alive(st.sessions, "r0"), keep_alive(st.sessions, "r1"):
+        async with keep_alive(st.sessions, "r2"):
+            await asyncio.sleep(0.9)  # past the first lease: alive only if renewed
+            statuses = [(await st.sessions.get_run(f"r{i}")).status for i in range(3)]
+            assert statuses == ["running"] * 3
+        await asyncio.sleep(1.1)
+        statuses = [(await st.sessions.get_run(f"r{i}")).status for i in range(3)]
+        assert statuses == ["running", "running", "incomplete"]
+    await asyncio.sleep(0.9)
+    assert [(await st.sessions.get_run(f"r{i}")).status for i in range(3)] == ["incomplete"] * 3
+
+
+async def test_a_lease_renewal_that_fails_is_retried_and_a_finished_run_is_left_alone() -> None:
+    from vivace.storage import RunRecord, keep_alive
+
+    st = InMemoryStorage(run_lease=0.6)
+    calls: list[str] = []
+    real = st.sessions.heartbeat
+    failing = {"r0": 1}
+
+    async def heartbeat(run_id: str, **kw: Any) -> bool:
+        calls.append(run_id)
+        if failing.get(run_id):
+            failing[run_id] -= 1
+            raise OSError("the database is briefly unreachable")
+        return await real(run_id, **kw)
+
+    st.sessions.heartbeat = heartbeat  # type: ignore[method-assign]
+    await st.sessions.begin_run(RunRecord("r0", "s0"))
+    await st.sessions.begin_run(RunRecord("r1", "s1"))
+    async with keep_alive(st.sessions, "r0"), keep_alive(st.sessions, "r1"):
+        rec = await st.sessions.get_run("r1")
+        rec.status = "completed"
+        await st.sessions.finish_run(rec)  # r1 ends in storage while its block still holds it
+        await asyncio.sleep(0.9)
+        assert (await st.sessions.get_run("r0")).status == "running"  # renewed after a failure
+    assert calls.count("r0") >= 3  # the failure, then every lease / 3
+    assert calls.count("r1") == 1  # told it is not running: not renewed again
