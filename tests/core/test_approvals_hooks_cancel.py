@@ -264,6 +264,24 @@ async def test_cancel_streaming_run():
     assert stream.result.status == "cancelled"
 
 
+async def test_cancel_while_the_reader_holds_an_event_leaves_the_reader_alone():
+    # between two events the reader's task does its own work: cancel() must not interrupt
+    # that; the run ends at the reader's next request
+    async def model(messages, request):
+        return "never seen"
+
+    agent = Agent(model=FunctionModel(model))
+    stream = agent.astream("x", run_id="r-held")
+    assert (await stream.__anext__()).type == "run_started"
+    import vivace
+
+    assert vivace.cancel("r-held")
+    await asyncio.sleep(0.05)  # the reader's own work: not cancelled
+    rest = [e.type async for e in stream]
+    assert rest[-1] == "run_cancelled"
+    assert stream.result.status == "cancelled"
+
+
 async def test_asyncio_cancellation_propagates():
     async def slow_model(messages, request):
         await asyncio.sleep(10)

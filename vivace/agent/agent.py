@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, overload
 
 from . import capability as _capability
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .events import RunEvent
     from .hooks import Hooks
     from .loop import Runner
-    from .registry import RunHandle
     from .result import Approval, PausedRun, RunResult
 
     DepsT = TypeVar("DepsT", default=None, contravariant=True)
@@ -597,30 +596,19 @@ def _knowledge_in_mode(knowledge: Any, mode: str) -> Any:
 class RunStream(Generic[OutputT]):
     """An async iterator of run events; ``result`` is set when it ends."""
 
-    __slots__ = ("_gen", "_handle", "_runner")
+    __slots__ = ("_gen", "_runner")
 
     def __init__(self, runner: Runner) -> None:
         self._runner = runner
         self._gen = runner.events()
-        self._handle: RunHandle | None = None  # the run's registry entry, once it exists
 
     def __aiter__(self) -> RunStream[OutputT]:
         return self
 
-    async def __anext__(self) -> RunEvent:
-        # the handle says which task to interrupt on cancel(): the one reading the stream
-        # now (the consumer may change tasks), and only while it waits for the run
-        handle = self._handle
-        if handle is not None:
-            handle.waiting()
-        try:
-            return await self._gen.__anext__()
-        finally:
-            if handle is None:  # the first event: the run registered itself meanwhile
-                state = getattr(self._runner, "state", None)
-                handle = self._handle = state.handle if state is not None else None
-            if handle is not None:
-                handle.busy = False
+    def __anext__(self) -> Awaitable[RunEvent]:
+        # the run's generator itself (no coroutine around it: one hop less per event); it
+        # marks the reading task for cancel() each time it is resumed
+        return self._gen.__anext__()
 
     async def aclose(self) -> None:
         """Stop the run's event stream early (the run ends where it is)."""
@@ -659,7 +647,7 @@ class SyncRunStream(Generic[OutputT]):
 
     def __next__(self) -> RunEvent:
         try:
-            return run_sync(self._stream.__anext__(), allow_thread=False)
+            return run_sync(_next_event(self._stream), allow_thread=False)
         except StopAsyncIteration:
             raise StopIteration from None
 
@@ -722,6 +710,10 @@ def run_sync(coro: Any, allow_thread: bool = True) -> Any:
     if task.done():
         return task.result()
     return loop.run_until_complete(task)
+
+
+async def _next_event(stream: RunStream[Any]) -> RunEvent:
+    return await stream.__anext__()
 
 
 async def _capture(coro: Any) -> tuple[bool, Any]:

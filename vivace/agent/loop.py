@@ -432,7 +432,11 @@ class Runner:
                 if finish and type(event) in _TERMINAL:
                     event = await self._finish(binding, event)
                 event.trace = trace
+                # the reader has the event: a cancel() from now on only flags the run, until
+                # a reader - in whichever task - asks for the next one
+                handle.busy = False
                 yield event
+                handle.waiting()
         except asyncio.CancelledError:
             if handle.cancel_requested:
                 task = asyncio.current_task()
