@@ -70,6 +70,19 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}."
 
 
+def weather_model() -> Any:
+    """Vivace's in-process model of the two-step run: asks for ``get_weather`` first, then
+    answers. The same script for every Vivace measurement and the floor."""
+    from vivace.testing import FunctionModel, call
+
+    def script(messages: list[Any], request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return ANSWER
+        return call("get_weather", {"city": "Paris"}, id="call_1")
+
+    return FunctionModel(script)
+
+
 async def _get_weather_async(city: str) -> str:
     """Get the current weather for a city.
 
@@ -175,7 +188,6 @@ def _runs(
 def worker_vivace(s: Sizes) -> dict[str, Any]:
     """All in-process measurements for Vivace."""
     from vivace import Agent
-    from vivace.testing import FunctionModel, call
     from vivace.tools.tool import as_tool
 
     res: dict[str, Any] = {}
@@ -201,12 +213,7 @@ def worker_vivace(s: Sizes) -> dict[str, Any]:
         warmup=10,
     )[0]
 
-    def script(messages: list[Any], request: Any) -> Any:
-        if messages[-1].role == "tool":
-            return ANSWER
-        return call("get_weather", {"city": "Paris"}, id="call_1")
-
-    model = FunctionModel(script)
+    model = weather_model()
     agent = Agent(model=model, tools=[get_weather])
     first = agent.run(PROMPT)
     if first.output != ANSWER or first.usage.tool_calls != 1:
@@ -246,15 +253,9 @@ def worker_floor(s: Sizes) -> dict[str, Any]:
     the model's own types)."""
     from vivace.messages import Message, ToolResultPart
     from vivace.models import ModelRequest
-    from vivace.testing import FunctionModel, call
     from vivace.tools.tool import as_tool
 
-    def script(messages: list[Any], request: Any) -> Any:
-        if messages[-1].role == "tool":
-            return ANSWER
-        return call("get_weather", {"city": "Paris"}, id="call_1")
-
-    model = FunctionModel(script)
+    model = weather_model()
     definitions = [as_tool(get_weather).definition()]
     tools = {"get_weather": get_weather}
 
@@ -329,16 +330,9 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
     import gc
 
     from vivace import Agent
-    from vivace.testing import FunctionModel, call
 
-    def script(messages: list[Any], request: Any) -> Any:
-        if messages[-1].role == "tool":
-            return ANSWER
-        return call("get_weather", {"city": "Paris"}, id="call_1")
-
-    model = FunctionModel(script)
+    model = weather_model()
     agent = Agent(model=model, tools=[get_weather])
-    definitions = [get_weather]
 
     def best(fn: Callable[[], Any]) -> float:
         out = []
@@ -376,7 +370,7 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
     from vivace.models import ModelRequest
     from vivace.tools.tool import as_tool
 
-    defs = [as_tool(f).definition() for f in definitions]
+    defs = [as_tool(get_weather).definition()]
 
     async def model_only() -> None:  # the model's two answers, as the floor asks them
         from vivace.messages import Message, ToolResultPart
@@ -445,14 +439,8 @@ def profile_vivace(n: int = 3000, top: int = 25) -> str:
     import pstats
 
     from vivace import Agent
-    from vivace.testing import FunctionModel, call
 
-    def script(messages: list[Any], request: Any) -> Any:
-        if messages[-1].role == "tool":
-            return ANSWER
-        return call("get_weather", {"city": "Paris"}, id="call_1")
-
-    agent = Agent(model=FunctionModel(script), tools=[get_weather])
+    agent = Agent(model=weather_model(), tools=[get_weather])
     agent.run(PROMPT)
     out = io.StringIO()
 

@@ -624,11 +624,13 @@ def main() -> None:
                 ev = ["--event-log", args.event_log] if args.event_log else []
                 benv = {**env, "OPENAI_BASE_URL": model_url, "OPENAI_API_KEY": "x"}
                 benv["PYTHONPATH"] = os.pathsep.join((str(HERE), args.baseline))
+                # the same database as Vivace's side (its own file on SQLite)
+                base_storage = storage_url if args.postgres else f"sqlite:///{tmp / 'baseline.db'}"
                 sides.append(Side(
                     "baseline",
                     f"Vivace from {args.baseline}",
                     ["-m", "vivace.cli", "serve", "_server_vivace_app:app", "--workers", "1",
-                     "--storage", f"sqlite:///{tmp / 'baseline.db'}", "--log-level", "warning",
+                     "--storage", base_storage, "--log-level", "warning",
                      *ev],
                     benv,
                     server_python,

@@ -2,7 +2,7 @@
 
 ``json.dumps(value, separators=...)`` builds a ``JSONEncoder`` per call, and even a kept
 encoder's ``encode()`` builds a new C encoder (and its circular-reference table) on every
-call; about half of a small value's encoding time is that set-up. :func:`compact_encoder`
+call, a set-up that costs as much as encoding a small value. :func:`compact_encoder`
 builds the C encoder once. It keeps no circular-reference table (a table shared between
 calls, and threads, could report cycles that are not there): a value that contains itself
 raises :class:`ValueError` through Python's recursion limit instead.

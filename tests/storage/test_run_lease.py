@@ -200,3 +200,21 @@ async def test_a_lease_renewal_that_fails_is_retried_and_a_finished_run_is_left_
         assert (await st.sessions.get_run("r0")).status == "running"  # renewed after a failure
     assert calls.count("r0") >= 3  # the failure, then every lease / 3
     assert calls.count("r1") == 1  # told it is not running: not renewed again
+
+
+async def test_a_run_that_joins_after_the_others_were_dropped_is_still_renewed() -> None:
+    # the only renewed run ends in storage (dropped at the next tick) while its block is still
+    # held; a run that starts afterwards must get renewals of its own
+    from vivace.storage import RunRecord, keep_alive
+
+    st = InMemoryStorage(run_lease=0.6)
+    await st.sessions.begin_run(RunRecord("r0", "s0"))
+    await st.sessions.begin_run(RunRecord("r1", "s1"))
+    async with keep_alive(st.sessions, "r0"):
+        rec = await st.sessions.get_run("r0")
+        rec.status = "completed"
+        await st.sessions.finish_run(rec)
+        await asyncio.sleep(0.5)  # past a tick: r0 is no longer renewed
+        async with keep_alive(st.sessions, "r1"):
+            await asyncio.sleep(0.9)  # past r1's first lease
+            assert (await st.sessions.get_run("r1")).status == "running"

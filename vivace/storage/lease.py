@@ -2,8 +2,8 @@
 
 The live runs of one session store and lease length, on one event loop, are renewed together:
 one timer every ``lease / 3`` seconds heartbeats all of them, instead of a task per run (a
-task per run cost each run about 14 us of CPU, for a renewal that almost never comes: most
-runs end long before their first one). The timer is a plain loop callback, not a task, so a
+task to create, schedule and cancel with every run, for a renewal that almost never comes:
+most runs end long before their first one). The timer is a plain loop callback, not a task, so a
 loop that stops running - a sync ``run()`` in a thread that ends - leaves nothing pending.
 """
 
@@ -40,10 +40,12 @@ class _Renewals:
         self.seconds = seconds
         self.runs: dict[str, int] = {}  # run id -> how many keep_alive blocks hold it
         self.busy: asyncio.Task[None] | None = None  # a tick's heartbeats, while they run
-        self.timer: asyncio.TimerHandle | None = loop.call_later(seconds / 3, self._tick)
+        self.timer: asyncio.TimerHandle | None = None  # None while no run is renewed
 
     def add(self, run_id: str) -> None:
         self.runs[run_id] = self.runs.get(run_id, 0) + 1
+        if self.timer is None:  # new, or idle since its runs were dropped at a tick
+            self.timer = self.loop.call_later(self.seconds / 3, self._tick)
 
     def remove(self, run_id: str) -> asyncio.Task[None] | None:
         """Forget ``run_id``; the last run out stops the timer (and returns a tick's
@@ -63,7 +65,7 @@ class _Renewals:
 
     def _tick(self) -> None:
         self.timer = None
-        if not self.runs:
+        if not self.runs:  # idle until add() (its blocks may still be held)
             return
         if self.busy is None or self.busy.done():
             self.busy = self.loop.create_task(self._beat(list(self.runs)))
