@@ -275,7 +275,10 @@ def _load(
 def measure_side(
     procs: Processes, python: str, side: Side, fake_base: str, fake_pid: int, args: Any
 ) -> dict[str, Any]:
-    db_pid = getattr(args, "db_pid", None) if side.name == "vivace" else None
+    # PostgreSQL serves every Vivace side (and the baseline) with --postgres; Agno and the
+    # floor stay on SQLite
+    on_db = side.name.startswith("vivace") or side.name == "baseline"
+    db_pid = getattr(args, "db_pid", None) if on_db else None
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     cmd = [*side.cmd, "--port", str(port)]
@@ -300,7 +303,9 @@ def measure_side(
             r["fake_cpu_share"] = (fcpu1 - fcpu0) / elapsed
             r["loadgen_cpu_share"] = r["loadgen_cpu_s"] / elapsed
             if db_pid:
-                r["db_cpu_share"] = (_tree_cpu(db_pid) - dcpu0) / elapsed
+                db_cpu = _tree_cpu(db_pid) - dcpu0
+                r["db_cpu_share"] = db_cpu / elapsed
+                r["db_cpu_per_run"] = db_cpu / r["sent"] if r["sent"] else math.nan
             r["load_average"] = os.getloadavg()[0]
             levels[str(c)] = r
             flag = "" if r["errors"] == 0 else f"  ERRORS: {r['errors']} {r['error_samples'][:2]}"
@@ -463,7 +468,8 @@ def median_levels(rounds: list[dict[str, Any]]) -> dict[str, Any]:
             continue
         merged = dict(first)
         for key in ("rps", "p50", "p90", "p99", "max", "server_cpu_per_run", "server_cpu_share",
-                    "fake_cpu_share", "loadgen_cpu_share", "model_calls_per_run", "load_average"):  # fmt: skip
+                    "fake_cpu_share", "loadgen_cpu_share", "model_calls_per_run", "load_average",
+                    "db_cpu_share", "db_cpu_per_run"):  # fmt: skip
             vals = [r[level][key] for r in rounds if level in r and key in r[level]]
             if vals:
                 merged[key] = statistics.median(vals)
@@ -482,7 +488,10 @@ def _median_table(results: dict[str, Any], levels: list[int]) -> None:
             each = ", ".join(f"{x:.0f}" for x in r["rounds"])
             print(f"  {key:<14} c={c:<3} {r['rps']:8.1f} runs/s [{each}]  p50 "
                   f"{fmt_seconds(r['p50']):>9}  p99 {fmt_seconds(r['p99']):>9}  CPU/run "
-                  f"{fmt_seconds(r['server_cpu_per_run']):>9}  load avg {r['load_average']:.1f}")  # fmt: skip
+                  f"{fmt_seconds(r['server_cpu_per_run']):>9}"
+                  + (f" (PostgreSQL {fmt_seconds(r['db_cpu_per_run'])})"
+                     if "db_cpu_per_run" in r else "")
+                  + f"  load avg {r['load_average']:.1f}")  # fmt: skip
 
 
 def _start_postgres(tmp: Path) -> tuple[Any, str]:

@@ -177,6 +177,56 @@ async def test_finish_run_without_start_creates_session_and_run(storage: Any) ->
     assert session is not None and session.user_id is None and session.state == {"n": 1}
 
 
+async def test_a_runs_end_writes_the_session_only_when_its_state_changes(storage: Any) -> None:
+    # a session's updated_at is when its last run started (or its state last changed)
+    rec = RunRecord("r1", "s", agent_id="agent", user_id="u1")
+    await storage.sessions.begin_run(rec)
+    started = (await storage.sessions.get_session("s")).updated_at
+    await asyncio.sleep(0.02)
+    rec.messages, rec.status = turn(1), "completed"
+    assert await storage.sessions.finish_run(rec) == {}
+    session = await storage.sessions.get_session("s")
+    assert session.updated_at == started and session.state == {}
+    run = await storage.sessions.get_run("r1")
+    assert run.status == "completed" and len(run.messages) == 4 and run.updated_at > started
+    # a state change writes the session
+    rec2 = RunRecord("r2", "s", agent_id="agent", user_id="u1")
+    await storage.sessions.begin_run(rec2)
+    second = (await storage.sessions.get_session("s")).updated_at
+    assert second > started
+    await asyncio.sleep(0.02)
+    rec2.status = "completed"
+    assert await storage.sessions.finish_run(rec2, state_changes={"n": 1}) == {"n": 1}
+    session = await storage.sessions.get_session("s")
+    assert session.updated_at > second and session.state == {"n": 1}
+
+
+async def test_a_runs_end_writes_a_changed_parent(storage: Any) -> None:
+    rec = RunRecord("child", "s", agent_id="agent", user_id="u1")
+    await storage.sessions.begin_run(rec)
+    rec.parent_run_id, rec.status = "parent", "completed"
+    await storage.sessions.finish_run(rec)
+    assert (await storage.sessions.get_run("child")).parent_run_id == "parent"
+    assert [r.run_id for r in await storage.sessions.list_runs(parent_run_id="parent")] == ["child"]
+    rec.parent_run_id = None  # and back
+    await storage.sessions.finish_run(rec)
+    assert (await storage.sessions.get_run("child")).parent_run_id is None
+    assert await storage.sessions.list_runs(parent_run_id="parent") == []
+
+
+async def test_a_session_deleted_during_a_run_comes_back_with_it(storage: Any) -> None:
+    rec = RunRecord("r1", "s", agent_id="agent", user_id="u1")
+    await storage.sessions.begin_run(rec)
+    assert await storage.sessions.delete_session("s", user_id="u1")
+    assert await storage.sessions.get_run("r1") is None
+    rec.messages, rec.status = turn(1), "completed"
+    assert await storage.sessions.finish_run(rec) == {}
+    session = await storage.sessions.get_session("s")
+    assert session is not None and session.user_id == "u1"
+    runs = await storage.sessions.list_runs("s")
+    assert [(r.run_id, r.status, len(r.messages)) for r in runs] == [("r1", "completed", 4)]
+
+
 async def test_another_users_session_is_never_returned_or_changed(storage: Any) -> None:
     await add_run(storage, "s", 1, user_id="alice", state={"secret": "a"})
     with pytest.raises(SessionOwnershipError):

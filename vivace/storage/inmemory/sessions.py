@@ -180,8 +180,9 @@ class MemorySessions(SessionStore):
         row = self._ensure_session(record, now)
         values["lease_expires_at"] = None
         self._put_run(values, now)
-        row["state"] = text
-        row["updated_at"] = now
+        if delta:  # otherwise the session is not written (updated_at: its last run's start)
+            row["state"] = text
+            row["updated_at"] = now
         record.lease_expires_at = None
         record.updated_at = now
         return new_state

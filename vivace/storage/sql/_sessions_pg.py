@@ -9,8 +9,8 @@ transaction, so it is atomic and sees one snapshot), with asyncpg's prepared-sta
   updating only when the owner matches), the run upsert selected *from* that upsert (so a
   session of another user writes nothing), and the windowed history read in the same
   snapshot (so it never sees the run being inserted).
-- ``finish_run`` without state changes: the session touch (owner-checked, returning the state)
-  and the run upsert selected from it.
+- ``finish_run`` without state changes: the session read (owner-checked, kept from deletion
+  with ``FOR KEY SHARE``, not written) and the run upsert selected from it.
 - ``finish_run`` with state changes: the same statement with a compare-and-swap on the
   session state - ``SET state = :merged WHERE state = :baseline``. The merge (conflict checks,
   atomic updates, size limit) happens in Python on the state ``begin_run`` returned; a
@@ -126,20 +126,26 @@ def _begin_sql() -> Statement:
 
 
 def _finish_sql(swap_state: bool) -> Statement:
+    """A run's end: the run row, and the session's state if it changed (compare-and-swap on
+    the state ``begin_run`` read). Without a state change the session row is only read,
+    locked against deletion (``FOR KEY SHARE``) but not written: a session's ``updated_at``
+    is when its last run started (or its state last changed)."""
     sql = Statement()
-    sets = [f"updated_at = {sql.p('now', 'DOUBLE PRECISION')}"]
     conds = [
         f"session_id = {sql.p('session_id', _col_type(sessions, 'session_id'))}",
         f"user_id IS NOT DISTINCT FROM {sql.p('user_id', _col_type(sessions, 'user_id'))}",
     ]
     if swap_state:
-        sets.append(f"state = {sql.p('new_state', 'TEXT')}")
+        sets = [
+            f"updated_at = {sql.p('now', 'DOUBLE PRECISION')}",
+            f"state = {sql.p('new_state', 'TEXT')}",
+        ]
         conds.append(f"state = {sql.p('old_state', 'TEXT')}")
-    session_update = (
-        f"UPDATE {_ST} SET {', '.join(sets)} WHERE {' AND '.join(conds)} RETURNING state"
-    )
+        session = f"UPDATE {_ST} SET {', '.join(sets)} WHERE {' AND '.join(conds)} RETURNING state"
+    else:
+        session = f"SELECT state FROM {_ST} WHERE {' AND '.join(conds)} FOR KEY SHARE"
     sql.text = (
-        f"WITH s AS ({session_update}), r AS ({_run_upsert(sql, 's')}) "
+        f"WITH s AS ({session}), r AS ({_run_upsert(sql, 's')}) "
         "SELECT s.state, 1 / (SELECT count(*) FROM r) AS written FROM s"
     )
     return sql

@@ -25,7 +25,15 @@ from ..ownership import check_session_owner
 from ..records import HistoryWindow, RunRecord, SessionContext
 from ..state import SessionState, StateDelta
 from ._engine import SQLiteEngine
-from .sessions import RUN_COLS, RUN_SET_COLS, SESSION_COLS, SQLSessions, runs, sessions
+from .sessions import (
+    RUN_COLS,
+    RUN_END_COLS,
+    RUN_SET_COLS,
+    SESSION_COLS,
+    SQLSessions,
+    runs,
+    sessions,
+)
 
 __all__ = ["LiteSessions"]
 
@@ -48,7 +56,6 @@ _SESSION_INSERT = (
     "ON CONFLICT (session_id) DO NOTHING"
 )
 _SESSION_LOCKED = f"SELECT user_id, state FROM {_ST} WHERE session_id = :session_id"
-_SESSION_TOUCH = f"UPDATE {_ST} SET updated_at = :now WHERE session_id = :session_id"
 _SESSION_SET_STATE = (
     f"UPDATE {_ST} SET updated_at = :now, state = :new_state WHERE session_id = :session_id"
 )
@@ -58,6 +65,10 @@ _RUN_UPSERT = (
     f"ON CONFLICT (run_id) DO UPDATE SET "
     f"{', '.join(f'{_q(c)} = excluded.{_q(c)}' for c in RUN_SET_COLS)} "
     f"WHERE {_RT}.session_id = excluded.session_id RETURNING seq"
+)
+_RUN_END = (
+    f"UPDATE {_RT} SET {', '.join(f'{_q(c)} = :{c}' for c in RUN_END_COLS)} "
+    "WHERE run_id = :run_id AND session_id = :session_id AND parent_run_id IS :parent_run_id"
 )
 
 
@@ -180,11 +191,11 @@ class LiteSessions(SQLSessions):
             if delta:
                 new_state, text = L.merge_state(json.loads(row[1]), delta, max_bytes, sid)
                 db.execute(_SESSION_SET_STATE, {**key, "now": now, "new_state": text})
-            else:
+            else:  # the session row is not written (its updated_at: its last run's start)
                 new_state = json.loads(row[1])
-                db.execute(_SESSION_TOUCH, {**key, "now": now})
             values.update(lease_expires_at=None, updated_at=now)
-            _upsert_run(db, values)
+            if db.execute(_RUN_END, values).rowcount != 1:  # gone, moved, another session's
+                _upsert_run(db, values)
             return new_state, now
 
         new_state, now = await self.engine.raw_write(body)

@@ -24,7 +24,7 @@ from ._engine import Engine
 from .memory import message_embeddings, working_memory
 from .schema import ID, BigId, Time, metadata
 
-__all__ = ["RUN_SET_COLS", "SQLSessions", "runs", "sessions"]
+__all__ = ["RUN_END_COLS", "RUN_SET_COLS", "SQLSessions", "runs", "sessions"]
 
 sessions = sa.Table(
     "vivace_sessions",
@@ -76,6 +76,9 @@ RUN_SET_COLS = tuple(
 )
 """The run columns a later write of the same run replaces."""
 RUN_COLS = ("run_id", "session_id", "created_at", *RUN_SET_COLS)
+RUN_END_COLS = tuple(c for c in RUN_SET_COLS if c != "parent_run_id")
+"""The columns a run's end writes over its row, matched on its run, session and parent (not
+rewriting the parent leaves that index alone; a changed parent takes the upsert)."""
 SESSION_COLS = tuple(c.name for c in sessions.columns)
 _SESSION_NEW_COLS = ("session_id", "agent_id", "user_id", "created_at", "updated_at")
 
@@ -121,19 +124,15 @@ class _HotStatements:
             .where(sessions.c.session_id == b("session_id"))
             .with_for_update()
         )
-        self.session_touch = (
-            sa.update(sessions)
-            .where(sessions.c.session_id == b("b_session_id"))
-            .values(updated_at=b("now"))
-        )
-        self.session_touch_owned = (
-            sa.update(sessions)
+        # a run's end reads the session (kept from deletion until commit) but does not write
+        # it unless the state changed: its updated_at is when its last run started
+        self.session_state_owned = (
+            sa.select(sessions.c.state)
             .where(
                 sessions.c.session_id == b("b_session_id"),
                 sessions.c.user_id.is_not_distinct_from(b("b_user_id")),
             )
-            .values(updated_at=b("now"))
-            .returning(sessions.c.state)
+            .with_for_update(key_share=True)
         )
         self.session_set_state = (
             sa.update(sessions)
@@ -148,8 +147,12 @@ class _HotStatements:
         ).returning(runs.c.seq)
         self.run_update = (
             sa.update(runs)
-            .where(runs.c.run_id == b("b_run_id"), runs.c.session_id == b("b_session_id"))
-            .values({k: b(k) for k in RUN_SET_COLS})
+            .where(
+                runs.c.run_id == b("b_run_id"),
+                runs.c.session_id == b("b_session_id"),
+                runs.c.parent_run_id.is_not_distinct_from(b("b_parent_run_id")),
+            )
+            .values({k: b(k) for k in RUN_END_COLS})
         )
         self.run_get = sa.select(runs).where(runs.c.run_id == b("run_id"))
         c = runs.c
@@ -355,12 +358,12 @@ class SQLSessions(SessionStore):
             now = time.time()
             upd: dict[str, Any] = {"now": now, "b_session_id": record.session_id}
             if not delta:
-                # fast path: touch the session (locking its row) if it is this user's
+                # fast path: the session exists and is this user's (its row kept meanwhile)
                 upd["b_user_id"] = record.user_id
-                touched = conn.execute(self._q.session_touch_owned, upd).first()
-                if touched is not None:
+                owned = conn.execute(self._q.session_state_owned, upd).first()
+                if owned is not None:
                     self._write_run(conn, record, values, now)
-                    return json.loads(touched[0]), now
+                    return json.loads(owned[0]), now
             current = self._lock_session(conn, record, now)
             if delta:
                 state, text = L.merge_state(current, delta, max_bytes, record.session_id)
@@ -368,7 +371,6 @@ class SQLSessions(SessionStore):
                 conn.execute(self._q.session_set_state, upd)
             else:
                 state = current
-                conn.execute(self._q.session_touch, upd)
             self._write_run(conn, record, values, now)
             return state, now
 
@@ -381,8 +383,12 @@ class SQLSessions(SessionStore):
         self, conn: sa.Connection, record: RunRecord, values: dict[str, Any], now: float
     ) -> None:
         values.update(lease_expires_at=None, updated_at=now)
-        params = {k: values[k] for k in RUN_SET_COLS}
-        params.update(b_run_id=record.run_id, b_session_id=record.session_id)
+        params = {k: values[k] for k in RUN_END_COLS}
+        params.update(
+            b_run_id=record.run_id,
+            b_session_id=record.session_id,
+            b_parent_run_id=values["parent_run_id"],
+        )
         if not conn.execute(self._q.run_update, params).rowcount:
             self._upsert_run(conn, values)
 
