@@ -5,6 +5,7 @@ are created without a version bump."""
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ async def test_a_foreign_sqlite_database_needs_an_explicit_opt_in(tmp_path: Path
 async def _make_old(factory: Any, version: int) -> None:
     """A database exactly as schema ``version`` left it, with data in every domain."""
     st = factory()
+    # free text: as is before version 4, a JSON string from then on
+    text = RAW if version < 4 else json.dumps(RAW, ensure_ascii=False)
 
     def build(conn: sa.Connection) -> None:
         if factory.kind == "postgres":
@@ -100,7 +103,7 @@ async def _make_old(factory: Any, version: int) -> None:
                 "metadata, created_at, updated_at) VALUES ('old', 'agent', 'u1', :name, "
                 ":state, '{}', 1.0, 2.0)"
             ),
-            {"name": RAW, "state": '{"kept": true}'},
+            {"name": text, "state": '{"kept": true}'},
         )
         conn.execute(
             sa.text(
@@ -114,9 +117,9 @@ async def _make_old(factory: Any, version: int) -> None:
         conn.execute(
             sa.text(
                 "INSERT INTO vivace_working_memory (scope, owner_id, content, updated_at) "
-                "VALUES ('session', 'old', :c, 1.0), ('user', 'u1', '', 1.0)"
+                "VALUES ('session', 'old', :c, 1.0), ('user', 'u1', :empty, 1.0)"
             ),
-            {"c": RAW},
+            {"c": text, "empty": "" if version < 4 else '""'},
         )
         conn.execute(
             sa.text(
@@ -124,14 +127,14 @@ async def _make_old(factory: Any, version: int) -> None:
                 "topics, embedding, created_at, updated_at) "
                 "VALUES ('m1', 'u1', NULL, :c, '[\"t\"]', NULL, 1.0, 1.0)"
             ),
-            {"c": RAW},
+            {"c": text},
         )
 
     await st.run_sync(build, setup=False)
     await st.close()
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 async def test_every_earlier_version_is_upgraded_with_its_data(
     sql_factory: Any, version: int
 ) -> None:
@@ -192,7 +195,7 @@ async def test_new_tables_and_indexes_are_created_without_a_version_bump(
 ) -> None:
     st = sql_factory()
     await st.setup()
-    await st.run_sync(lambda c: c.exec_driver_sql("DROP INDEX ix_vivace_runs_parent"))
+    await st.run_sync(lambda c: c.exec_driver_sql("DROP INDEX ix_vivace_runs_children"))
     await st.close()
     # a feature that adds a table with an index (declared on the shared metadata)
     extra = sa.Table(
@@ -206,7 +209,7 @@ async def test_new_tables_and_indexes_are_created_without_a_version_bump(
         st = sql_factory()
         await st.setup()
         found = await layout(st)
-        assert "ix_vivace_runs_parent" in found["vivace_runs"][1]
+        assert "ix_vivace_runs_children" in found["vivace_runs"][1]
         assert found["vivace_test_feature"] == (
             {"item_id", "created_at"},
             {"ix_vivace_test_feature_created"},

@@ -251,3 +251,30 @@ def test_importing_storage_does_not_load_sqlalchemy() -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert out.stdout.strip() == "False"
+
+
+async def test_child_runs_are_found_by_an_index_that_holds_only_them(sql_factory: Any) -> None:
+    st = sql_factory()
+    await st.sessions.begin_run(RunRecord("top", "s", user_id="u1"))
+    await st.sessions.begin_run(RunRecord("kid", "s", user_id="u1", parent_run_id="top"))
+    assert [r.run_id for r in await st.sessions.list_runs(parent_run_id="top")] == ["kid"]
+
+    def plan(conn: sa.Connection) -> str:
+        query = "SELECT run_id FROM vivace_runs WHERE parent_run_id = 'top' ORDER BY seq"
+        if sql_factory.kind == "sqlite":
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}").all()
+            return " ".join(str(r[-1]) for r in rows)
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table: force the index
+        return " ".join(str(r[0]) for r in conn.exec_driver_sql(f"EXPLAIN {query}").all())
+
+    assert "ix_vivace_runs_children" in await st.run_sync(plan)
+
+    def indexed(conn: sa.Connection) -> str:  # the index is partial: top-level runs stay out
+        if sql_factory.kind == "sqlite":
+            sql = "SELECT sql FROM sqlite_master WHERE name = 'ix_vivace_runs_children'"
+        else:
+            sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_vivace_runs_children'"
+        return str(conn.exec_driver_sql(sql).scalar())
+
+    assert "parent_run_id IS NOT NULL" in await st.run_sync(indexed)
+    await st.close()

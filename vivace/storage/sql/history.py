@@ -14,7 +14,14 @@ import sqlalchemy as sa
 
 # every domain's tables, registered on the shared metadata
 from . import events, memory, scores, sessions, traces, workflows  # noqa: F401
-from .schema import ADDED_COLUMNS, ID, SCHEMA_VERSION, metadata, schema_version
+from .schema import (
+    ADDED_COLUMNS,
+    ID,
+    REMOVED_INDEXES,
+    SCHEMA_VERSION,
+    metadata,
+    schema_version,
+)
 
 __all__ = ["create_schema", "create_v1_schema", "create_v2_schema", "old_metadata"]
 
@@ -46,7 +53,11 @@ def old_metadata(version: int) -> sa.MetaData:
         for idx in table.indexes:
             names = [c.name for c in idx.columns]
             if idx.info.get("since", 1) <= version and not skip.intersection(names):
-                args.append(sa.Index(idx.name, *names, unique=idx.unique))
+                args.append(sa.Index(idx.name, *names, unique=idx.unique, **idx.dialect_kwargs))
+        for v, dropped in REMOVED_INDEXES.items():  # indexes a later version dropped
+            for name, columns in dropped.get(table.name, ()) if v > version else ():
+                if not skip.intersection(columns):
+                    args.append(sa.Index(name, *columns))
         sa.Table(table.name, md, *args)
     return md
 

@@ -6,10 +6,11 @@ How the schema grows (several features may add tables at the same time):
 - **A new table or index** is declared in its domain module (``sql/<domain>.py``) and needs
   no version bump: setup creates every declared table and index that is missing, each time a
   storage opens a database (idempotent; one process at a time).
-- **A change to an existing table** (a new column, a wider type, rewritten data) is a
-  numbered migration: bump :data:`SCHEMA_VERSION`, add ``MIGRATIONS[n]`` (it runs inside the
-  setup transaction) and record added columns in :data:`ADDED_COLUMNS` (old schemas are
-  rebuilt from it for upgrade tests). A table that must exist from some version on carries
+- **A change to an existing table** (a new column, a wider type, rewritten data, a dropped
+  index) is a numbered migration: bump :data:`SCHEMA_VERSION`, add ``MIGRATIONS[n]`` (it
+  runs inside the setup transaction) and record added columns in :data:`ADDED_COLUMNS` and
+  dropped indexes in :data:`REMOVED_INDEXES` (old schemas are rebuilt from them for upgrade
+  tests). A table that must exist from some version on carries
   ``info={"since": n}``: a database of version ``>= n`` without it is refused as corrupt.
 
 Version history:
@@ -23,6 +24,8 @@ Version history:
 5. spans get the columns the trace queries filter and add up (``agent``, ``model``,
    ``workflow``, ``user_id``, ``span_type``, ``run_status``, ``error``, ``is_root``,
    ``duration_ms``, token counts, ``cost_usd``), filled from each span's attributes.
+6. the runs' ``parent_run_id`` index holds only child runs (``ix_vivace_runs_children``, a
+   partial index, replaces ``ix_vivace_runs_parent``): a top-level run writes one index less.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "ADDED_COLUMNS",
     "ID",
     "MIGRATIONS",
+    "REMOVED_INDEXES",
     "SCHEMA_VERSION",
     "BigId",
     "Time",
@@ -44,7 +48,7 @@ __all__ = [
     "schema_version",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -84,6 +88,11 @@ ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     },
 }
 """Columns added to existing tables, by the version that added them."""
+
+REMOVED_INDEXES: dict[int, dict[str, tuple[tuple[str, tuple[str, ...]], ...]]] = {
+    6: {"vivace_runs": (("ix_vivace_runs_parent", ("parent_run_id", "seq")),)},
+}
+"""Indexes a version dropped (name and columns, by table), so old schemas can be rebuilt."""
 
 FREE_TEXT_COLUMNS: dict[str, tuple[str, tuple[str, ...]]] = {
     "vivace_sessions": ("name", ("session_id",)),
@@ -201,10 +210,31 @@ def _migrate_4_to_5(conn: sa.Connection) -> None:
         conn.execute(stmt, values)
 
 
+def _migrate_5_to_6(conn: sa.Connection) -> None:
+    # the partial ix_vivace_runs_children that replaces it is created as a missing index
+    prep = conn.dialect.identifier_preparer
+    for table, indexes in REMOVED_INDEXES[6].items():
+        for name, _ in indexes:
+            qualified = prep.quote(name)
+            if conn.dialect.name == "postgresql":  # in Vivace's schema, not further along
+                where = conn.execute(
+                    sa.text(
+                        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                        "ON n.oid = c.relnamespace WHERE c.oid = to_regclass(:t)"
+                    ),
+                    {"t": prep.quote(table)},
+                ).scalar()
+                if where is None:
+                    continue
+                qualified = f"{prep.quote_schema(where)}.{qualified}"
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {qualified}")
+
+
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {
     2: _migrate_1_to_2,
     3: _migrate_2_to_3,
     4: _migrate_3_to_4,
     5: _migrate_4_to_5,
+    6: _migrate_5_to_6,
 }
 """``MIGRATIONS[n]`` upgrades a version ``n-1`` database to version ``n``."""
