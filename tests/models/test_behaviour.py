@@ -67,6 +67,26 @@ async def test_text(case: Case, srv: FakeProviderServer, stream: bool) -> None:
 
 
 @case_param
+async def test_each_request_sends_the_tools_it_lists(case: Case, srv: FakeProviderServer) -> None:
+    # tool entries are built once per definition object: a new definition (a toolset that
+    # lists its tools per run) is sent as it is, even under a name sent before
+    srv.script(Turn(text="one"), Turn(text="two"), Turn(text="three"))
+    model = case.make_model(srv)
+    clock = ToolDefinition("get_time", "Time in a city.", WEATHER.parameters)
+    renamed = ToolDefinition("get_weather", "Weather, described anew.", WEATHER.parameters)
+    for tools in ([WEATHER], [clock, WEATHER], [renamed]):
+        await model.request(ModelRequest([Message.user("Hi")], tools=tools))
+    assert [s.tool_names for s in srv.summaries()] == [
+        ["get_weather"],
+        ["get_time", "get_weather"],
+        ["get_weather"],
+    ]
+    bodies = [r.body.decode() for r in srv.requests]
+    assert "Weather for a city." in bodies[1] and "described anew" not in bodies[1]
+    assert "Weather, described anew." in bodies[2] and "Weather for a city." not in bodies[2]
+
+
+@case_param
 @both
 async def test_one_tool_call_and_result(case: Case, srv: FakeProviderServer, stream: bool) -> None:
     srv.script(

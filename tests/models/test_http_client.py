@@ -117,6 +117,23 @@ async def test_chunked_json_body() -> None:
     assert got == json.loads(data)
 
 
+async def test_per_request_headers_do_not_stick_to_the_endpoint() -> None:
+    seen: list[bytes] = []
+
+    def reply(head: bytes, body: bytes) -> list[bytes]:
+        seen.append(head.lower())
+        return whole(head, body)
+
+    async with Server(reply) as srv:
+        ep = endpoint(srv.url)
+        await ep.post_json("/chat/completions", {}, headers={"x-extra": "1"})
+        await ep.post_json("/chat/completions", {})
+        await ep.post_json("/responses", {})
+    assert b"x-extra: 1" in seen[0] and b"x-extra" not in seen[1]
+    assert all(b"content-type: application/json" in h for h in seen)
+    assert seen[2].startswith(b"post /v1/responses http/1.1")
+
+
 async def test_chunked_sse_stream_split_anywhere() -> None:
     events = b"".join(b'data: {"n": %d}\n\n' % i for i in range(50)) + b"data: [DONE]\n\n"
     pieces = [events[i : i + 37] for i in range(0, len(events), 37)]
@@ -217,6 +234,21 @@ async def test_proxy_credentials_from_the_proxy_url(monkeypatch: pytest.MonkeyPa
     assert b"proxy-authorization: basic " + token in proxy.heads[0].lower().replace(
         token.lower(), token
     )
+
+
+async def test_proxy_credentials_stay_with_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the endpoint keeps its usual headers between requests: the credentials a request adds
+    # for a proxy must not stick to them and reach the model server later
+    async with Server(whole) as proxy, Server(whole) as direct:
+        ep = endpoint(direct.url)
+        monkeypatch.setenv("http_proxy", f"http://alice:s3cret@127.0.0.1:{proxy.port}")
+        assert await ep.post_json("/chat/completions", {}) == ANSWER
+        assert b"proxy-authorization" in proxy.heads[0].lower()
+        monkeypatch.delenv("http_proxy")
+        await http.get_client("test").close()  # the next session reads the environment again
+        assert await ep.post_json("/chat/completions", {}) == ANSWER
+    assert proxy.connections == 1 and direct.connections == 1
+    assert b"proxy-authorization" not in direct.heads[0].lower()
 
 
 async def test_no_proxy_bypasses_the_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -489,7 +489,18 @@ class Endpoint:
     the values to scrub from any text that leaves the transport (the API key).
     """
 
-    __slots__ = ("_base", "_headers", "_secrets", "provider", "retry", "sign", "timeouts")
+    __slots__ = (
+        "_base",
+        "_headers",
+        "_json_headers",
+        "_secrets",
+        "_targets",
+        "_timeout",
+        "provider",
+        "retry",
+        "sign",
+        "timeouts",
+    )
 
     def __init__(
         self,
@@ -505,10 +516,14 @@ class Endpoint:
         self.provider = provider
         self._base = base_url.rstrip("/")
         self._headers = {"accept": "application/json", **(headers or {})}
+        # what most requests send: a JSON body, no extra headers (aiohttp copies it)
+        self._json_headers = {**self._headers, "content-type": "application/json"}
         self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self.sign = sign
+        self._targets: dict[str, tuple[str, URL]] = {}  # path -> its URL, as text and parsed
+        self._timeout: tuple[Timeouts, aiohttp.ClientTimeout] | None = None
 
     @property
     def base_url(self) -> str:
@@ -543,16 +558,24 @@ class Endpoint:
         stream: bool,
     ) -> aiohttp.ClientResponse:
         client = get_client(self.provider)
-        url = self.url(path)
-        target = _url(url)
+        hit = self._targets.get(path)
+        if hit is None:
+            if len(self._targets) >= 64:  # paths with ids in them: bounded
+                self._targets.clear()
+            url = self.url(path)
+            hit = self._targets[path] = (url, _url(url))
+        url, target = hit
         payload = b"" if body is None else _encode(body).encode()
-        hdrs = dict(self._headers)
-        if body is not None:
-            hdrs["content-type"] = "application/json"
-        if stream:
-            hdrs["accept"] = "text/event-stream"
-        if headers:
-            hdrs.update(headers)
+        if body is not None and not stream and not headers:
+            hdrs = self._json_headers
+        else:
+            hdrs = dict(self._headers)
+            if body is not None:
+                hdrs["content-type"] = "application/json"
+            if stream:
+                hdrs["accept"] = "text/event-stream"
+            if headers:
+                hdrs.update(headers)
         policy = self.retry
         read_timeout = None
         if settings:
@@ -566,14 +589,20 @@ class Endpoint:
                     policy.max_retry_after,
                     policy.retry_timeouts,
                 )
-        timeout = self.timeouts.to_aiohttp(read_timeout)
+        if read_timeout is None:  # the endpoint's own, made once
+            made = self._timeout
+            if made is None or made[0] is not self.timeouts:
+                made = self._timeout = (self.timeouts, self.timeouts.to_aiohttp())
+            timeout = made[1]
+        else:
+            timeout = self.timeouts.to_aiohttp(read_timeout)
         proxy, proxy_auth = _proxy(target)
         proxy_headers = None
         if proxy_auth:  # plain HTTP goes through the proxy as is; HTTPS tunnels (CONNECT)
             if target.scheme == "https":
                 proxy_headers = proxy_auth
             else:
-                hdrs.update(proxy_auth)
+                hdrs = {**hdrs, **proxy_auth}
         attempt = 0
         while True:
             send_headers = self.sign(method, url, dict(hdrs), payload) if self.sign else hdrs

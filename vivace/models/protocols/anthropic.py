@@ -143,7 +143,7 @@ class AnthropicModel(HTTPModel):
         if stream:
             body["stream"] = True
         if request.tools:
-            body["tools"] = [self.build_tool(t) for t in request.tools]
+            body["tools"] = self.tool_entries(request.tools)
             choice = settings.get("tool_choice")
             tc: dict[str, Any] | None = None
             if choice is not None:

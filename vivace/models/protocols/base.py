@@ -36,13 +36,13 @@ import copy
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from ...errors import ModelConfigError
 from ...messages import AudioPart, FilePart, ImagePart, MediaPart, VideoPart
-from ..base import FinishReason, Model, ModelRequest, ModelResponse, StreamEvent
+from ..base import FinishReason, Model, ModelRequest, ModelResponse, StreamEvent, ToolDefinition
 from ..http import Endpoint, RetryPolicy, Timeouts
 from ..registry import ProviderInfo
 
@@ -92,6 +92,7 @@ class HTTPModel(Model):
         "_native",
         "_native_explicit",
         "_reject",
+        "_tool_entries",
         "endpoint",
         "model_name",
         "options",
@@ -118,9 +119,29 @@ class HTTPModel(Model):
         self._info: Any = _UNSET
         self._reject: Any = _UNSET
         self._default_max: int | None = None
+        self._tool_entries: dict[int, tuple[ToolDefinition, Any]] = {}
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
+
+    def build_tool(self, tool: ToolDefinition) -> Any:
+        """The wire form of one tool (adapters that send tools implement it)."""
+        raise NotImplementedError
+
+    def tool_entries(self, tools: Sequence[ToolDefinition]) -> list[Any]:
+        """:meth:`build_tool` of each tool, built once per tool definition (a tool hands out
+        the same definition object for every run; the entries are shared by the request
+        bodies, so nothing may change them)."""
+        cache = self._tool_entries
+        out = []
+        for tool in tools:
+            hit = cache.get(id(tool))
+            if hit is None or hit[0] is not tool:
+                if len(cache) >= 256:  # per-run definitions (dynamic toolsets): bounded
+                    cache.clear()
+                hit = cache[id(tool)] = (tool, self.build_tool(tool))
+            out.append(hit[1])
+        return out
 
     # -- what the catalog knows (looked up once per model object) ----------------------------
 

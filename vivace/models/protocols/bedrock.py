@@ -426,7 +426,7 @@ class BedrockModel(HTTPModel):
         if inference:
             body["inferenceConfig"] = inference
         if request.tools:
-            cfg: dict[str, Any] = {"tools": [self.build_tool(t) for t in request.tools]}
+            cfg: dict[str, Any] = {"tools": self.tool_entries(request.tools)}
             choice = settings.get("tool_choice")
             if choice == "auto":
                 cfg["toolChoice"] = {"auto": {}}

@@ -276,7 +276,7 @@ class GeminiModel(HTTPModel):
         if system:
             body["systemInstruction"] = {"parts": [{"text": system}]}
         if request.tools:
-            body["tools"] = [{"functionDeclarations": [self.build_tool(t) for t in request.tools]}]
+            body["tools"] = [{"functionDeclarations": self.tool_entries(request.tools)}]
             choice = settings.get("tool_choice")
             if choice is not None:
                 fcc: dict[str, Any]

@@ -97,7 +97,7 @@ class OllamaModel(HTTPModel):
             "stream": stream,
         }
         if request.tools:
-            body["tools"] = [self.build_tool(t) for t in request.tools]
+            body["tools"] = self.tool_entries(request.tools)
         out = request.output
         if out is not None and out.mode == "native":
             schema = strict_json_schema(out.schema) if out.strict else None

@@ -127,7 +127,7 @@ class OpenAIChatModel(HTTPModel):
                 body["stream_options"] = {"include_usage": True}
         settings = request.settings or {}
         if request.tools:
-            body["tools"] = [self.build_tool(t) for t in request.tools]
+            body["tools"] = self.tool_entries(request.tools)
             if settings.get("parallel_tool_calls") is not None:
                 body["parallel_tool_calls"] = bool(settings["parallel_tool_calls"])
             choice = settings.get("tool_choice")

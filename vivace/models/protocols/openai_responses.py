@@ -95,7 +95,7 @@ class OpenAIResponsesModel(HTTPModel):
             body["stream"] = True
         settings = request.settings or {}
         if request.tools:
-            body["tools"] = [self.build_tool(t) for t in request.tools]
+            body["tools"] = self.tool_entries(request.tools)
             if settings.get("parallel_tool_calls") is not None:
                 body["parallel_tool_calls"] = bool(settings["parallel_tool_calls"])
             choice = settings.get("tool_choice")
