@@ -159,6 +159,10 @@ def run_from_row(row: Any, now: float | None = None) -> RunRecord:
     )
 
 
+def _object(text: str) -> Any:
+    return {} if text == "{}" else json.loads(text)  # most sessions' state and metadata
+
+
 def session_from_row(row: Any) -> SessionRecord:
     """A session record from its columns (any mapping). The one reader of session rows."""
     return SessionRecord(
@@ -166,10 +170,10 @@ def session_from_row(row: Any) -> SessionRecord:
         agent_id=row["agent_id"],
         user_id=row["user_id"],
         name=text_out(row["name"]),
-        state=json.loads(row["state"]),
+        state=_object(row["state"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        metadata=json.loads(row["metadata"]),
+        metadata=_object(row["metadata"]),
     )
 
 

@@ -55,6 +55,7 @@ _SESSION_INSERT = (
     "updated_at) VALUES (:session_id, :agent_id, :user_id, NULL, '{}', '{}', :now, :now) "
     "ON CONFLICT (session_id) DO NOTHING"
 )
+_CREATED = SESSION_COLS.index("created_at")
 _SESSION_LOCKED = f"SELECT user_id, state FROM {_ST} WHERE session_id = :session_id"
 _SESSION_SET_STATE = (
     f"UPDATE {_ST} SET updated_at = :now, state = :new_state WHERE session_id = :session_id"
@@ -120,13 +121,12 @@ class LiteSessions(SQLSessions):
         self, record: RunRecord, values: dict[str, Any], history: HistoryWindow | None
     ) -> Callable[[sqlite3.Connection], tuple[Any, Any]]:
         def body(db: sqlite3.Connection) -> tuple[Any, Any]:
-            # history first: it is read before this run exists
-            rows = _history_rows(db, record.session_id, history)
+            now = values["updated_at"]
             new = {
                 "session_id": record.session_id,
                 "agent_id": record.agent_id,
                 "user_id": record.user_id,
-                "now": values["updated_at"],
+                "now": now,
             }
             session = db.execute(_SESSION_UPSERT, new).fetchone()
             if session is None:
@@ -134,6 +134,9 @@ class LiteSessions(SQLSessions):
                     f"session {record.session_id!r} belongs to another user",
                     session_id=record.session_id,
                 )
+            # the history is read before this run exists; a session made just now has none
+            made_now = session[_CREATED] == now
+            rows = [] if made_now else _history_rows(db, record.session_id, history)
             _upsert_run(db, values)
             return session, rows
 
