@@ -200,3 +200,70 @@ async def test_pooled_connections_killed_while_idle_are_replaced_without_leaks(
         await _drop_schema(postgres_url, schema)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+async def test_runs_of_one_session_ending_together_never_deadlock(postgres_url: str) -> None:
+    # many runs of one session at once, as concurrent workers make them: each reads the
+    # counter, writes it back (a compare-and-swap; on a conflict the locking path, SELECT ...
+    # FOR UPDATE, decides) and a run that lost ends failed without state changes (its end locks
+    # the session row without writing it): every run is stored, the counter is exact
+    from vivace.storage import RunRecord, StateConflict
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    storage = PostgresStorage(postgres_url, schema=schema)
+    outcomes: list[str] = []
+
+    async def one(i: int) -> None:
+        rec = RunRecord(f"r{i}", "shared", user_id="u1")
+        ctx = await storage.sessions.begin_run(rec)
+        ctx.state["counter"] = ctx.state.get("counter", 0) + 1
+        rec.status = "completed"
+        try:
+            await storage.sessions.finish_run(rec, state=ctx.state)
+        except StateConflict:
+            rec.status = "failed"
+            await storage.sessions.finish_run(rec)
+        outcomes.append(rec.status)
+
+    try:
+        for wave in range(40):
+            await asyncio.gather(*(one(wave * 16 + i) for i in range(16)))
+        runs = await storage.sessions.list_runs("shared")
+        assert len(runs) == 640 and sorted(r.status for r in runs) == sorted(outcomes)
+        state = (await storage.sessions.get_session("shared")).state
+        assert state["counter"] == outcomes.count("completed")
+    finally:
+        await storage.close()
+        await _drop_schema(postgres_url, schema)
+
+
+async def test_a_runs_end_locks_the_session_row_as_an_update_would(postgres_url: str) -> None:
+    # without state changes a run's end does not write the session row but locks it FOR NO KEY
+    # UPDATE, the lock the update it replaced took, so it queues with the row's other writers
+    # as before. (FOR KEY SHARE, which lets it pass a FOR SHARE holder as this test checks,
+    # deadlocked with the locking path's FOR UPDATE under concurrent runs of one session:
+    # tests/storage/test_state_concurrency.py, about one run in ten.)
+    from vivace.storage import RunRecord
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    storage = PostgresStorage(postgres_url, schema=schema)
+    rec = RunRecord("r1", "shared", user_id="u1")
+    await storage.sessions.begin_run(rec)
+    holder = create_async_engine(PostgresStorage(postgres_url).url)
+    try:
+        async with holder.connect() as conn:
+            tx = await conn.begin()
+            await conn.exec_driver_sql(
+                f"SELECT 1 FROM \"{schema}\".vivace_sessions WHERE session_id = 'shared' FOR SHARE"
+            )
+            rec.status = "completed"
+            ending = asyncio.ensure_future(storage.sessions.finish_run(rec))
+            await asyncio.sleep(0.5)
+            assert not ending.done()  # it waits for the row, as an update would
+            await tx.commit()
+            assert await asyncio.wait_for(ending, 10) == {}
+        assert (await storage.sessions.get_run("r1")).status == "completed"
+    finally:
+        await holder.dispose()
+        await storage.close()
+        await _drop_schema(postgres_url, schema)

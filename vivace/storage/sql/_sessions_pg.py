@@ -9,8 +9,8 @@ transaction, so it is atomic and sees one snapshot), with asyncpg's prepared-sta
   updating only when the owner matches), the run upsert selected *from* that upsert (so a
   session of another user writes nothing), and the windowed history read in the same
   snapshot (so it never sees the run being inserted).
-- ``finish_run`` without state changes: the session read (owner-checked, kept from deletion
-  with ``FOR KEY SHARE``, not written) and the run upsert selected from it.
+- ``finish_run`` without state changes: the session read (owner-checked, locked ``FOR NO KEY
+  UPDATE`` as an update would lock it, not written) and the run upsert selected from it.
 - ``finish_run`` with state changes: the same statement with a compare-and-swap on the
   session state - ``SET state = :merged WHERE state = :baseline``. The merge (conflict checks,
   atomic updates, size limit) happens in Python on the state ``begin_run`` returned; a
@@ -127,9 +127,11 @@ def _begin_sql() -> Statement:
 
 def _finish_sql(swap_state: bool) -> Statement:
     """A run's end: the run row, and the session's state if it changed (compare-and-swap on
-    the state ``begin_run`` read). Without a state change the session row is only read,
-    locked against deletion (``FOR KEY SHARE``) but not written: a session's ``updated_at``
-    is when its last run started (or its state last changed)."""
+    the state ``begin_run`` read). Without a state change the session row is only read and
+    locked (``FOR NO KEY UPDATE``: the lock the update took before, so it queues with the
+    other writers of the row as it did - a ``FOR KEY SHARE`` there can deadlock with the
+    locking path's ``FOR UPDATE``), not written: a session's ``updated_at`` is when its last
+    run started (or its state last changed)."""
     sql = Statement()
     conds = [
         f"session_id = {sql.p('session_id', _col_type(sessions, 'session_id'))}",
@@ -143,7 +145,7 @@ def _finish_sql(swap_state: bool) -> Statement:
         conds.append(f"state = {sql.p('old_state', 'TEXT')}")
         session = f"UPDATE {_ST} SET {', '.join(sets)} WHERE {' AND '.join(conds)} RETURNING state"
     else:
-        session = f"SELECT state FROM {_ST} WHERE {' AND '.join(conds)} FOR KEY SHARE"
+        session = f"SELECT state FROM {_ST} WHERE {' AND '.join(conds)} FOR NO KEY UPDATE"
     sql.text = (
         f"WITH s AS ({session}), r AS ({_run_upsert(sql, 's')}) "
         "SELECT s.state, 1 / (SELECT count(*) FROM r) AS written FROM s"

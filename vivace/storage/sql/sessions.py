@@ -133,15 +133,16 @@ class _HotStatements:
             .where(sessions.c.session_id == b("session_id"))
             .with_for_update()
         )
-        # a run's end reads the session (kept from deletion until commit) but does not write
-        # it unless the state changed: its updated_at is when its last run started
+        # a run's end reads the session, locked as an update would lock it (FOR NO KEY
+        # UPDATE), but does not write it unless the state changed: its updated_at is when
+        # its last run started
         self.session_state_owned = (
             sa.select(sessions.c.state)
             .where(
                 sessions.c.session_id == b("b_session_id"),
                 sessions.c.user_id.is_not_distinct_from(b("b_user_id")),
             )
-            .with_for_update(key_share=True)
+            .with_for_update(key_share=True)  # SQLAlchemy: FOR NO KEY UPDATE
         )
         self.session_set_state = (
             sa.update(sessions)
