@@ -55,6 +55,23 @@ async def test_embed_from_running_loop_is_refused() -> None:
         embed(["x"], "openai/text-embedding-3-small")
 
 
+def test_clear_model_cache_forgets_embedders_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # after a base URL or key change, clear_model_cache() makes the next lookup read them
+    # again (an embedder kept from before reached the old server)
+    from vivace.models.router import clear_model_cache
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-e")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/first/v1")
+    clear_model_cache()
+    first = resolve_embedder("openai/text-embedding-3-small")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/second/v1")
+    assert resolve_embedder("openai/text-embedding-3-small") is first  # cached meanwhile
+    clear_model_cache()
+    second = resolve_embedder("openai/text-embedding-3-small")
+    assert second is not first and "second" in second.endpoint.base_url
+    clear_model_cache()
+
+
 def test_resolve_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-e")
     e = resolve_embedder("openai/text-embedding-3-small")

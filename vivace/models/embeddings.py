@@ -52,6 +52,7 @@ EMBEDDERS: dict[str, str] = {
 """Protocol id -> ``"module:Class"`` of its :class:`Embedder`."""
 
 _CACHE: dict[str, Embedder] = {}
+_CACHED_FOR = 0  # the registry version the cached embedders were built with
 
 
 class Embedder:
@@ -240,12 +241,18 @@ def resolve_embedder(spec: str | Embedder = DEFAULT_EMBEDDING_MODEL, **overrides
     """The :class:`Embedder` for ``"provider/model"`` (cached when no overrides are given)."""
     if isinstance(spec, Embedder):
         return spec
+    from . import registry
+    from .registry import get_provider
+    from .router import _load, split_spec
+
+    global _CACHED_FOR
+    if registry._version != _CACHED_FOR:  # a provider was registered or replaced
+        _CACHE.clear()
+        _CACHED_FOR = registry._version
     if not overrides:
         cached = _CACHE.get(spec)
         if cached is not None:
             return cached
-    from .registry import get_provider
-    from .router import _load, split_spec
 
     provider, name = split_spec(spec)
     info = get_provider(provider)

@@ -25,6 +25,7 @@ the registry (the offline ``"test"`` provider) go through :func:`register_model_
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,12 @@ def register_model_factory(provider_id: str, factory: ModelFactory | str) -> Non
 
 
 def clear_model_cache() -> None:
-    """Forget resolved models (after changing keys or the registry)."""
+    """Forget resolved models and embedders (after changing keys, base URLs or the
+    registry)."""
     _CACHE.clear()
+    embeddings = sys.modules.get("vivace.models.embeddings")  # loaded only if it was used
+    if embeddings is not None:
+        embeddings._CACHE.clear()
 
 
 def split_spec(spec: str) -> tuple[str, str]:
