@@ -1,53 +1,128 @@
-"""Compact JSON text, encoded by the C encoder straight away.
+"""Compact JSON for storage rows, server answers and model request bodies.
 
-``json.dumps(value, separators=...)`` builds a ``JSONEncoder`` per call, and even a kept
-encoder's ``encode()`` builds a new C encoder (and its circular-reference table) on every
-call, a set-up that costs as much as encoding a small value. :func:`compact_encoder`
-builds the C encoder once. It keeps no circular-reference table (a table shared between
-calls, and threads, could report cycles that are not there): a value that contains itself
-raises :class:`ValueError` through Python's recursion limit instead.
+:func:`compact_encoder` writes with orjson, several times faster than the standard library's
+C encoder (see docs/benchmarks.md). What orjson refuses - an
+integer beyond 64 bits, a dict key that is not a string, an unpaired surrogate, nesting deeper
+than 254, a value that contains itself, a value ``default`` rejects - goes to the standard
+encoder, which writes what :func:`json.dumps` writes or raises what it raises. No
+circular-reference table is kept between calls (a table shared between calls, and threads,
+could report cycles that are not there): a value that contains itself raises
+:class:`ValueError` through Python's recursion limit.
+
+Where the text differs from ``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``:
+non-finite floats (NaN, infinities), which JSON has no literal for, are written as ``null``
+(or rejected, ``finite_only=True``); ``uuid.UUID`` values are written as their text and
+enums as their value (orjson's own types: ``default`` is not asked); a float may be written
+in another of its shortest forms (``1e-7`` for ``1e-07``). Dataclasses and datetimes go to
+``default``, as with the standard library.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["compact_encoder"]
+import orjson
+
+__all__ = ["compact_bytes_encoder", "compact_encoder"]
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def compact_encoder(
-    default: Callable[[Any], Any] | None = None, *, allow_nan: bool = True
+    default: Callable[[Any], Any] | None = None, *, finite_only: bool = False
 ) -> Callable[[Any], str]:
     """A function ``value -> str``: compact JSON (``","``/``":"``, non-ASCII kept as is).
 
-    ``default`` turns values JSON has no type for into ones it has (else :class:`TypeError`);
-    ``allow_nan=False`` raises :class:`ValueError` for NaN and infinities. A value nested
-    deeper than the recursion limit (or one that contains itself) raises :class:`ValueError`.
+    ``default`` turns values JSON has no type for into ones it has (else :class:`TypeError`).
+    NaN and infinities are written as ``null``; ``finite_only=True`` raises
+    :class:`ValueError` for them instead. A value nested deeper than the recursion limit (or
+    one that contains itself) raises :class:`ValueError`.
     """
-    slow = json.JSONEncoder(
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=allow_nan,
-        check_circular=False,
-        default=default or _no_default,
-    )
+    encode = _encoder(default, finite_only)
+
+    def dumps(value: Any) -> str:
+        out = encode(value)
+        return out if type(out) is str else out.decode()
+
+    return dumps
+
+
+def compact_bytes_encoder(
+    default: Callable[[Any], Any] | None = None, *, finite_only: bool = False
+) -> Callable[[Any], bytes]:
+    """:func:`compact_encoder` as UTF-8 bytes, for a request or response body (an unpaired
+    surrogate, which UTF-8 cannot hold, is written as its JSON escape)."""
+    encode = _encoder(default, finite_only)
+
+    def dumps(value: Any) -> bytes:
+        out = encode(value)
+        return _utf8(out) if type(out) is str else out
+
+    return dumps
+
+
+def _encoder(default: Callable[[Any], Any] | None, finite_only: bool) -> Callable[[Any], Any]:
+    """``value -> bytes`` (orjson) or ``str`` (the standard encoder, for what orjson refuses)."""
+    to_json = default or _no_default
+    slow = _standard_encoder(to_json)
+    fast = orjson.dumps
+
+    def encode(value: Any) -> bytes | str:
+        try:
+            raw: bytes = fast(value, to_json, _OPTIONS)
+        except TypeError:  # orjson refuses it: the standard encoder decides
+            if not finite_only:
+                try:
+                    value = _finite(value)
+                except RecursionError:
+                    raise ValueError("the value nests too deeply (or contains itself)") from None
+            return slow(value)
+        if finite_only and b"null" in raw:  # a NaN or infinity would be written as null
+            return slow(value)
+        return raw
+
+    return encode
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # inside a JSON string: its escape means the same character
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+
+
+def _standard_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
+    """The standard library's C encoder, built once (``json.dumps`` builds one per call),
+    without a circular-reference table; non-finite floats raise :class:`ValueError`."""
+    options: dict[str, Any] = {
+        "separators": (",", ":"),
+        "ensure_ascii": False,
+        "allow_nan": False,
+        "check_circular": False,
+        "default": default,
+    }
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator (another Python implementation)
-        encode: Any = slow.encode
+        encode: Any = json.JSONEncoder(**options).encode
         join = False
     else:
         encode = make(
             None,  # no circular-reference table: see the module docstring
-            slow.default,
+            default,
             json.encoder.encode_basestring,
             None,
             ":",
             ",",
             False,
             False,
-            allow_nan,
+            False,
         )
         join = True
 
@@ -60,6 +135,19 @@ def compact_encoder(
             raise ValueError("the value nests too deeply (or contains itself)") from None
 
     return dumps
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with its non-finite floats as ``None`` (what orjson writes for them), for
+    the standard encoder."""
+    t = type(value)
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t is dict:
+        return {k: _finite(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_finite(v) for v in value]
+    return value
 
 
 def _no_default(o: Any) -> Any:

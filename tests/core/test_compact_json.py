@@ -34,10 +34,62 @@ def test_default_and_its_errors() -> None:
         compact_encoder()({"o": object()})
 
 
-def test_nan_only_when_allowed() -> None:
-    assert compact_encoder()([math.nan, math.inf]) == "[NaN,Infinity]"
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        compact_encoder(allow_nan=False)({"x": math.nan})
+def test_non_finite_floats_are_null_or_refused() -> None:
+    # JSON has no literal for them: null (valid JSON for every reader), or a ValueError
+    assert compact_encoder()([math.nan, math.inf, -math.inf, 1.5]) == "[null,null,null,1.5]"
+    strict = compact_encoder(finite_only=True)
+    for bad in ({"x": math.nan}, [1, [math.inf]], -math.inf):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            strict(bad)
+    assert strict({"x": None, "y": 2.5}) == '{"x":null,"y":2.5}'  # a real null is fine
+    # the same when the standard encoder takes over (orjson refuses integers beyond 64 bits)
+    assert (
+        compact_encoder()({"big": 10**30, "n": math.nan}) == '{"big":' + str(10**30) + ',"n":null}'
+    )
+    with pytest.raises(ValueError):
+        strict({"big": 10**30, "n": math.nan})
+
+
+def test_what_orjson_refuses_is_written_as_json_dumps_writes_it() -> None:
+    enc = compact_encoder()
+    for v in ({1: "int key", None: "none key", 2.5: "float key"}, [2**64, -(2**70)], "\ud800 lone"):
+        assert enc(v) == json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+    deep: list[object] = []
+    cur = deep
+    for _ in range(300):  # deeper than orjson's limit, well within Python's
+        nxt: list[object] = []
+        cur.append(nxt)
+        cur = nxt
+    assert enc(deep) == json.dumps(deep, separators=(",", ":"))
+
+
+def test_types_orjson_writes_itself() -> None:
+    import dataclasses
+    import datetime
+    import enum
+    import uuid
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    u = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert compact_encoder()({"u": u, "c": Color.RED}) == f'{{"u":"{u}","c":"red"}}'
+    # dataclasses and datetimes go to default, as with the standard library
+    seen: list[object] = []
+
+    def default(o: object) -> object:
+        seen.append(o)
+        return str(o)
+
+    when = datetime.datetime(2026, 12, 1, 19, 0)
+    assert compact_encoder(default)([Point(1), when]) == f'["{Point(1)}","{when}"]'
+    assert seen == [Point(1), when]
+    with pytest.raises(TypeError, match="Point is not JSON serializable"):
+        compact_encoder()(Point(1))
 
 
 def test_a_value_that_contains_itself_is_a_value_error_and_the_encoder_stays_usable() -> None:
@@ -86,3 +138,17 @@ def test_one_encoder_from_many_threads_encoding_the_same_object() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_bytes_are_utf8_with_lone_surrogates_escaped() -> None:
+    from vivace.compact_json import compact_bytes_encoder
+
+    enc = compact_bytes_encoder()
+    value = {"text": "天气 😀 \x00", "n": [1, 2.5, None]}
+    assert enc(value) == compact_encoder()(value).encode()
+    odd = {"half \ud83d": "an emoji cut in two: \ud83d, and \udc00 the other half"}
+    raw = enc(odd)
+    raw.decode("utf-8")  # UTF-8 cannot hold them: written as JSON escapes instead
+    assert b"\\ud83d" in raw and json.loads(raw) == odd
+    with pytest.raises(ValueError):
+        compact_bytes_encoder(finite_only=True)([math.nan])

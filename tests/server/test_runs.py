@@ -206,3 +206,27 @@ async def test_multipart_stream(client: httpx.AsyncClient) -> None:
     r = await client.post("/agents/echo/runs", data={"input": "hi", "stream": "true"})
     frames = parse_sse(r.text)
     assert frames[-1]["data"]["output"] == "echo: hi"
+
+
+async def test_a_lone_surrogate_in_a_run_comes_back_as_valid_json() -> None:
+    # a model (JSON escapes) or a tool (a broken decoder) can hand over an unpaired surrogate,
+    # which UTF-8 cannot hold: the answer writes it as its JSON escape, in the JSON result
+    # and in the event stream
+    from vivace import Agent
+    from vivace.server import VivaceApp
+    from vivace.storage import open_storage
+    from vivace.testing import FunctionModel
+
+    half = "half \ud83d of an emoji, 天气 😀"
+    agent = Agent(model=FunctionModel(lambda messages, request: half), name="odd")
+    app = VivaceApp(agents=[agent], storage=open_storage("memory://"), auth=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/agents/odd/runs", json={"input": "hi"})
+        assert r.status_code == 200
+        r.content.decode("utf-8")  # valid UTF-8
+        assert "\\ud83d" in r.text and r.json()["output"] == half
+        r = await c.post("/agents/odd/runs", json={"input": "hi", "stream": True})
+        assert r.status_code == 200
+        r.content.decode("utf-8")
+        assert parse_sse(r.text)[-1]["data"]["output"] == half

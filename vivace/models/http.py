@@ -70,7 +70,7 @@ import aiohttp
 from yarl import URL
 
 from .. import trace_hook
-from ..compact_json import compact_encoder
+from ..compact_json import compact_bytes_encoder
 from ..errors import (
     ModelConnectionError,
     ModelError,
@@ -203,7 +203,7 @@ def _ssl_context() -> ssl.SSLContext:
     return ctx
 
 
-_encode = compact_encoder()
+_encode = compact_bytes_encoder()
 
 
 def get_client(key: str) -> aiohttp.ClientSession:
@@ -565,7 +565,7 @@ class Endpoint:
             url = self.url(path)
             hit = self._targets[path] = (url, _url(url))
         url, target = hit
-        payload = b"" if body is None else _encode(body).encode()
+        payload = b"" if body is None else _encode(body)
         if body is not None and not stream and not headers:
             hdrs = self._json_headers
         else:

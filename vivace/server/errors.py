@@ -13,7 +13,7 @@ import base64
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..compact_json import compact_encoder
+from ..compact_json import compact_bytes_encoder
 from ..trace_hook import TRACE_CONTEXT
 
 if TYPE_CHECKING:
@@ -99,12 +99,12 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
-_encode = compact_encoder(_default)
+_encode = compact_bytes_encoder(_default)
 
 
 def dumps(obj: Any) -> bytes:
     """Compact JSON (bytes as base64, unknown objects as strings)."""
-    return _encode(obj).encode()
+    return _encode(obj)
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -19,7 +19,7 @@ def _default(o: Any) -> Any:
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
-_encode = compact_encoder(_default, allow_nan=False)
+_encode = compact_encoder(_default, finite_only=True)
 
 
 def dumps(value: Any, what: str = "value") -> str:
