@@ -1,10 +1,10 @@
 """Compact JSON for storage rows, server answers and model request bodies.
 
 :func:`compact_encoder` writes with orjson, several times faster than the standard library's
-C encoder (see docs/benchmarks.md). What orjson refuses - an
-integer beyond 64 bits, a dict key that is not a string, an unpaired surrogate, nesting deeper
-than 254, a value that contains itself, a value ``default`` rejects - goes to the standard
-encoder, which writes what :func:`json.dumps` writes or raises what it raises. No
+C encoder (see docs/benchmarks.md). What orjson refuses - an integer beyond 64 bits, a dict
+key that is not a string, an unpaired surrogate, nesting deeper than 254, a value that
+contains itself, a value ``default`` rejects - goes to the standard encoder, which writes
+what :func:`json.dumps` writes or raises what it raises. No
 circular-reference table is kept between calls (a table shared between calls, and threads,
 could report cycles that are not there): a value that contains itself raises
 :class:`ValueError` through Python's recursion limit.
