@@ -4,7 +4,8 @@
 C encoder (see docs/benchmarks.md). What orjson refuses - an integer beyond 64 bits, a dict
 key that is not a string, an unpaired surrogate, nesting deeper than 254, a value that
 contains itself, a value ``default`` rejects - goes to the standard encoder, which writes
-what :func:`json.dumps` writes or raises what it raises. No
+what :func:`json.dumps` writes (an unpaired surrogate as its JSON escape, so the text is
+valid UTF-8 everywhere) or raises what it raises. No
 circular-reference table is kept between calls (a table shared between calls, and threads,
 could report cycles that are not there): a value that contains itself raises
 :class:`ValueError` through Python's recursion limit.
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["compact_bytes_encoder", "compact_encoder"]
+__all__ = ["compact_bytes_encoder", "compact_encoder", "escape_lone_surrogates"]
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -35,7 +36,8 @@ _OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 def compact_encoder(
     default: Callable[[Any], Any] | None = None, *, finite_only: bool = False
 ) -> Callable[[Any], str]:
-    """A function ``value -> str``: compact JSON (``","``/``":"``, non-ASCII kept as is).
+    """A function ``value -> str``: compact JSON (``","``/``":"``, non-ASCII kept as is,
+    an unpaired surrogate written as its escape).
 
     ``default`` turns values JSON has no type for into ones it has (else :class:`TypeError`).
     NaN and infinities are written as ``null``; ``finite_only=True`` raises
@@ -54,19 +56,19 @@ def compact_encoder(
 def compact_bytes_encoder(
     default: Callable[[Any], Any] | None = None, *, finite_only: bool = False
 ) -> Callable[[Any], bytes]:
-    """:func:`compact_encoder` as UTF-8 bytes, for a request or response body (an unpaired
-    surrogate, which UTF-8 cannot hold, is written as its JSON escape)."""
+    """:func:`compact_encoder` as UTF-8 bytes, for a request or response body."""
     encode = _encoder(default, finite_only)
 
     def dumps(value: Any) -> bytes:
         out = encode(value)
-        return _utf8(out) if type(out) is str else out
+        return out.encode() if type(out) is str else out
 
     return dumps
 
 
 def _encoder(default: Callable[[Any], Any] | None, finite_only: bool) -> Callable[[Any], Any]:
-    """``value -> bytes`` (orjson) or ``str`` (the standard encoder, for what orjson refuses)."""
+    """``value -> bytes`` (orjson) or ``str`` (the standard encoder, for what orjson refuses:
+    the only one of the two that writes unpaired surrogates, escaped here)."""
     to_json = default or _no_default
     slow = _standard_encoder(to_json)
     fast = orjson.dumps
@@ -80,9 +82,9 @@ def _encoder(default: Callable[[Any], Any] | None, finite_only: bool) -> Callabl
                     value = _finite(value)
                 except RecursionError:
                     raise ValueError("the value nests too deeply (or contains itself)") from None
-            return slow(value)
+            return escape_lone_surrogates(slow(value))
         if finite_only and b"null" in raw:  # a NaN or infinity would be written as null
-            return slow(value)
+            return escape_lone_surrogates(slow(value))
         return raw
 
     return encode
@@ -91,11 +93,12 @@ def _encoder(default: Callable[[Any], Any] | None, finite_only: bool) -> Callabl
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _utf8(text: str) -> bytes:
-    try:
-        return text.encode()
-    except UnicodeEncodeError:  # inside a JSON string: its escape means the same character
-        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
+def escape_lone_surrogates(json_text: str) -> str:
+    """``json_text`` with unpaired surrogates (from a broken decoder: UTF-8 has no bytes for
+    them) written as JSON escapes, which mean the same character; the rest stays as is."""
+    if json_text.isascii() or _SURROGATE.search(json_text) is None:
+        return json_text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
 
 
 def _standard_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:

@@ -52,8 +52,11 @@ def test_non_finite_floats_are_null_or_refused() -> None:
 
 def test_what_orjson_refuses_is_written_as_json_dumps_writes_it() -> None:
     enc = compact_encoder()
-    for v in ({1: "int key", None: "none key", 2.5: "float key"}, [2**64, -(2**70)], "\ud800 lone"):
+    for v in ({1: "int key", None: "none key", 2.5: "float key"}, [2**64, -(2**70)]):
         assert enc(v) == json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+    # an unpaired surrogate (UTF-8 has no bytes for it) as its escape: the same string in JSON
+    assert enc("\ud800 lone") == '"\\ud800 lone"'
+    assert json.loads(enc(["\ud800 lone"])) == ["\ud800 lone"]
     deep: list[object] = []
     cur = deep
     for _ in range(300):  # deeper than orjson's limit, well within Python's

@@ -242,8 +242,6 @@ def resolve_embedder(spec: str | Embedder = DEFAULT_EMBEDDING_MODEL, **overrides
     if isinstance(spec, Embedder):
         return spec
     from . import registry
-    from .registry import get_provider
-    from .router import _load, split_spec
 
     global _CACHED_FOR
     if registry._version != _CACHED_FOR:  # a provider was registered or replaced
@@ -253,6 +251,8 @@ def resolve_embedder(spec: str | Embedder = DEFAULT_EMBEDDING_MODEL, **overrides
         cached = _CACHE.get(spec)
         if cached is not None:
             return cached
+    from .registry import get_provider
+    from .router import _load, split_spec
 
     provider, name = split_spec(spec)
     info = get_provider(provider)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from ..compact_json import compact_encoder
+from ..compact_json import compact_encoder, escape_lone_surrogates
 from .errors import StateNotSerializableError
 
 __all__ = ["canon", "dumps", "dumps_opt", "loads", "text_in", "text_out"]
@@ -33,18 +32,7 @@ def dumps(value: Any, what: str = "value") -> str:
         raise StateNotSerializableError(
             f"{what} is not JSON-serializable: {exc}", field=what
         ) from None
-    return text if text.isascii() else _encodable(text)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _encodable(text: str) -> str:
-    """``text`` with unpaired surrogates (from a broken decoder: no UTF-8 for them) written as
-    JSON escapes, so the text reaches any database; other characters stay as they are."""
-    if _SURROGATE.search(text) is None:
-        return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text  # unpaired surrogates come escaped: valid UTF-8 for every database
 
 
 def dumps_opt(value: Any, what: str = "value") -> str | None:
@@ -64,7 +52,9 @@ def canon(value: Any) -> str:
 def text_in(text: str | None) -> str | None:
     """Free text (a session name, memory content) as stored: a JSON string, so any character -
     NUL included - round-trips on every database."""
-    return None if text is None else _encodable(json.dumps(str(text), ensure_ascii=False))
+    if text is None:
+        return None
+    return escape_lone_surrogates(json.dumps(str(text), ensure_ascii=False))
 
 
 def text_out(stored: str | None) -> str | None:
