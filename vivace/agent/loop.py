@@ -15,7 +15,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 __all__ = ["RunOptions", "RunState", "Runner"]
 
 _TERMINAL = (ev.RunCompleted, ev.RunFailed, ev.RunPaused, ev.RunCancelled)
+_AGAIN, _TOOLS, _ANSWER = 0, 1, 2  # what a model answer leads to (Runner._take_answer)
 _HEX32 = re.compile("[0-9a-f]{32}")
 
 
@@ -141,6 +142,7 @@ class RunState:
     """Mutable state of one run (the loop's working memory)."""
 
     __slots__ = (
+        "answer",
         "ctx",
         "handle",
         "messages",
@@ -164,6 +166,7 @@ class RunState:
         self.tool_failures: dict[str, int] = {}
         self.result: RunResult[Any] | None = None
         self.handle: RunHandle | None = None
+        self.answer: Any = None  # the final answer, once the model gave it
 
     def next_seq(self) -> int:
         s = self.seq
@@ -204,18 +207,20 @@ class _Setup:
         "tools",
     )
 
+    tools: dict[str, BaseTool]
+    notes: Sequence[str]  # the toolsets' instructions
+    dynamic: Sequence[Toolset]  # toolsets that list their tools per run
+    defs: list[ToolDefinition]
+    output: OutputSchema | None
+    output_mode: str | None
+    output_spec: OutputSpec | None  # set for native structured output
+    model: Model
+    settings: dict[str, Any] | None
+    max_steps: int
+
     def __init__(self) -> None:
-        self.tools: dict[str, BaseTool] = {}
-        self.notes: list[str] = []
-        self.dynamic: list[Toolset] = []
+        # the rest is set by Runner._resolve(), the run's first step
         self.caps: tuple[Capability, ...] = ()
-        self.defs: list[ToolDefinition] = []
-        self.output: OutputSchema | None = None
-        self.output_mode: str | None = None
-        self.output_spec: OutputSpec | None = None  # set for native structured output
-        self.model: Model
-        self.settings: dict[str, Any] | None = None
-        self.max_steps = 10
 
 
 def _add_tool(tools: dict[str, BaseTool], t: BaseTool) -> None:
@@ -263,10 +268,30 @@ def static_tools(agent: Agent[Any, Any]) -> dict[str, BaseTool]:
     return tools
 
 
+def tool_plan(
+    agent: Agent[Any, Any],
+) -> tuple[tuple[Any, ...], dict[str, BaseTool], list[ToolDefinition]] | None:
+    """``(items, tools by name, their definitions)`` of the agent's own tools, collected once
+    and kept on the agent while ``agent.tools`` holds the same items; None when it lists a
+    toolset (a toolset's tools are collected per run: they may change)."""
+    items = agent.tools
+    key = tuple(items) if items else ()
+    plan = agent._tool_plan
+    if plan is not None and plan[0] == key:
+        return plan if plan[1] is not None else None
+    if any(isinstance(item, Toolset) for item in key):
+        agent._tool_plan = (key, None, None)
+        return None
+    tools: dict[str, BaseTool] = {}
+    collect_tools(key, tools, [], [])
+    plan = agent._tool_plan = (key, tools, [t.definition() for t in tools.values()])
+    return plan
+
+
 async def _instructions(
     agent: Agent[Any, Any],
     ctx: RunContext[Any],
-    notes: list[str],
+    notes: Sequence[str],
     user_msg: Message | None,
     caps: tuple[Capability, ...],
 ) -> str | None:
@@ -459,10 +484,138 @@ class Runner:
             unregister_run(run_id, handle)
 
     async def run_to_end(self) -> RunResult[Any]:
-        """Drive the run to its end (its events unread) and return its result."""
-        async for _ in self.events():
-            pass
-        result = self.state.result
+        """Drive the run to its end (its events unread) and return its result.
+
+        A run without storage, capabilities or a paused run to resume - nothing that reads
+        its events - takes the plain path: the steps of :meth:`events` as one coroutine, the
+        events counted (for a paused run's sequence) but never built."""
+        agent, opts, setup = self.agent, self.opts, self.setup
+        if (
+            self.emit
+            or opts.resume is not None
+            or opts.stream
+            or agent.storage is not None
+            or agent.run_capabilities()
+        ):
+            async for _ in self.events():
+                pass
+            result = self.state.result
+            assert result is not None
+            return result
+        run_id = opts.run_id or new_run_id()
+        if opts.run_id is None and opts.trace_id is None and _CURRENT.get() is None:
+            trace_id, span_id, parent_run_id = run_id, run_id[16:], opts.parent_run_id
+        else:
+            trace_id, span_id, parent_run_id = _trace_context(run_id, opts)
+        user_msg = input_to_message(opts.input)
+        given = opts.session_state
+        history = list(opts.message_history) if opts.message_history else []
+        ctx: RunContext[Any] = RunContext(
+            run_id,
+            opts.session_id,
+            opts.user_id,
+            SessionState.loaded(dict(given) if given else {}, {}),
+            opts.deps if opts.deps is not None else agent.deps,
+            agent.name,
+            history,
+            0,
+            None,
+            0,
+            {},
+            trace_id,
+            span_id,
+            parent_run_id,
+            agent,
+        )
+        state = self.state = RunState(ctx, history, len(history))
+        ctx.usage = state.usage
+        handle = state.handle = register_run(run_id)
+        try:
+            try:
+                self._resolve()
+                if setup.dynamic:
+                    for toolset in setup.dynamic:
+                        for t in await toolset.tools_for_run(ctx):
+                            _add_tool(setup.tools, t)
+                    self._resolve_output()
+                history.append(user_msg)
+                state.seq = 1  # RunStarted
+                instructions = agent.instructions
+                if setup.notes or callable(instructions):
+                    instructions = await _instructions(agent, ctx, setup.notes, user_msg, ())
+                model = setup.model
+                while True:
+                    request = self._next_request(instructions)
+                    response = await model.request(request)
+                    usage = response.usage
+                    usage.requests = 1
+                    usage.tool_calls = 0
+                    state.usage += usage
+                    parts = response.parts
+                    text, reasoning, calls = _read_parts(parts)
+                    # ModelRequestStarted, ModelRequestCompleted, ReasoningDelta, TextDelta
+                    state.seq += 2 + (reasoning != "") + (text != "")
+                    taken = self._take_answer(response, parts, text, calls)
+                    if taken != _TOOLS:
+                        if taken == _ANSWER:
+                            self._conclude("completed", state.answer)
+                            break
+                        continue  # the answer was empty or invalid: the model was asked again
+                    if setup.output_mode == "tool":
+                        final = next((c for c in calls if c.name == FINAL_RESULT_TOOL), None)
+                        if final is not None:
+                            for _ in self._final_result(final, calls):
+                                pass
+                            continue
+                    runnable, pending, emits = self._sort_calls(calls)
+                    state.seq += len(runnable)  # ToolCallStarted
+                    if emits:
+                        results: list[tuple[ToolResultPart, Any]] = []
+                        async for _ in self._execute_emitting(runnable, results, None):
+                            pass
+                    elif len(runnable) == 1:
+                        results = [await self._execute_one(runnable[0], None)]
+                    else:
+                        results = await self._execute(runnable)
+                    suspended: dict[str, tuple[ToolCallPart, ToolSuspended]] | None = None
+                    if len(results) == 1 and type(results[0][1]) is not ToolSuspended:
+                        state.seq += 1  # ToolCallCompleted
+                        result_parts = [results[0][0]]
+                    else:
+                        for call, (_, raw) in zip(runnable, results, strict=True):
+                            if type(raw) is ToolSuspended:
+                                if suspended is None:
+                                    suspended = {}
+                                suspended[call.id] = (call, raw)
+                            else:
+                                state.seq += 1  # ToolCallCompleted
+                        result_parts = [r for r, raw in results if type(raw) is not ToolSuspended]
+                    if pending or suspended:
+                        state.seq += len(pending)
+                        paused_state = self._paused_state(pending, result_parts, suspended)
+                        raise _Finish("paused", paused=paused_state)
+                    self._after_results(calls, result_parts, results)
+            except _Finish as fin:
+                self._conclude(fin.status, fin.output, fin.error, fin.paused)
+            except GuardrailTripped as exc:
+                self._conclude("blocked", error=exc)
+            except VivaceError as exc:
+                self._conclude("failed", error=exc)
+            except Exception as exc:
+                self._conclude("failed", error=UnexpectedError.wrap(exc))
+        except asyncio.CancelledError:
+            if not handle.cancel_requested:
+                self._set_result(
+                    "cancelled", error=RunCancelled("the task running the run was cancelled")
+                )
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            self._conclude("cancelled", error=RunCancelled("cancelled by request"))
+        finally:
+            unregister_run(run_id, handle)
+        result = state.result
         assert result is not None
         return result
 
@@ -603,7 +756,10 @@ class Runner:
                         seq = state.next_seq()
                         if emit:
                             yield ev.TextDelta(run_id, seq, text)
-                if not self._take_answer(response, parts, text, calls):
+                taken = self._take_answer(response, parts, text, calls)
+                if taken != _TOOLS:
+                    if taken == _ANSWER:
+                        raise _Finish("completed", state.answer)
                     continue  # the answer was empty or invalid: the model was asked again
                 # -- the tool calls of this step
                 if setup.output_mode == "tool":
@@ -664,22 +820,44 @@ class Runner:
             setup.model = resolve_model(agent.model)
         else:  # the run's own model (tracing reads it from the context)
             setup.model = self.state.ctx.metadata["model"] = resolve_model(opts.model)
-        collect_tools(agent.tools, setup.tools, setup.notes, setup.dynamic)
+        plan = tool_plan(agent)
+        defs: list[ToolDefinition] | None = None
+        notes: list[str] | None = None
+        dynamic: list[Toolset] | None = None
+        if plan is None:  # toolsets: their tools are collected per run
+            setup.tools, notes, dynamic = {}, [], []
+            collect_tools(agent.tools, setup.tools, notes, dynamic)
+        else:  # the agent's own tools, collected once: shared, so never changed in place
+            setup.tools, defs = plan[1], plan[2]
         for cap in setup.caps:
             if "tools" in overridden(cap):
-                collect_tools(cap.tools(), setup.tools, setup.notes, setup.dynamic)
+                if notes is None or dynamic is None:  # the run's own tools from here on
+                    setup.tools, notes, dynamic, defs = dict(setup.tools), [], [], None
+                collect_tools(cap.tools(), setup.tools, notes, dynamic)
+        setup.notes = notes or ()
+        setup.dynamic = dynamic or ()  # (when not empty, setup.tools is the run's own)
         settings = agent.model_settings
         if opts.model_settings:
             settings = {**settings, **opts.model_settings} if settings else opts.model_settings
         setup.settings = settings
         setup.max_steps = opts.max_steps or agent.max_steps
-        if not setup.dynamic:
-            self._resolve_output()
+        if setup.dynamic:
+            return  # the output is resolved once the toolsets listed their tools
+        if defs is not None and setup.caps:
+            defs = list(defs)  # a hook may change a request's tool list: the run's own copy
+        output_type = agent.output_type
+        if defs is not None and (output_type is None or output_type is str):
+            setup.defs = defs
+            setup.output = setup.output_mode = setup.output_spec = None
+        else:
+            self._resolve_output(defs)
 
-    def _resolve_output(self) -> None:
-        """Tool definitions for the model, and how structured output is asked for."""
+    def _resolve_output(self, defs: list[ToolDefinition] | None = None) -> None:
+        """Tool definitions for the model (``defs`` when they are known already), and how
+        structured output is asked for."""
         agent, setup = self.agent, self.setup
-        setup.defs = [t.definition() for t in setup.tools.values()]
+        setup.defs = defs if defs is not None else [t.definition() for t in setup.tools.values()]
+        setup.output = setup.output_mode = setup.output_spec = None
         if agent.output_type is not None and agent.output_type is not str:
             out = setup.output = output_schema(agent.output_type)
             mode = agent.output_mode or ("native" if setup.model.supports_native_output else "tool")
@@ -687,14 +865,10 @@ class Runner:
             if mode == "native":
                 setup.output_spec = OutputSpec(out.name, out.schema, "native")
             if mode == "tool":
-                setup.defs.append(
-                    ToolDefinition(
-                        FINAL_RESULT_TOOL,
-                        "Call this tool with the final answer.",
-                        out.schema,
-                        True,
-                    )
+                final = ToolDefinition(
+                    FINAL_RESULT_TOOL, "Call this tool with the final answer.", out.schema, True
                 )
+                setup.defs = [*setup.defs, final]
 
     def _end(
         self,
@@ -703,20 +877,18 @@ class Runner:
         error: VivaceError | None = None,
         paused: PausedRun | None = None,
     ) -> ev.RunEvent:
-        state = self.state
-        result = self._set_result(status, output, error, paused)
-        run_id, seq = state.ctx.run_id, state.next_seq()
+        result = self._conclude(status, output, error, paused)
+        run_id, seq = result.run_id, self.state.seq - 1
         if status == "completed":
             if not self.emit:  # only its type is read (the end of the run)
                 return ev.RunCompleted(run_id, seq)
-            return ev.RunCompleted(run_id, seq, result_to_content(output), state.usage.to_dict())
+            return ev.RunCompleted(
+                run_id, seq, result_to_content(output), self.state.usage.to_dict()
+            )
         if status == "cancelled":
             return ev.RunCancelled(run_id, seq, error.message if error else "cancelled")
         if status == "paused":
             assert result.paused is not None
-            result.paused.seq = seq + 1
-            if self.agent.storage is None:
-                remember_paused(result.paused)
             return ev.RunPaused(
                 run_id,
                 seq,
@@ -724,6 +896,24 @@ class Runner:
                 result.paused.to_dict(),
             )
         return ev.RunFailed(run_id, seq, status, error.to_dict() if error else {})
+
+    def _conclude(
+        self,
+        status: str,
+        output: Any = None,
+        error: VivaceError | None = None,
+        paused: PausedRun | None = None,
+    ) -> RunResult[Any]:
+        """The run's result, its terminal event numbered (a paused run is remembered for
+        ``resume`` when the agent has no storage)."""
+        result = self._set_result(status, output, error, paused)
+        state = self.state
+        state.seq += 1
+        if paused is not None:
+            paused.seq = state.seq
+            if self.agent.storage is None:
+                remember_paused(paused)
+        return result
 
     def _set_result(
         self,
@@ -734,33 +924,30 @@ class Runner:
     ) -> RunResult[Any]:
         state = self.state
         ctx = state.ctx
-        result = state.result = RunResult(
+        result = state.result = RunResult.of(
             ctx.run_id,
             status,  # type: ignore[arg-type]
             output,
-            messages=state.messages[state.new_from :],
-            usage=state.usage,
-            session_id=ctx.session_id,
-            user_id=ctx.user_id,
-            error=error,
-            paused=paused,
-            session_state=ctx.session_state,
-            trace_id=ctx.trace_id,
-            span_id=ctx.span_id,
-            parent_run_id=ctx.parent_run_id,
+            state.messages[state.new_from :],
+            state.usage,
+            ctx.session_id,
+            ctx.user_id,
+            error,
+            paused,
+            ctx.session_state,
+            ctx.trace_id,
+            ctx.span_id,
+            ctx.parent_run_id,
         )
         return result
-
-    def _check_cancel(self) -> None:
-        handle = self.state.handle
-        if handle is not None and handle.cancel_requested:
-            raise _Finish("cancelled", error=RunCancelled("cancelled by request"))
 
     def _next_request(self, instructions: str | None) -> ModelRequest:
         """The next step's model request (raises when the run was cancelled or has used up
         its steps)."""
         setup, state = self.setup, self.state
-        self._check_cancel()
+        handle = state.handle
+        if handle is not None and handle.cancel_requested:
+            raise _Finish("cancelled", error=RunCancelled("cancelled by request"))
         if state.step >= setup.max_steps:
             raise MaxStepsExceeded(
                 f"the run reached max_steps={setup.max_steps} without a final answer",
@@ -774,10 +961,10 @@ class Runner:
 
     def _take_answer(
         self, response: ModelResponse, parts: list[Part], text: str, calls: list[ToolCallPart]
-    ) -> bool:
-        """Take the model's answer into the history: ``True`` when it called tools (to run
-        now), ``False`` when the model is asked again (empty or invalid answer); a final
-        answer ends the run (``_Finish``), a refusal fails it."""
+    ) -> int:
+        """Take the model's answer into the history: ``_TOOLS`` when it called tools (to run
+        now), ``_AGAIN`` when the model is asked again (empty or invalid answer), ``_ANSWER``
+        for a final answer (in ``state.answer``: the run ends); a refusal fails the run."""
         setup, state = self.setup, self.state
         if response.refusal is not None or response.finish_reason == "content_filter":
             state.messages.append(response.to_message())
@@ -790,13 +977,14 @@ class Runner:
             state.messages.append(
                 Message("user", [TextPart("Your last answer was empty. Please answer.")])
             )
-            return False
+            return _AGAIN
         state.messages.append(Message("assistant", parts))
         if calls:
-            return True
+            return _TOOLS
         output = setup.output
         if output is None:
-            raise _Finish("completed", text)
+            state.answer = text
+            return _ANSWER
         if setup.output_mode == "tool":
             self._retry_model("the model answered in text instead of calling the final_result tool")
             state.messages.append(
@@ -805,7 +993,7 @@ class Runner:
                     [TextPart(f"Call the {FINAL_RESULT_TOOL} tool with your final answer.")],
                 )
             )
-            return False
+            return _AGAIN
         try:
             value = output.validate_json(_strip_fences(text))
         except Exception as exc:
@@ -822,8 +1010,9 @@ class Runner:
                     ],
                 )
             )
-            return False
-        raise _Finish("completed", value)
+            return _AGAIN
+        state.answer = value
+        return _ANSWER
 
     def _retry_model(self, reason: str, output: bool = False) -> None:
         state = self.state
@@ -909,7 +1098,8 @@ class Runner:
         if len(result_parts) > 1:
             order = {c.id: i for i, c in enumerate(calls)}
             result_parts.sort(key=lambda r: order.get(r.call_id, 0))
-        self.state.messages.append(Message("tool", list(result_parts)))
+        parts: list[Part] = result_parts  # type: ignore[assignment]  # (this turn's own list)
+        self.state.messages.append(Message("tool", parts))
         tools = self.setup.tools
         for res, raw in results:
             t = tools.get(res.name)

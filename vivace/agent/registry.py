@@ -34,8 +34,8 @@ class RunHandle:
         self.cancel_requested = False
         self.done = False
         self.busy = True
-        self.task: asyncio.Task[object] | None = asyncio.current_task()
-        self.loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
+        self.task: asyncio.Task[object] | None = asyncio.current_task(loop)
 
     def waiting(self) -> None:
         """The current task waits for the run's next event: a cancel interrupts it."""

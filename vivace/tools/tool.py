@@ -132,6 +132,7 @@ class Tool(BaseTool):
     INLINE_BELOW = 0.001
 
     __slots__ = (
+        "_core",
         "_definition",
         "_inline",
         "_schema",
@@ -165,6 +166,7 @@ class Tool(BaseTool):
         self._inline = threaded is False
         self._schema: FunctionSchema | None = None
         self._definition: ToolDefinition | None = None
+        self._core: Any = None  # the arguments' pydantic-core validator, once built
 
     # -- schema (lazy, cached) ------------------------------------------------------------
 
@@ -203,22 +205,26 @@ class Tool(BaseTool):
 
     def validate(self, arguments: str | dict[str, Any]) -> dict[str, Any]:
         """Parse and validate the model's arguments; raise :class:`ToolArgumentsError`."""
-        import pydantic
-
-        core = self.schema.validator.__pydantic_validator__
+        core = self._core
+        if core is None:
+            core = self._core = self.schema.validator.__pydantic_validator__
         try:
             if isinstance(arguments, str):
                 model = core.validate_json(arguments or "{}")
             else:
                 model = core.validate_python(arguments)
-        except pydantic.ValidationError as exc:
+        except ValueError as exc:  # pydantic's ValidationError is one
+            import pydantic
+
+            if not isinstance(exc, pydantic.ValidationError):
+                raise
             raise ToolArgumentsError(_format_validation_error(exc)) from None
         # the validated fields by name (a fresh model's own dict: nothing else holds it)
         return model.__dict__
 
     async def call(self, arguments: dict[str, Any], ctx: RunContext[Any] | None) -> Any:
         """Run the tool with validated ``arguments`` (and ``ctx`` injected when declared)."""
-        schema = self.schema
+        schema = self._schema or self.schema
         if schema.ctx_param is not None:
             arguments = {**arguments, schema.ctx_param: ctx}
         if schema.is_async:
@@ -339,7 +345,7 @@ def as_tool(obj: Any) -> BaseTool:
 
 def result_to_content(value: Any) -> Any:
     """Make a tool's return value JSON-serializable for the model and for storage."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if type(value) is str or value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, dict | list):
         try:

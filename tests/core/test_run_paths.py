@@ -1,0 +1,445 @@
+"""``arun()`` of a run nobody streams (no storage, capabilities or resume) takes the plain
+path: the steps of the event stream as one coroutine, the events counted but never built.
+Every scenario here runs both ways - ``arun`` and a drained ``astream`` - on fresh agents
+and must give the same result, down to the paused run's next event number; plus the tool
+plan an agent keeps between runs, which must follow every change of ``agent.tools``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from vivace import Agent, Approve, Capability, ModelRetry, RunContext, tool
+from vivace.messages import Message, ReasoningPart, TextPart
+from vivace.models import ModelResponse, ToolDefinition
+from vivace.testing import FunctionModel, ScriptedModel, call
+from vivace.tools import DynamicToolset
+
+
+def get_weather(city: str) -> str:
+    """Current weather.
+
+    Args:
+        city: City name.
+    """
+    return f"Sunny in {city}"
+
+
+def get_time(city: str) -> str:
+    """Current time in a city."""
+    return f"Noon in {city}"
+
+
+@tool(requires_approval=True)
+def send_email(to: str) -> str:
+    """Send an email."""
+    return f"sent to {to}"
+
+
+@tool(stop_after=True)
+def lookup(key: str) -> dict[str, Any]:
+    """Look a key up; its result is the run's output."""
+    return {"key": key, "value": 42}
+
+
+def count_visit(ctx: RunContext[Any], page: str) -> str:
+    """Count a visit."""
+    ctx.session_state.increment("visits")
+    ctx.session_state["last"] = page
+    return f"{page}: {ctx.session_state['visits']} 访问 🚀"
+
+
+flaky_calls: list[int] = []
+
+
+def flaky(n: int) -> str:
+    """Fails until asked twice, then answers."""
+    flaky_calls.append(n)
+    if len(flaky_calls) % 2:
+        raise ModelRetry("try again with the same n")
+    return f"ok {n}"
+
+
+def always_fails(n: int) -> str:
+    """Always fails."""
+    raise RuntimeError(f"broken {n}")
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+def _refusing(messages: list[Message], request: Any) -> ModelResponse:
+    return ModelResponse(parts=[], refusal="I can't help with that.")
+
+
+def _raising(messages: list[Message], request: Any) -> str:
+    raise ConnectionError("model server went away")
+
+
+def _reasoning(messages: list[Message], request: Any) -> Any:
+    return [ReasoningPart("thinking 思考"), TextPart("answer \x07 with a bell")]
+
+
+def _instructions(ctx: RunContext[Any]) -> str:
+    return f"Help {ctx.deps['name']}."
+
+
+def _echo_instructions(messages: list[Message], request: Any) -> str:
+    return f"{request.instructions} | {len(messages)} messages"
+
+
+def _child_agent(approval: bool) -> Agent[Any, Any]:
+    tools = [send_email] if approval else [get_weather]
+    first = (
+        call("send_email", {"to": "ada"}, id="c-in")
+        if approval
+        else call("get_weather", {"city": "Oslo"}, id="c-in")
+    )
+    return Agent(model=ScriptedModel([first, "child done"]), name="child", tools=tools)
+
+
+Scenario = Callable[[], tuple[Agent[Any, Any], Any, dict[str, Any]]]
+
+SCENARIOS: dict[str, Scenario] = {
+    "text answer": lambda: (
+        Agent(model=ScriptedModel(["Hello 世界 👋"]), instructions="Be nice."),
+        "hi",
+        {},
+    ),
+    "one tool call": lambda: (
+        Agent(
+            model=ScriptedModel([call("get_weather", {"city": "Paris"}, id="c1"), "Sunny."]),
+            tools=[get_weather],
+        ),
+        "weather?",
+        {},
+    ),
+    "parallel tool calls": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [
+                    [
+                        call("get_weather", {"city": "Paris"}, id="c1"),
+                        call("get_time", {"city": "東京"}, id="c2"),
+                    ],
+                    "Both.",
+                ]
+            ),
+            tools=[get_weather, get_time],
+        ),
+        "both?",
+        {},
+    ),
+    "unknown tool": lambda: (
+        Agent(model=ScriptedModel([call("nope", {}, id="c1"), "ok"]), tools=[get_weather]),
+        "x",
+        {},
+    ),
+    "bad arguments": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [
+                    call("get_weather", {"town": "x"}, id="c1"),
+                    call("get_weather", {"city": "Rome"}, id="c2"),
+                    "Done.",
+                ]
+            ),
+            tools=[get_weather],
+        ),
+        "x",
+        {},
+    ),
+    "model retry from a tool": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [call("flaky", {"n": 1}, id="c1"), call("flaky", {"n": 1}, id="c2"), "fine"]
+            ),
+            tools=[flaky],
+        ),
+        "x",
+        {},
+    ),
+    "tool retries exceeded": lambda: (
+        Agent(
+            model=ScriptedModel([call("always_fails", {"n": i}, id=f"c{i}") for i in range(5)]),
+            tools=[always_fails],
+            tool_retries=1,
+        ),
+        "x",
+        {},
+    ),
+    "max steps": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [call("get_weather", {"city": f"c{i}"}, id=f"c{i}") for i in range(5)]
+            ),
+            tools=[get_weather],
+        ),
+        "x",
+        {"max_steps": 2},
+    ),
+    "stop_after tool": lambda: (
+        Agent(model=ScriptedModel([call("lookup", {"key": "k"}, id="c1")]), tools=[lookup]),
+        "x",
+        {},
+    ),
+    "native structured output with a retry": lambda: (
+        Agent(
+            model=ScriptedModel(['{"name": "Oslo"}', '{"name": "Oslo", "population": 700000}']),
+            output_type=City,
+        ),
+        "x",
+        {},
+    ),
+    "tool-mode structured output with a retry": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [
+                    "plain text first",
+                    call("final_result", {"name": "Oslo"}, id="c1"),
+                    call("final_result", {"name": "Oslo", "population": 1}, id="c2"),
+                ]
+            ),
+            output_type=City,
+            output_mode="tool",
+        ),
+        "x",
+        {},
+    ),
+    "approval pause": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [
+                    [
+                        call("get_weather", {"city": "Paris"}, id="c1"),
+                        call("send_email", {"to": "bob"}, id="c2"),
+                    ],
+                    "sent",
+                ]
+            ),
+            tools=[get_weather, send_email],
+        ),
+        "x",
+        {},
+    ),
+    "reasoning and text before a pause": lambda: (
+        Agent(
+            model=ScriptedModel(
+                [
+                    [
+                        ReasoningPart("hmm"),
+                        TextPart("Sending."),
+                        call("send_email", {"to": "e"}, id="c1"),
+                    ]
+                ]
+            ),
+            tools=[send_email],
+        ),
+        "x",
+        {},
+    ),
+    "refusal": lambda: (Agent(model=FunctionModel(_refusing)), "x", {}),
+    "empty answers": lambda: (Agent(model=ScriptedModel([[], [], [], []])), "x", {}),
+    "model raises": lambda: (Agent(model=FunctionModel(_raising)), "x", {}),
+    "reasoning and a control character": lambda: (Agent(model=FunctionModel(_reasoning)), "x", {}),
+    "callable instructions and deps": lambda: (
+        Agent(model=FunctionModel(_echo_instructions), instructions=_instructions),
+        "x",
+        {"deps": {"name": "Zoë"}},
+    ),
+    "dynamic toolset": lambda: (
+        Agent(
+            model=ScriptedModel([call("get_time", {"city": "Lima"}, id="c1"), "Noon."]),
+            tools=[get_weather, DynamicToolset(lambda ctx: [get_time], instructions="Use tools.")],
+        ),
+        "x",
+        {},
+    ),
+    "session state and history": lambda: (
+        Agent(
+            model=ScriptedModel([call("count_visit", {"page": "首页"}, id="c1"), "counted"]),
+            tools=[count_visit],
+        ),
+        "x",
+        {
+            "session_state": {"visits": 2},
+            "message_history": [Message.user("earlier"), Message("assistant", [TextPart("yes")])],
+            "session_id": "s-1",
+            "user_id": "u-1",
+        },
+    ),
+    "agent as a tool": lambda: (
+        Agent(
+            model=ScriptedModel([call("child", {"input": "go"}, id="c1"), "parent done"]),
+            tools=[_child_agent(approval=False).as_tool()],
+        ),
+        "x",
+        {},
+    ),
+    "agent as a tool that pauses": lambda: (
+        Agent(
+            model=ScriptedModel([call("child", {"input": "go"}, id="c1"), "parent done"]),
+            tools=[_child_agent(approval=True).as_tool()],
+        ),
+        "x",
+        {},
+    ),
+}
+
+
+def _comparable(result: Any) -> dict[str, Any]:
+    d = result.to_dict()
+    for key in ("run_id", "trace_id", "span_id"):
+        d.pop(key)
+    if d["paused"]:
+        for key in ("run_id", "trace_id", "span_id"):
+            d["paused"].pop(key)
+    return d
+
+
+async def _both(make: Scenario) -> tuple[Any, Any, list[Any]]:
+    flaky_calls.clear()
+    agent, prompt, options = make()
+    plain = await agent.arun(prompt, **options)
+    flaky_calls.clear()
+    agent, prompt, options = make()
+    stream = agent.astream(prompt, stream_model=False, **options)
+    events = [e async for e in stream]
+    assert stream.result is not None
+    return plain, stream.result, events
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_arun_gives_what_the_event_stream_gives(name: str) -> None:
+    plain, streamed, events = await _both(SCENARIOS[name])
+    assert _comparable(plain) == _comparable(streamed)
+    ends = {"completed": "run_completed", "paused": "run_paused", "failed": "run_failed"}
+    assert events[-1].type == ends[plain.status]
+    if plain.paused is not None:  # the plain path numbered the events it never built
+        assert plain.paused.seq == streamed.paused.seq == events[-1].seq + 1
+
+
+async def test_the_scenarios_cover_every_outcome() -> None:
+    seen = set()
+    for make in SCENARIOS.values():
+        agent, prompt, options = make()
+        flaky_calls.clear()
+        seen.add((await agent.arun(prompt, **options)).status)
+    assert seen == {"completed", "failed", "paused"}
+
+
+async def test_a_paused_plain_run_resumes_where_its_events_would_continue() -> None:
+    plain, streamed, _ = await _both(SCENARIOS["approval pause"])
+    for paused in (plain.paused, streamed.paused):
+        agent = Agent(model=ScriptedModel(["sent"]), tools=[get_weather, send_email])
+        stream = agent.aresume_stream(paused.to_dict(), {"c2": Approve()})
+        events = [e async for e in stream]
+        assert events[0].type == "run_resumed" and events[0].seq == paused.seq
+        assert stream.result is not None and stream.result.output == "sent"
+
+
+async def test_cancel_by_run_id_reaches_a_plain_run_in_a_thread_tool() -> None:
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(x: int) -> str:
+        """Blocks until released."""
+        entered.set()
+        release.wait(5)
+        return "late"
+
+    agent = Agent(
+        model=ScriptedModel([call("blocking", {"x": 1}, id="c1"), "never"]),
+        tools=[tool(threaded=True)(blocking)],
+    )
+    task = asyncio.create_task(agent.arun("x", run_id="plain-cancel"))
+    await asyncio.to_thread(entered.wait, 5)
+    assert Agent.cancel("plain-cancel") is True
+    result = await asyncio.wait_for(task, 5)
+    release.set()
+    assert result.status == "cancelled" and result.error.message == "cancelled by request"
+    assert Agent.cancel("plain-cancel") is False
+
+
+# -- the tool plan kept on the agent ---------------------------------------------------------
+
+
+def _offered(model: FunctionModel | Any) -> list[list[str]]:
+    return [[d.name for d in r.tools] for r in model.seen]
+
+
+class _Recorder:
+    """A model that answers at once and records the tool names each request offered."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+        self.model = FunctionModel(self._answer)
+
+    def _answer(self, messages: list[Message], request: Any) -> str:
+        self.seen.append(request)
+        return "ok"
+
+
+async def test_changes_to_agent_tools_reach_the_next_run() -> None:
+    rec = _Recorder()
+    tools: list[Any] = [get_weather]
+    agent = Agent(model=rec.model, tools=tools)
+    await agent.arun("x")
+    tools.append(get_time)  # changed in place
+    await agent.arun("x")
+    tools[0] = send_email  # an item replaced
+    await agent.arun("x")
+    agent.tools = [lookup]  # a new list
+    await agent.arun("x")
+    agent.tools = None
+    await agent.arun("x")
+    assert _offered(rec) == [
+        ["get_weather"],
+        ["get_weather", "get_time"],
+        ["send_email", "get_time"],
+        ["lookup"],
+        [],
+    ]
+
+
+async def test_a_hook_that_changes_the_requests_tools_changes_only_its_own_run() -> None:
+    class AddsATool(Capability):
+        def before_model_request(self, ctx: RunContext[Any], request: Any) -> None:
+            request.tools.append(ToolDefinition("extra", "added by a hook", {"type": "object"}))
+
+    class AddsTools(Capability):
+        def tools(self) -> list[Any]:
+            return [get_time]
+
+    rec = _Recorder()
+    agent = Agent(model=rec.model, tools=[get_weather], capabilities=[AddsATool()])
+    await agent.arun("x")
+    await agent.arun("x")
+    agent.capabilities = [AddsTools()]
+    await agent.arun("x")
+    agent.capabilities = None
+    await agent.arun("x")
+    assert _offered(rec) == [
+        ["get_weather", "extra"],
+        ["get_weather", "extra"],
+        ["get_weather", "get_time"],
+        ["get_weather"],
+    ]
+
+
+async def test_two_tools_of_one_name_still_fail_the_run_every_time() -> None:
+    def other() -> str:
+        return "x"
+
+    other.__name__ = "get_weather"
+    agent = Agent(model=ScriptedModel(["a", "b"]), tools=[get_weather, other])
+    for _ in range(2):
+        result = await agent.arun("x")
+        assert result.status == "failed" and "two different tools" in result.error.message
