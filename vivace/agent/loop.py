@@ -1029,6 +1029,10 @@ class Runner:
         """``(runnable, pending approval, whether a runnable tool emits events)``; a call of
         an unknown tool is runnable (it becomes an error result)."""
         tools = self.setup.tools
+        if len(calls) == 1:
+            t = tools.get(calls[0].name)
+            if t is None or not (t.requires_approval or t.emits_events):
+                return calls, [], False
         pending: list[ToolCallPart] = []
         runnable: list[ToolCallPart] = []
         emits = False
@@ -1368,6 +1372,12 @@ def check_approvals(agent: Agent[Any, Any], paused: PausedRun, approvals: dict[s
 
 def _read_parts(parts: list[Part]) -> tuple[str, str, list[ToolCallPart]]:
     """A response's ``(text, reasoning, tool calls)``, in one pass over its parts."""
+    if len(parts) == 1:  # the usual answer: one text, or one call
+        p = parts[0]
+        if type(p) is TextPart:
+            return p.text, "", []
+        if type(p) is ToolCallPart:
+            return "", "", [p]
     text = reasoning = ""
     calls: list[ToolCallPart] = []
     for p in parts:
