@@ -383,13 +383,16 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
         ]
         await model.request(ModelRequest(messages, tools=defs))
 
+    objects_run = _objects_run(agent, model)
     res: dict[str, float] = {}
 
     async def async_part() -> None:
         for _ in range(300):
             await agent.arun(PROMPT)
             await streamed()
+            await objects_run()
         res["arun"] = await abest(lambda: agent.arun(PROMPT))
+        res["objects"] = await abest(objects_run)
         res["astream"] = await abest(streamed)
         res["model"] = await abest(model_only)
         res["agen"] = await abest(one_agen)
@@ -415,11 +418,13 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
     us = {k: v * 1e6 for k, v in res.items() if k != "collections"}
     lines = [
         f"-- where a two-step run goes (Vivace, CPU time, best of {repeat} x {n} calls)",
-        f"arun() (no events built)                          {us['arun']:8.2f} us",
+        f"arun() (the plain path: no events built)          {us['arun']:8.2f} us",
         f"astream(stream_model=False) drained (9 events)    {us['astream']:8.2f} us"
         f"   -> building and handing out the events: {us['astream'] - us['arun']:.2f} us",
         f"the model alone (FunctionModel, two answers)      {us['model']:8.2f} us"
         f"   -> Vivace's own work in arun(): {us['arun'] - us['model']:.2f} us",
+        f"the same run hand-written, with a run's objects   {us['objects']:8.2f} us"
+        f"   -> the loop's own code around them: {us['arun'] - us['objects']:.2f} us",
         f"run() (sync)                                      {us['run']:8.2f} us"
         f"   -> run() - arun(): {us['run'] - us['arun']:.2f} us",
         f"empty coroutine, one loop pass (run()'s driver)   {us['one_pass']:8.2f} us",
@@ -429,6 +434,69 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
         f"garbage collections during 10,000 arun() calls    {res['collections']:8.0f}",
     ]
     return "\n".join(lines)
+
+
+def _objects_run(agent: Any, model: Any) -> Callable[[], Awaitable[Any]]:
+    """The two-step run hand-written with the objects every Vivace run makes, and no loop
+    around them: a run id, the session state, the ``RunContext`` and the tool call's copy of
+    it, the live-run registry entry that ``cancel(run_id)`` finds, pydantic validation of the
+    arguments, the tool called as Vivace calls it (context set for child runs), usage sums and
+    the ``RunResult``. What Vivace's ``arun()`` costs beyond it is its loop's own code: the
+    options, the steps, retries and approvals checked, the events counted."""
+    from vivace.agent.loop import new_run_id, tool_plan
+    from vivace.agent.registry import RunHandle, register_run, unregister_run
+    from vivace.agent.result import RunResult
+    from vivace.messages import Message, TextPart, ToolResultPart
+    from vivace.models import ModelRequest, Usage
+    from vivace.storage.state import SessionState
+    from vivace.tools.context import _CURRENT, RunContext
+    from vivace.tools.tool import result_to_content
+
+    plan = tool_plan(agent)
+    assert plan is not None
+    tools, defs = plan[1], plan[2]
+
+    async def run() -> Any:
+        run_id = new_run_id()
+        history = [Message("user", [TextPart(PROMPT)])]
+        state = SessionState.loaded({}, {})
+        usage = Usage()
+        ctx: RunContext[Any] = RunContext(
+            run_id, None, None, state, None, None, history, 0, None, 0, {}, run_id,
+            run_id[16:], None, agent, usage,
+        )  # fmt: skip
+        handle = RunHandle()
+        register_run(run_id, handle)
+        try:
+            while True:
+                response = await model.request(ModelRequest(history, None, defs, None, None))
+                u = response.usage
+                u.requests, u.tool_calls = 1, 0
+                usage += u
+                history.append(Message("assistant", response.parts))
+                calls = response.tool_calls
+                if not calls:
+                    break
+                results = []
+                for c in calls:
+                    t = tools[c.name]
+                    call_ctx = ctx.for_tool_call(c.id, 0)
+                    args = t.validate(c.arguments)
+                    token = _CURRENT.set(call_ctx)
+                    try:
+                        raw = await t.call(args, call_ctx)
+                    finally:
+                        _CURRENT.reset(token)
+                    results.append(ToolResultPart(c.id, c.name, result_to_content(raw)))
+                history.append(Message("tool", results))
+        finally:
+            unregister_run(run_id, handle)
+        return RunResult.of(
+            run_id, "completed", response.text, history[:], usage, None, None, None, None,
+            state, run_id, run_id[16:], None,
+        )  # fmt: skip
+
+    return run
 
 
 def profile_vivace(n: int = 3000, top: int = 25) -> str:

@@ -2,7 +2,8 @@
 path: the steps of the event stream as one coroutine, the events counted but never built.
 Every scenario here runs both ways - ``arun`` and a drained ``astream`` - on fresh agents
 and must give the same result, down to the paused run's next event number; plus the tool
-plan an agent keeps between runs, which must follow every change of ``agent.tools``."""
+plan shared by agents that list the same tools, which must follow every change of
+``agent.tools``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from vivace import Agent, Approve, Capability, ModelRetry, RunContext, tool
 from vivace.messages import Message, ReasoningPart, TextPart
 from vivace.models import ModelResponse, ToolDefinition
 from vivace.testing import FunctionModel, ScriptedModel, call
-from vivace.tools import DynamicToolset
+from vivace.tools import DynamicToolset, SchemaTool
 
 
 def get_weather(city: str) -> str:
@@ -368,7 +369,7 @@ async def test_cancel_by_run_id_reaches_a_plain_run_in_a_thread_tool() -> None:
     assert Agent.cancel("plain-cancel") is False
 
 
-# -- the tool plan kept on the agent ---------------------------------------------------------
+# -- the tool plan shared by agents with the same tools ---------------------------------------
 
 
 def _offered(model: FunctionModel | Any) -> list[list[str]]:
@@ -391,9 +392,11 @@ async def test_changes_to_agent_tools_reach_the_next_run() -> None:
     rec = _Recorder()
     tools: list[Any] = [get_weather]
     agent = Agent(model=rec.model, tools=tools)
+    twin = Agent(model=rec.model, tools=[get_weather])  # the same items: the same plan
     await agent.arun("x")
     tools.append(get_time)  # changed in place
     await agent.arun("x")
+    await twin.arun("x")
     tools[0] = send_email  # an item replaced
     await agent.arun("x")
     agent.tools = [lookup]  # a new list
@@ -403,6 +406,7 @@ async def test_changes_to_agent_tools_reach_the_next_run() -> None:
     assert _offered(rec) == [
         ["get_weather"],
         ["get_weather", "get_time"],
+        ["get_weather"],
         ["send_email", "get_time"],
         ["lookup"],
         [],
@@ -443,3 +447,34 @@ async def test_two_tools_of_one_name_still_fail_the_run_every_time() -> None:
     for _ in range(2):
         result = await agent.arun("x")
         assert result.status == "failed" and "two different tools" in result.error.message
+
+
+async def test_agents_with_equal_but_distinct_tool_objects_call_their_own() -> None:
+    class ByName(SchemaTool):
+        """Equal to any tool of the same name (a value-equality a user class may have)."""
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, ByName) and other.name == self.name
+
+        def __hash__(self) -> int:
+            return hash(self.name)
+
+    calls: list[str] = []
+
+    def handler_for(who: str) -> Any:
+        async def handler(arguments: dict[str, Any], ctx: Any) -> str:
+            calls.append(who)
+            return who
+
+        return handler
+
+    definition = ToolDefinition("greet", "Greets.", {"type": "object", "properties": {}})
+    first, second = (
+        ByName(definition, handler_for("first")),
+        ByName(definition, handler_for("second")),
+    )
+    assert first == second and first is not second
+    for t in (first, second):
+        agent = Agent(model=ScriptedModel([call("greet", {}, id="c1"), "done"]), tools=[t])
+        assert (await agent.arun("x")).status == "completed"
+    assert calls == ["first", "second"]

@@ -83,7 +83,6 @@ class Agent(Generic[DepsT, OutputT]):
 
     __slots__ = (
         "__weakref__",
-        "_tool_plan",
         "capabilities",
         "deps",
         "description",
@@ -194,7 +193,6 @@ class Agent(Generic[DepsT, OutputT]):
         self.name = name
         self.instructions = instructions
         self.tools = tools
-        self._tool_plan: tuple[Any, Any, Any] | None = None  # the run loop's tool_plan()
         self.output_type = output_type
         self.output_mode = output_mode
         self.max_steps = max_steps

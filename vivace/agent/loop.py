@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import operator
 import os
 import re
 import uuid
@@ -138,13 +139,13 @@ class RunOptions:
         self.trace_id = trace_id
 
 
-class RunState:
-    """Mutable state of one run (the loop's working memory)."""
+class RunState(RunHandle):
+    """Mutable state of one run (the loop's working memory), and its handle in the registry
+    of live runs (made in the task that runs it)."""
 
     __slots__ = (
         "answer",
         "ctx",
-        "handle",
         "messages",
         "new_from",
         "result",
@@ -165,8 +166,13 @@ class RunState:
         self.retries = 0
         self.tool_failures: dict[str, int] = {}
         self.result: RunResult[Any] | None = None
-        self.handle: RunHandle | None = None
         self.answer: Any = None  # the final answer, once the model gave it
+        # the registry's handle (RunHandle): cancel() flags it and interrupts the task
+        self.cancel_requested = False
+        self.done = False
+        self.busy = True
+        loop = self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task(loop)
 
     def next_seq(self) -> int:
         s = self.seq
@@ -268,23 +274,36 @@ def static_tools(agent: Agent[Any, Any]) -> dict[str, BaseTool]:
     return tools
 
 
+_PLANS: dict[
+    tuple[Any, ...], tuple[tuple[Any, ...], dict[str, BaseTool], list[ToolDefinition]]
+] = {}
+_PLANS_MAX = 1024
+
+
 def tool_plan(
     agent: Agent[Any, Any],
 ) -> tuple[tuple[Any, ...], dict[str, BaseTool], list[ToolDefinition]] | None:
-    """``(items, tools by name, their definitions)`` of the agent's own tools, collected once
-    and kept on the agent while ``agent.tools`` holds the same items; None when it lists a
-    toolset (a toolset's tools are collected per run: they may change)."""
+    """``(items, tools by name, their definitions)`` for ``agent.tools``, collected once per
+    list of items and shared by every agent that lists the very same items (the server's
+    fresh agent per request too): read-only, a run copies what it changes. None when the
+    items include a toolset (whose tools are collected per run: they may change) or cannot
+    be hashed."""
     items = agent.tools
     key = tuple(items) if items else ()
-    plan = agent._tool_plan
-    if plan is not None and plan[0] == key:
-        return plan if plan[1] is not None else None
+    try:
+        plan = _PLANS.get(key)
+    except TypeError:  # an item that cannot be a dict key
+        return None
+    if plan is not None and all(map(operator.is_, plan[0], key)):
+        return plan
     if any(isinstance(item, Toolset) for item in key):
-        agent._tool_plan = (key, None, None)
         return None
     tools: dict[str, BaseTool] = {}
     collect_tools(key, tools, [], [])
-    plan = agent._tool_plan = (key, tools, [t.definition() for t in tools.values()])
+    plan = (key, tools, [t.definition() for t in tools.values()])
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[key] = plan
     return plan
 
 
@@ -444,7 +463,7 @@ class Runner:
         ctx.usage = state.usage
         if binding is not None and binding.context.history_run_ids:
             ctx.metadata["history_run_ids"] = binding.context.history_run_ids
-        handle = state.handle = register_run(run_id)
+        register_run(run_id, state)
         if binding is not None:
             await binding.keep_alive()
         trace = (trace_id, span_id, parent_run_id)
@@ -459,11 +478,11 @@ class Runner:
                 event.trace = trace
                 # the reader has the event: a cancel() from now on only flags the run, until
                 # a reader - in whichever task - asks for the next one
-                handle.busy = False
+                state.busy = False
                 yield event
-                handle.waiting()
+                state.waiting()
         except asyncio.CancelledError:
-            if handle.cancel_requested:
+            if state.cancel_requested:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
@@ -481,7 +500,7 @@ class Runner:
                         await binding.finish(result)
                 raise
         finally:
-            unregister_run(run_id, handle)
+            unregister_run(run_id, state)
 
     async def run_to_end(self) -> RunResult[Any]:
         """Drive the run to its end (its events unread) and return its result.
@@ -529,7 +548,7 @@ class Runner:
         )
         state = self.state = RunState(ctx, history, len(history))
         ctx.usage = state.usage
-        handle = state.handle = register_run(run_id)
+        register_run(run_id, state)
         try:
             try:
                 self._resolve()
@@ -604,7 +623,7 @@ class Runner:
             except Exception as exc:
                 self._conclude("failed", error=UnexpectedError.wrap(exc))
         except asyncio.CancelledError:
-            if not handle.cancel_requested:
+            if not state.cancel_requested:
                 self._set_result(
                     "cancelled", error=RunCancelled("the task running the run was cancelled")
                 )
@@ -614,7 +633,7 @@ class Runner:
                 task.uncancel()
             self._conclude("cancelled", error=RunCancelled("cancelled by request"))
         finally:
-            unregister_run(run_id, handle)
+            unregister_run(run_id, state)
         result = state.result
         assert result is not None
         return result
@@ -945,8 +964,7 @@ class Runner:
         """The next step's model request (raises when the run was cancelled or has used up
         its steps)."""
         setup, state = self.setup, self.state
-        handle = state.handle
-        if handle is not None and handle.cancel_requested:
+        if state.cancel_requested:
             raise _Finish("cancelled", error=RunCancelled("cancelled by request"))
         if state.step >= setup.max_steps:
             raise MaxStepsExceeded(

@@ -26,7 +26,8 @@ __all__ = [
 
 
 class RunHandle:
-    """The running task of a run and whether cancellation was asked for."""
+    """The running task of a run and whether cancellation was asked for (the run loop's
+    ``RunState`` is one: it sets these fields itself)."""
 
     __slots__ = ("busy", "cancel_requested", "done", "loop", "task")
 
@@ -47,11 +48,10 @@ _RUNS: dict[str, RunHandle] = {}
 _LOCK = threading.Lock()
 
 
-def register_run(run_id: str) -> RunHandle:
-    handle = RunHandle()
+def register_run(run_id: str, handle: RunHandle) -> None:
+    """Make the run ``run_id`` reachable by :func:`cancel_run` (from its running task)."""
     with _LOCK:
         _RUNS[run_id] = handle
-    return handle
 
 
 def unregister_run(run_id: str, handle: RunHandle) -> None:

@@ -194,7 +194,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from ..knowledge._sync import run_sync
+    from ..agent.agent import run_sync
     from ..knowledge.stores import open_store
 
     store = open_store(args.store or os.environ.get("VIVACE_KNOWLEDGE_URL") or None)

@@ -281,7 +281,7 @@ class KnowledgeBase(Capability):
 
     def add(self, *items: Item, **options: Any) -> IngestReport:
         """Synchronous :meth:`aadd`."""
-        from ._sync import run_sync
+        from ..agent.agent import run_sync
 
         return run_sync(self.aadd(*items, **options))
 
@@ -329,7 +329,7 @@ class KnowledgeBase(Capability):
 
     def add_records(self, records: Iterable[Mapping[str, Any]], **options: Any) -> IngestReport:
         """Synchronous :meth:`aadd_records`."""
-        from ._sync import run_sync
+        from ..agent.agent import run_sync
 
         return run_sync(self.aadd_records(records, **options))
 
@@ -515,7 +515,7 @@ class KnowledgeBase(Capability):
 
     def delete(self, *sources: str, filters: Mapping[str, Any] | None = None) -> int:
         """Synchronous :meth:`adelete`."""
-        from ._sync import run_sync
+        from ..agent.agent import run_sync
 
         return run_sync(self.adelete(*sources, filters=filters))
 
@@ -605,7 +605,7 @@ class KnowledgeBase(Capability):
 
     def search(self, query: str, **options: Any) -> list[SearchHit]:
         """Synchronous :meth:`asearch`."""
-        from ._sync import run_sync
+        from ..agent.agent import run_sync
 
         return run_sync(self.asearch(query, **options))
 
