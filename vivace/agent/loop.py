@@ -32,6 +32,7 @@ from ..errors import (
     UnexpectedModelBehavior,
     VivaceError,
 )
+from ..identifiers import new_id
 from ..messages import (
     Message,
     Part,
@@ -353,13 +354,7 @@ def _trace_context(run_id: str, opts: RunOptions) -> tuple[str, str, str | None]
     return trace_id or uuid.uuid4().hex, os.urandom(8).hex(), parent_run_id
 
 
-def new_run_id() -> str:
-    """A random run id: 32 hex digits laid out as a UUID4 (``uuid.uuid4().hex`` costs about
-    twice as much: it builds a ``UUID`` object to read one attribute)."""
-    r = bytearray(os.urandom(16))
-    r[6] = r[6] & 0x0F | 0x40  # version 4
-    r[8] = r[8] & 0x3F | 0x80  # RFC 4122 variant
-    return r.hex()
+new_run_id = new_id  # a run id: random, laid out as a UUID4
 
 
 class Runner:

@@ -40,7 +40,7 @@ class RunHandle:
 
     def waiting(self) -> None:
         """The current task waits for the run's next event: a cancel interrupts it."""
-        self.task = asyncio.current_task()
+        self.task = asyncio.current_task(self.loop)
         self.busy = True
 
 

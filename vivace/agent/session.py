@@ -10,11 +10,11 @@ can continue the session on any worker.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from .. import trace_hook
 from ..errors import RunNotFound, VivaceError
+from ..identifiers import new_id
 from ..storage.errors import StateConflict, StateNotSerializableError, StateTooLargeError
 from ..storage.lease import keep_alive
 from ..storage.records import HistoryWindow, RunRecord
@@ -68,7 +68,7 @@ class SessionBinding:
         now = time.time()
         record = RunRecord(
             run_id=run_id,
-            session_id=session_id or uuid.uuid4().hex,
+            session_id=session_id or new_id(),
             agent_id=agent.id,
             user_id=user_id,
             status="running",

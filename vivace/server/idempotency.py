@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..identifiers import new_id
 from .errors import HTTPError
 from .ids import header_id
 
@@ -171,7 +171,7 @@ async def claim(
     key = header_id(request, IDEMPOTENCY_HEADER)
     retry = _retry_count(request)
     if key is None and retry is None:
-        return Claim(uuid.uuid4().hex)
+        return Claim(new_id())
     who = _hash(
         request.url.path,
         str(getattr(principal, "method", "")),
@@ -185,7 +185,7 @@ async def claim(
             run_id = _hash(who, "key", key)[:32]
             slot = "k" + run_id
         else:
-            run_id = uuid.uuid4().hex
+            run_id = new_id()
             slot = "f" + _hash(who, body_hash)
         entry = recent.get(slot)
         if entry is not None and (key is not None or (retry or 0) > 0):
