@@ -8,6 +8,7 @@ plan shared by agents that list the same tools, which must follow every change o
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -478,3 +479,43 @@ async def test_agents_with_equal_but_distinct_tool_objects_call_their_own() -> N
         agent = Agent(model=ScriptedModel([call("greet", {}, id="c1"), "done"]), tools=[t])
         assert (await agent.arun("x")).status == "completed"
     assert calls == ["first", "second"]
+
+
+def test_sync_runs_from_several_threads_share_one_agent() -> None:
+    import threading
+
+    def answer(messages: list[Message], request: Any) -> Any:
+        if messages[-1].role == "tool":
+            return f"done: {messages[-1].tool_results[0].content}"
+        return call("get_weather", {"city": messages[-1].parts[0].text})
+
+    agent = Agent(model=FunctionModel(answer), tools=[get_weather])
+    outputs: dict[int, list[str]] = {}
+
+    def worker(n: int) -> None:
+        outputs[n] = [agent.run(f"城市{n}-{i}").output for i in range(50)]
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outputs == {n: [f"done: Sunny in 城市{n}-{i}" for i in range(50)] for n in range(4)}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc")
+def test_a_thread_that_ran_agents_closes_its_event_loop_as_it_ends() -> None:
+    import gc
+    import threading
+
+    agent = Agent(model=ScriptedModel(["a", "b", "c", "d", "e", "f"]))
+    before = len(os.listdir("/proc/self/fd"))
+    gc.disable()  # the loop must be closed as the thread ends, not by the collector
+    try:
+        for _ in range(3):
+            t = threading.Thread(target=lambda: [agent.run("hi") for _ in range(2)])
+            t.start()
+            t.join()
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()

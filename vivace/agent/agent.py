@@ -698,9 +698,10 @@ def run_sync(coro: Any, allow_thread: bool = True) -> Any:
         if ok:
             return value
         raise value
-    loop = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _local.loop = asyncio.new_event_loop()
+    kept = getattr(_local, "kept", None)
+    if kept is None or kept.loop.is_closed():
+        kept = _local.kept = _ThreadLoop(asyncio.new_event_loop())
+    loop = kept.loop
     task = loop.create_task(coro)
     # A run that never waits for I/O (an in-process model, plain tools) ends in the task's
     # first step: one pass of the loop (stop() before run_forever() polls once and returns)
@@ -710,6 +711,25 @@ def run_sync(coro: Any, allow_thread: bool = True) -> Any:
     if task.done():
         return task.result()
     return loop.run_until_complete(task)
+
+
+class _ThreadLoop:
+    """A thread's event loop for sync calls, closed as the thread ends (its thread-local
+    storage is cleared): the loop's file descriptors are released then, not whenever the
+    garbage collector finds the loop's own reference cycles."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+
+    def __del__(self) -> None:
+        loop = self.loop
+        try:
+            if not loop.is_closed() and not loop.is_running():
+                loop.close()
+        except Exception:  # interpreter shutdown: nothing left to release
+            pass
 
 
 async def _next_event(stream: RunStream[Any]) -> RunEvent:
