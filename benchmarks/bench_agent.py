@@ -14,7 +14,8 @@ two-step run does and nothing else: call the in-process model, run the tool, cal
 again, build the result (plain dicts, no framework). Its sync ``run`` drives that function
 with one pass of a kept event loop, the least a sync call into async code costs.
 ``--profile`` adds a cProfile of Vivace's ``arun`` and ``run`` (top functions); ``--parts``
-takes a Vivace run apart through the public API (its events, the model, the sync driver).
+takes a Vivace run apart (its events, the model, the same run hand-written with the objects
+every run makes - what is left is the loop's own code -, the sync driver).
 Ratios are "times better than Agno" (Agno / Vivace): on a noisy 2-core machine compare the
 ratios, not the absolute figures. See docs/benchmarks.md for the method.
 """
@@ -251,30 +252,8 @@ def worker_floor(s: Sizes) -> dict[str, Any]:
     and runs the tool directly: what any run must do. ``*_bare`` figures are the same loop
     on plain dicts with a plain function as the model (a lower bound that pays nothing for
     the model's own types)."""
-    from vivace.messages import Message, ToolResultPart
-    from vivace.models import ModelRequest
-    from vivace.tools.tool import as_tool
-
-    model = weather_model()
-    definitions = [as_tool(get_weather).definition()]
+    floor_arun = _floor_run(weather_model())
     tools = {"get_weather": get_weather}
-
-    async def floor_arun(prompt: str = PROMPT) -> dict[str, Any]:
-        messages = [Message.user(prompt)]
-        usage: list[Any] = []
-        while True:
-            response = await model.request(ModelRequest(messages, tools=definitions))
-            usage.append(response.usage)
-            messages.append(response.to_message())
-            calls = response.tool_calls
-            if not calls:
-                break
-            results = []
-            for c in calls:
-                args = c.arguments if isinstance(c.arguments, dict) else json.loads(c.arguments)
-                results.append(ToolResultPart(c.id, c.name, tools[c.name](**args)))
-            messages.append(Message("tool", results))
-        return {"output": response.text, "messages": messages, "usage": usage}
 
     def bare_model(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if messages[-1]["role"] == "tool":
@@ -322,6 +301,35 @@ def worker_floor(s: Sizes) -> dict[str, Any]:
     res["arun_bare"], res["run_bare"] = bare["arun"], bare["run"]
     loop.close()
     return res
+
+
+def _floor_run(model: Any) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The run-loop floor's ``arun``: the two-step run hand-written around ``model``."""
+    from vivace.messages import Message, ToolResultPart
+    from vivace.models import ModelRequest
+    from vivace.tools.tool import as_tool
+
+    definitions = [as_tool(get_weather).definition()]
+    tools = {"get_weather": get_weather}
+
+    async def floor_arun(prompt: str = PROMPT) -> dict[str, Any]:
+        messages = [Message.user(prompt)]
+        usage: list[Any] = []
+        while True:
+            response = await model.request(ModelRequest(messages, tools=definitions))
+            usage.append(response.usage)
+            messages.append(response.to_message())
+            calls = response.tool_calls
+            if not calls:
+                break
+            results = []
+            for c in calls:
+                args = c.arguments if isinstance(c.arguments, dict) else json.loads(c.arguments)
+                results.append(ToolResultPart(c.id, c.name, tools[c.name](**args)))
+            messages.append(Message("tool", results))
+        return {"output": response.text, "messages": messages, "usage": usage}
+
+    return floor_arun
 
 
 def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
@@ -384,6 +392,7 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
         await model.request(ModelRequest(messages, tools=defs))
 
     objects_run = _objects_run(agent, model)
+    floor_run = _floor_run(model)
     res: dict[str, float] = {}
 
     async def async_part() -> None:
@@ -391,8 +400,10 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
             await agent.arun(PROMPT)
             await streamed()
             await objects_run()
+            await floor_run()
         res["arun"] = await abest(lambda: agent.arun(PROMPT))
         res["objects"] = await abest(objects_run)
+        res["floor"] = await abest(floor_run)
         res["astream"] = await abest(streamed)
         res["model"] = await abest(model_only)
         res["agen"] = await abest(one_agen)
@@ -425,6 +436,9 @@ def parts_vivace(n: int = 4000, repeat: int = 7) -> str:
         f"   -> Vivace's own work in arun(): {us['arun'] - us['model']:.2f} us",
         f"the same run hand-written, with a run's objects   {us['objects']:8.2f} us"
         f"   -> the loop's own code around them: {us['arun'] - us['objects']:.2f} us",
+        f"the run-loop floor (hand-written, no framework)   {us['floor']:8.2f} us"
+        f"   -> arun() / floor: {us['arun'] / us['floor']:.2f}x,"
+        f" with a run's objects / floor: {us['objects'] / us['floor']:.2f}x",
         f"run() (sync)                                      {us['run']:8.2f} us"
         f"   -> run() - arun(): {us['run'] - us['arun']:.2f} us",
         f"empty coroutine, one loop pass (run()'s driver)   {us['one_pass']:8.2f} us",
