@@ -505,7 +505,7 @@ def _objects_run(agent: Any, model: Any) -> Callable[[], Awaitable[Any]]:
                 history.append(Message("tool", results))
         finally:
             unregister_run(run_id, handle)
-        return RunResult.of(
+        return RunResult(
             run_id, "completed", response.text, history[:], usage, None, None, None, None,
             state, run_id, run_id[16:], None,
         )  # fmt: skip

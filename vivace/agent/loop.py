@@ -938,7 +938,7 @@ class Runner:
     ) -> RunResult[Any]:
         state = self.state
         ctx = state.ctx
-        result = state.result = RunResult.of(
+        result = state.result = RunResult(  # positional: once per run
             ctx.run_id,
             status,  # type: ignore[arg-type]
             output,

@@ -143,7 +143,6 @@ class RunResult(Generic[OutputT]):
         run_id: str,
         status: RunStatus,
         output: Any = None,
-        *,
         messages: list[Message] | None = None,
         usage: Usage | None = None,
         session_id: str | None = None,
@@ -168,40 +167,6 @@ class RunResult(Generic[OutputT]):
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_run_id = parent_run_id
-
-    @classmethod
-    def of(
-        cls,
-        run_id: str,
-        status: RunStatus,
-        output: Any,
-        messages: list[Message],
-        usage: Usage,
-        session_id: str | None,
-        user_id: str | None,
-        error: VivaceError | None,
-        paused: PausedRun | None,
-        session_state: dict[str, Any] | None,
-        trace_id: str | None,
-        span_id: str | None,
-        parent_run_id: str | None,
-    ) -> RunResult[Any]:
-        """Every field, positionally (the run loop's constructor: one call per run)."""
-        self = cls.__new__(cls)
-        self.run_id = run_id
-        self.status = status
-        self._output = output
-        self.messages = messages
-        self.usage = usage
-        self.session_id = session_id
-        self.user_id = user_id
-        self.error = error
-        self.paused = paused
-        self.session_state = session_state
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_run_id = parent_run_id
-        return self
 
     @property
     def output(self) -> OutputT:
