@@ -457,9 +457,10 @@ def _objects_run(agent: Any, model: Any) -> Callable[[], Awaitable[Any]]:
     arguments, the tool called as Vivace calls it (context set for child runs), usage sums and
     the ``RunResult``. What Vivace's ``arun()`` costs beyond it is its loop's own code: the
     options, the steps, retries and approvals checked, the events counted."""
-    from vivace.agent.loop import new_run_id, tool_plan
+    from vivace.agent.loop import tool_plan
     from vivace.agent.registry import RunHandle, register_run, unregister_run
     from vivace.agent.result import RunResult
+    from vivace.identifiers import new_id
     from vivace.messages import Message, TextPart, ToolResultPart
     from vivace.models import ModelRequest, Usage
     from vivace.storage.state import SessionState
@@ -471,7 +472,7 @@ def _objects_run(agent: Any, model: Any) -> Callable[[], Awaitable[Any]]:
     tools, defs = plan[1], plan[2]
 
     async def run() -> Any:
-        run_id = new_run_id()
+        run_id = new_id()
         history = [Message("user", [TextPart(PROMPT)])]
         state = SessionState.loaded({}, {})
         usage = Usage()

@@ -168,12 +168,7 @@ class RunState(RunHandle):
         self.tool_failures: dict[str, int] = {}
         self.result: RunResult[Any] | None = None
         self.answer: Any = None  # the final answer, once the model gave it
-        # the registry's handle (RunHandle): cancel() flags it and interrupts the task
-        self.cancel_requested = False
-        self.done = False
-        self.busy = True
-        loop = self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task(loop)
+        RunHandle.__init__(self)  # cancel() flags the run and interrupts its task
 
     def next_seq(self) -> int:
         s = self.seq
@@ -215,8 +210,8 @@ class _Setup:
     )
 
     tools: dict[str, BaseTool]
-    notes: Sequence[str]  # the toolsets' instructions
-    dynamic: Sequence[Toolset]  # toolsets that list their tools per run
+    notes: list[str]  # the toolsets' instructions
+    dynamic: list[Toolset]  # toolsets that list their tools per run (setup.tools: the run's own)
     defs: list[ToolDefinition]
     output: OutputSchema | None
     output_mode: str | None
@@ -342,6 +337,8 @@ def _trace_context(run_id: str, opts: RunOptions) -> tuple[str, str, str | None]
     """``(trace_id, span_id, parent_run_id)`` for a new run: the caller's, else the trace of
     the tool call this run was started in, else a new trace."""
     parent = _CURRENT.get()
+    if parent is None and opts.run_id is None and opts.trace_id is None:
+        return run_id, run_id[16:], opts.parent_run_id  # a new random run id: its own trace
     parent_run_id = opts.parent_run_id
     trace_id = opts.trace_id
     if parent is not None:
@@ -352,9 +349,6 @@ def _trace_context(run_id: str, opts: RunOptions) -> tuple[str, str, str | None]
     if opts.run_id is None or _HEX32.fullmatch(run_id):  # a uuid4 hex: random enough for both
         return trace_id or run_id, run_id[16:], parent_run_id
     return trace_id or uuid.uuid4().hex, os.urandom(8).hex(), parent_run_id
-
-
-new_run_id = new_id  # a run id: random, laid out as a UUID4
 
 
 class Runner:
@@ -382,12 +376,9 @@ class Runner:
             if trace_id is None or span_id is None:
                 trace_id, span_id, _ = _trace_context(run_id, opts)
         else:
-            run_id = opts.run_id or new_run_id()
+            run_id = opts.run_id or new_id()
             session_id, user_id = opts.session_id, opts.user_id
-            if opts.run_id is None and opts.trace_id is None and _CURRENT.get() is None:
-                trace_id, span_id, parent_run_id = run_id, run_id[16:], opts.parent_run_id
-            else:
-                trace_id, span_id, parent_run_id = _trace_context(run_id, opts)
+            trace_id, span_id, parent_run_id = _trace_context(run_id, opts)
         user_msg: Message | None = None
         binding: SessionBinding | None = None
         history: list[Message]
@@ -427,22 +418,8 @@ class Runner:
         if session_state is None:  # no storage: still a SessionState (increment/append/merge)
             given = opts.session_state if paused is None else paused.session_state
             session_state = SessionState.loaded(dict(given or ()), {})
-        ctx: RunContext[Any] = RunContext(
-            run_id,
-            session_id,
-            user_id,
-            session_state,
-            opts.deps if opts.deps is not None else agent.deps,
-            agent.name,
-            [],
-            0,
-            None,
-            0,
-            {},
-            trace_id,
-            span_id,
-            parent_run_id,
-            agent,
+        ctx = self._context(
+            run_id, session_id, user_id, session_state, (trace_id, span_id, parent_run_id)
         )
         if paused is not None:
             state = self.state = RunState(ctx, list(history), paused.new_from)
@@ -487,7 +464,7 @@ class Runner:
                 event.trace = trace
                 yield event
             else:
-                result = self._set_result(
+                result = self._conclude(
                     "cancelled", error=RunCancelled("the task running the run was cancelled")
                 )
                 if binding is not None:
@@ -516,32 +493,19 @@ class Runner:
             result = self.state.result
             assert result is not None
             return result
-        run_id = opts.run_id or new_run_id()
-        if opts.run_id is None and opts.trace_id is None and _CURRENT.get() is None:
-            trace_id, span_id, parent_run_id = run_id, run_id[16:], opts.parent_run_id
-        else:
-            trace_id, span_id, parent_run_id = _trace_context(run_id, opts)
+        run_id = opts.run_id or new_id()
         user_msg = input_to_message(opts.input)
         given = opts.session_state
         history = list(opts.message_history) if opts.message_history else []
-        ctx: RunContext[Any] = RunContext(
+        ctx = self._context(
             run_id,
             opts.session_id,
             opts.user_id,
             SessionState.loaded(dict(given) if given else {}, {}),
-            opts.deps if opts.deps is not None else agent.deps,
-            agent.name,
-            history,
-            0,
-            None,
-            0,
-            {},
-            trace_id,
-            span_id,
-            parent_run_id,
-            agent,
+            _trace_context(run_id, opts),
         )
         state = self.state = RunState(ctx, history, len(history))
+        ctx.messages = history
         ctx.usage = state.usage
         register_run(run_id, state)
         try:
@@ -619,7 +583,7 @@ class Runner:
                 self._conclude("failed", error=UnexpectedError.wrap(exc))
         except asyncio.CancelledError:
             if not state.cancel_requested:
-                self._set_result(
+                self._conclude(
                     "cancelled", error=RunCancelled("the task running the run was cancelled")
                 )
                 raise
@@ -632,6 +596,34 @@ class Runner:
         result = state.result
         assert result is not None
         return result
+
+    def _context(
+        self,
+        run_id: str,
+        session_id: str | None,
+        user_id: str | None,
+        session_state: SessionState,
+        trace: tuple[str, str, str | None],
+    ) -> RunContext[Any]:
+        """The run's context (its messages and usage are set once the run's state exists)."""
+        agent, deps = self.agent, self.opts.deps
+        return RunContext(
+            run_id,
+            session_id,
+            user_id,
+            session_state,
+            deps if deps is not None else agent.deps,
+            agent.name,
+            [],
+            0,
+            None,
+            0,
+            {},
+            trace[0],
+            trace[1],
+            trace[2],
+            agent,
+        )
 
     async def _paused(self) -> PausedRun:
         """The paused run to resume, its approvals checked (nothing is claimed yet)."""
@@ -834,22 +826,19 @@ class Runner:
             setup.model = resolve_model(agent.model)
         else:  # the run's own model (tracing reads it from the context)
             setup.model = self.state.ctx.metadata["model"] = resolve_model(opts.model)
+        setup.notes, setup.dynamic = [], []
         plan = tool_plan(agent)
         defs: list[ToolDefinition] | None = None
-        notes: list[str] | None = None
-        dynamic: list[Toolset] | None = None
         if plan is None:  # toolsets: their tools are collected per run
-            setup.tools, notes, dynamic = {}, [], []
-            collect_tools(agent.tools, setup.tools, notes, dynamic)
-        else:  # the agent's own tools, collected once: shared, so never changed in place
+            setup.tools = {}
+            collect_tools(agent.tools, setup.tools, setup.notes, setup.dynamic)
+        else:  # collected once and shared (while `defs` is set): never changed in place
             setup.tools, defs = plan[1], plan[2]
         for cap in setup.caps:
             if "tools" in overridden(cap):
-                if notes is None or dynamic is None:  # the run's own tools from here on
-                    setup.tools, notes, dynamic, defs = dict(setup.tools), [], [], None
-                collect_tools(cap.tools(), setup.tools, notes, dynamic)
-        setup.notes = notes or ()
-        setup.dynamic = dynamic or ()  # (when not empty, setup.tools is the run's own)
+                if defs is not None:  # the run's own tools from here on
+                    setup.tools, defs = dict(setup.tools), None
+                collect_tools(cap.tools(), setup.tools, setup.notes, setup.dynamic)
         settings = agent.model_settings
         if opts.model_settings:
             settings = {**settings, **opts.model_settings} if settings else opts.model_settings
@@ -859,12 +848,7 @@ class Runner:
             return  # the output is resolved once the toolsets listed their tools
         if defs is not None and setup.caps:
             defs = list(defs)  # a hook may change a request's tool list: the run's own copy
-        output_type = agent.output_type
-        if defs is not None and (output_type is None or output_type is str):
-            setup.defs = defs
-            setup.output = setup.output_mode = setup.output_spec = None
-        else:
-            self._resolve_output(defs)
+        self._resolve_output(defs)
 
     def _resolve_output(self, defs: list[ToolDefinition] | None = None) -> None:
         """Tool definitions for the model (``defs`` when they are known already), and how
@@ -920,22 +904,6 @@ class Runner:
     ) -> RunResult[Any]:
         """The run's result, its terminal event numbered (a paused run is remembered for
         ``resume`` when the agent has no storage)."""
-        result = self._set_result(status, output, error, paused)
-        state = self.state
-        state.seq += 1
-        if paused is not None:
-            paused.seq = state.seq
-            if self.agent.storage is None:
-                remember_paused(paused)
-        return result
-
-    def _set_result(
-        self,
-        status: str,
-        output: Any = None,
-        error: VivaceError | None = None,
-        paused: PausedRun | None = None,
-    ) -> RunResult[Any]:
         state = self.state
         ctx = state.ctx
         result = state.result = RunResult(  # positional: once per run
@@ -953,6 +921,11 @@ class Runner:
             ctx.span_id,
             ctx.parent_run_id,
         )
+        state.seq += 1
+        if paused is not None:
+            paused.seq = state.seq
+            if self.agent.storage is None:
+                remember_paused(paused)
         return result
 
     def _next_request(self, instructions: str | None) -> ModelRequest:
