@@ -519,3 +519,81 @@ def test_a_thread_that_ran_agents_closes_its_event_loop_as_it_ends() -> None:
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
         gc.enable()
+
+
+# -- generated scripts: every combination the scenarios above do not spell out ----------------
+
+_TEXTS = [
+    "Done.",
+    "好的 ✅",
+    "tab\tand \x1b escape",
+    '{"name": "Oslo", "population": 7}',
+    '{"name": 1}',
+]
+
+
+def _generated(seed: int) -> Scenario:
+    """A random agent and script (seeded): turns of text, empty answers, reasoning, and one to
+    three tool calls mixing good and bad arguments, retries, failures, unknown tools,
+    approvals, ``stop_after`` and ``final_result``; random step and retry budgets and output
+    modes. The script may run out (the model then fails the run): both paths must agree."""
+    import random
+
+    rnd = random.Random(seed)
+    output = rnd.choice([None, None, "native", "tool"])
+    calls = [
+        lambda i: call("get_weather", {"city": rnd.choice(["Paris", "東京", "🚀"])}, id=i),
+        lambda i: call("get_weather", {"town": "x"}, id=i),
+        lambda i: call("get_weather", '{"city": ', id=i),
+        lambda i: call("get_time", {"city": "Lima"}, id=i),
+        lambda i: call("flaky", {"n": 1}, id=i),
+        lambda i: call("always_fails", {"n": 2}, id=i),
+        lambda i: call("nope", {}, id=i),
+        lambda i: call("send_email", {"to": "ada"}, id=i),
+        lambda i: call("lookup", {"key": "k"}, id=i),
+        lambda i: call("final_result", {"name": "Oslo", "population": 3}, id=i),
+        lambda i: call("final_result", {"name": "Oslo"}, id=i),
+    ]
+    turns: list[Any] = []
+    for t in range(rnd.randint(1, 6)):
+        kind = rnd.random()
+        if kind < 0.3:
+            turns.append(rnd.choice(_TEXTS))
+        elif kind < 0.35:
+            turns.append([])
+        elif kind < 0.45:
+            turns.append([ReasoningPart("hmm 🤔"), TextPart(rnd.choice(_TEXTS))])
+        else:
+            n = rnd.randint(1, 3)
+            before = [
+                p for p in (ReasoningPart("思考"), TextPart("Let me check.")) if rnd.random() < 0.2
+            ]
+            turns.append(before + [rnd.choice(calls)(f"c{t}_{i}") for i in range(n)])
+    if rnd.random() < 0.6:  # most scripts end in an answer
+        turns.append('{"name": "Oslo", "population": 7}' if output else "The end. 完")
+    options: dict[str, Any] = {"max_steps": rnd.randint(1, 7)}
+    tool_retries, output_retries = rnd.randint(0, 2), rnd.randint(0, 2)
+
+    def make() -> tuple[Agent[Any, Any], Any, dict[str, Any]]:
+        agent = Agent(
+            model=ScriptedModel(turns),
+            tools=[get_weather, get_time, flaky, always_fails, send_email, lookup],
+            output_type=City if output else None,
+            output_mode=output if output == "tool" else None,
+            tool_retries=tool_retries,
+            output_retries=output_retries,
+        )
+        return agent, "go 走", options
+
+    return make
+
+
+async def test_generated_scripts_give_the_same_result_both_ways() -> None:
+    statuses: dict[str, int] = {}
+    for seed in range(400):
+        plain, streamed, events = await _both(_generated(seed))
+        assert _comparable(plain) == _comparable(streamed), f"seed {seed}"
+        if plain.paused is not None:
+            assert plain.paused.seq == streamed.paused.seq == events[-1].seq + 1, f"seed {seed}"
+        statuses[plain.status] = statuses.get(plain.status, 0) + 1
+    assert set(statuses) == {"completed", "failed", "paused"}, statuses
