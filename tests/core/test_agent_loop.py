@@ -158,6 +158,41 @@ async def test_parallel_tool_calls_run_concurrently():
     assert [r.content for r in results] == [0, 2, 4, 6]  # original call order
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_call_that_fails_the_run_cancels_the_calls_still_running(streamed):
+    """Nothing of a failed run outlives it: a sibling call still running when another call
+    spends its retry budget is cancelled, and the run ends once it has settled."""
+    log: list[str] = []
+
+    async def slow(n: int) -> str:
+        log.append("slow started")
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            log.append("slow cancelled")
+            raise
+        log.append("slow finished")
+        return "late"
+
+    def broken(n: int) -> str:
+        raise RuntimeError("boom 💥")
+
+    model = ScriptedModel([[call("slow", {"n": 1}), call("broken", {"n": 2})], "never"])
+    agent = Agent(model=model, tools=[slow, broken], tool_retries=0)
+    if streamed:
+        stream = agent.astream("go")
+        events = [e async for e in stream]
+        result = stream.result
+        assert events[-1].type == "run_failed"
+    else:
+        result = await agent.arun("go")
+    assert result.status == "failed" and isinstance(result.error, ToolRetriesExceeded)
+    assert result.error.details == {"tool": "broken"}
+    assert log == ["slow started", "slow cancelled"]  # settled before the run ended
+    await asyncio.sleep(0.4)
+    assert log == ["slow started", "slow cancelled"]  # and never finished afterwards
+
+
 async def test_sync_tools_run_off_the_event_loop():
     loop_thread = threading.get_ident()
     seen = []

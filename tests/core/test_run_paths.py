@@ -532,6 +532,15 @@ _TEXTS = [
 ]
 
 
+# inline from the first call (a sync tool's first call otherwise goes to a thread, which
+# would make the order of concurrent failures depend on timing)
+_INLINE_TOOLS = [
+    *(tool(threaded=False)(f) for f in (get_weather, get_time, flaky, always_fails)),
+    send_email,
+    lookup,
+]
+
+
 def _generated(seed: int) -> Scenario:
     """A random agent and script (seeded): turns of text, empty answers, reasoning, and one to
     three tool calls mixing good and bad arguments, retries, failures, unknown tools,
@@ -577,7 +586,7 @@ def _generated(seed: int) -> Scenario:
     def make() -> tuple[Agent[Any, Any], Any, dict[str, Any]]:
         agent = Agent(
             model=ScriptedModel(turns),
-            tools=[get_weather, get_time, flaky, always_fails, send_email, lookup],
+            tools=_INLINE_TOOLS,
             output_type=City if output else None,
             output_mode=output if output == "tool" else None,
             tool_retries=tool_retries,

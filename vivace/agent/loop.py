@@ -1141,15 +1141,30 @@ class Runner:
         if len(calls) == 1:
             c = calls[0]
             return [await self._execute_one(c, None, None, resumes.get(c.id) if resumes else None)]
+        # Concurrent calls, structured: a call that ends the run (retry budget spent, an
+        # unknown tool past its retries, a guardrail, cancellation) cancels the calls still
+        # running, and the run ends only once they have settled - nothing of the run
+        # outlives it (a sync tool in a thread runs to its end, unawaited). Of the calls
+        # that failed by then, the first in call order names the error.
         sem = asyncio.Semaphore(self.agent.tool_concurrency)
-        return list(
-            await asyncio.gather(
-                *(
-                    self._execute_one(c, None, sem, resumes.get(c.id) if resumes else None)
-                    for c in calls
-                )
+        tasks = [
+            asyncio.ensure_future(
+                self._execute_one(c, None, sem, resumes.get(c.id) if resumes else None)
             )
-        )
+            for c in calls
+        ]
+        try:
+            return await asyncio.gather(*tasks)
+        except BaseException as exc:
+            running = [t for t in tasks if not t.done()]
+            for t in running:
+                t.cancel()
+            if running:
+                await asyncio.wait(running)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            failed = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
+            raise failed[0]
 
     async def _execute_emitting(
         self,
