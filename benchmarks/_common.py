@@ -6,8 +6,9 @@
 * :func:`fresh_process_times`: wall time of a statement in fresh interpreters.
 * :func:`run_worker`: run ``script --worker NAME ...`` in a subprocess and read its JSON.
 * :class:`Row` and :func:`print_table`: a side-by-side table with ratios and PASS/MISS.
-* :func:`profiled`: ``fn()`` under cProfile when ``--profile`` asked for it (``PROFILE_ENV``),
-  its top functions printed to stderr (which :func:`run_worker` passes on).
+* :func:`profiled` / :func:`profiling`: ``fn()`` / a ``with`` body (which may ``await``) under
+  cProfile when ``--profile`` asked for it (``PROFILE_ENV``), its top functions printed to
+  stderr (which :func:`run_worker` and :func:`print_profiles` pass on).
 
 Ratios are always "how many times better Vivace is" (other / vivace), so a target of 10
 means "at least 10x faster" or "at most 1/10 of the memory".
@@ -15,6 +16,8 @@ means "at least 10x faster" or "at most 1/10 of the memory".
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gc
 import json
 import os
@@ -24,7 +27,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +41,10 @@ __all__ = [
     "kept_bytes_per_object",
     "machine_note",
     "peak_bytes_per_call",
+    "print_profiles",
     "print_table",
     "profiled",
+    "profiling",
     "run_worker",
     "time_per_call",
 ]
@@ -150,29 +155,108 @@ PROFILE_ENV = "VIVACE_BENCH_PROFILE"
 """Set (to any value) by a script's ``--profile``; its worker processes inherit it."""
 
 
-def profiled(fn: Callable[[], Any], label: str, *, top: int = 30) -> Any:
-    """``fn()``; under cProfile when :data:`PROFILE_ENV` is set, printing the ``top``
-    functions by own time (and the Vivace ones by inclusive time) to stderr."""
+@contextlib.contextmanager
+def profiling(label: str, *, top: int = 30, cpu: bool = False) -> Iterator[None]:
+    """The ``with`` body under cProfile when :data:`PROFILE_ENV` is set (else nothing at all),
+    printing the ``top`` functions by own time (and the Vivace ones by inclusive time) to
+    stderr. The body may ``await``: the profile is of this thread, so of the event loop and
+    every task it runs meanwhile. Work handed to thread pools meanwhile (``asyncio.to_thread``,
+    a store's executor) is profiled too and printed as a second profile (unless it took under
+    1% of this thread's time). ``cpu``: thread CPU time instead of wall time (for a mostly
+    idle process, e.g. a server's whole life)."""
     if not os.environ.get(PROFILE_ENV):
-        return fn()
+        yield
+        return
     import cProfile
+    from concurrent.futures import thread as cf_thread
+
+    def new() -> cProfile.Profile:
+        return cProfile.Profile(time.thread_time) if cpu else cProfile.Profile()
+
+    pool_profiles: list[cProfile.Profile] = []
+    run = cf_thread._WorkItem.run
+
+    def run_profiled(item: Any, *args: Any) -> Any:
+        pr = new()
+        pool_profiles.append(pr)
+        pr.enable()
+        try:
+            return run(item, *args)
+        finally:
+            pr.disable()
+
+    setattr(cf_thread._WorkItem, "run", run_profiled)  # noqa: B010
+    pr = new()
+    pr.enable()
+    try:
+        yield
+    finally:
+        pr.disable()
+        setattr(cf_thread._WorkItem, "run", run)  # noqa: B010
+        label += ", CPU time" if cpu else ""
+        total = _print_profile(label, [pr], top)
+        if pool_profiles:
+            pools = f"{label}, work run in thread pools meanwhile"
+            _print_profile(pools, pool_profiles, top, floor=total / 100)
+
+
+def _print_profile(label: str, profiles: list[Any], top: int, floor: float = 0.0) -> float:
+    """Print the profile unless its total time is under ``floor``; return that total."""
     import io
     import pstats
 
-    pr = cProfile.Profile()
-    pr.enable()
-    try:
+    out = io.StringIO()
+    st = pstats.Stats(*profiles, stream=out)
+    total: float = st.total_tt or 1e-9  # type: ignore[attr-defined]
+    if total < floor:
+        return total
+    out.write(f"\n-- profile: {label} (cProfile; top {top} by own time)\n")
+    st.sort_stats("tottime").print_stats(top)
+    out.write(f"-- profile: {label}, vivace functions by inclusive time\n")
+    st.sort_stats("cumtime").print_stats(r"vivace/", top)
+    own: collections.Counter[str] = collections.Counter()
+    for (file, _, func), (_, _, tt, _, _) in st.stats.items():  # type: ignore[attr-defined]
+        own[_package(file, func)] += tt
+    viv = sum(v for k, v in own.items() if k.startswith("vivace.")) / total
+    shares = ", ".join(f"{k} {v / total:.1%}" for k, v in own.most_common(12))
+    out.write(
+        f"-- profile: {label}, own time by package (of {total:.3f} s; all vivace.* "
+        f"{viv:.1%}): {shares}\n"
+    )
+    sys.stdout.flush()  # what was printed before the profile stays before it
+    sys.stderr.write(out.getvalue())
+    sys.stderr.flush()
+    return total
+
+
+def _package(file: str, func: str) -> str:
+    """Where a profiled function belongs: ``vivace.<subpackage>``, an installed package, a
+    stdlib module, a C function's module or type (``select``'s poll: the idle event loop)."""
+    import re
+
+    if file == "~":
+        m = re.search(r"of '(\w+)|method (\w+)", func)
+        owner = (m.group(1) or m.group(2)) if m else func
+        return "idle: waiting in epoll" if owner == "select" else f"{owner} (C)"
+    for marker in ("site-packages/", "/vivace/", "/benchmarks/"):
+        if marker in file:
+            first = file.split(marker, 1)[1].split("/")[0].removesuffix(".py")
+            return {"/vivace/": f"vivace.{first}", "/benchmarks/": "benchmark"}.get(marker, first)
+    m = re.search(r"/python3\.\d+/([^/]+)", file)
+    return f"stdlib {m.group(1).removesuffix('.py')}" if m else "stdlib"
+
+
+def profiled(fn: Callable[[], Any], label: str, *, top: int = 30, cpu: bool = False) -> Any:
+    """``fn()``; under cProfile when :data:`PROFILE_ENV` is set (see :func:`profiling`)."""
+    with profiling(label, top=top, cpu=cpu):
         return fn()
-    finally:
-        pr.disable()
-        out = io.StringIO()
-        out.write(f"\n-- profile: {label} (cProfile; top {top} by own time)\n")
-        st = pstats.Stats(pr, stream=out)
-        st.sort_stats("tottime").print_stats(top)
-        out.write(f"-- profile: {label}, vivace functions by inclusive time\n")
-        st.sort_stats("cumtime").print_stats(r"vivace/", top)
-        sys.stderr.write(out.getvalue())
-        sys.stderr.flush()
+
+
+def print_profiles(stderr: str) -> None:
+    """Pass on to stdout the profiles a worker process wrote to its ``stderr``, if any."""
+    if os.environ.get(PROFILE_ENV) and "-- profile:" in stderr:
+        sys.stdout.write(stderr[stderr.index("-- profile:") - 1 :])
+        sys.stdout.flush()
 
 
 def run_worker(script: str, name: str, args: Sequence[str] = ()) -> dict[str, Any]:
@@ -187,8 +271,7 @@ def run_worker(script: str, name: str, args: Sequence[str] = ()) -> dict[str, An
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"worker {name!r} failed with exit code {proc.returncode}")
-    if os.environ.get(PROFILE_ENV) and "-- profile:" in proc.stderr:
-        sys.stdout.write(proc.stderr[proc.stderr.index("-- profile:") - 1 :])
+    print_profiles(proc.stderr)
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 

@@ -14,12 +14,18 @@ concurrent requests, its model calls going to the fake OpenAI server
 (``_server_fake_model.py``) over HTTP. Measured per request: CPU time of the process, time
 spent in collections (``gc.callbacks``), the collections per generation, and the resident
 memory at the end. ``vivace serve``'s setting is :func:`vivace.cli._load.tune_gc`.
+
+``--profile`` prints a cProfile of the measured requests of the first process of each side
+(so the table's figures, the better of two processes per side, normally come from the
+unprofiled one). It shows where the CPU per request goes; time in collections is charged to
+whatever allocated when one started (the table's own figure is the one to read for that).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -42,9 +48,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def worker(mode: str, rounds: int, batches: int, port: int) -> dict[str, Any]:
+def worker(mode: str, rounds: int, batches: int, port: int, profile: bool) -> dict[str, Any]:
     """One side: ``mode`` is ``tuned`` (vivace serve's setting) or ``default``."""
     import gc
+
+    profiling: Any = contextlib.nullcontext
+    if profile:
+        from _common import profiling
 
     os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
     os.environ["OPENAI_API_KEY"] = "x"
@@ -89,15 +99,16 @@ def worker(mode: str, rounds: int, batches: int, port: int) -> dict[str, Any]:
             gc.callbacks.append(on_gc)
             cpu, in_gc = [], []
             n = 0
-            for _ in range(rounds):
-                spent[0] = 0.0
-                t0 = time.process_time()
-                for _ in range(batches):
-                    await asyncio.gather(*(one(10_000 + n + k) for k in range(16)))
-                    n += 16
-                per = time.process_time() - t0
-                cpu.append(per / (batches * 16))
-                in_gc.append(spent[0] / (batches * 16))
+            with profiling(f"gc {mode}: {rounds * batches * 16} requests at c=16"):
+                for _ in range(rounds):
+                    spent[0] = 0.0
+                    t0 = time.process_time()
+                    for _ in range(batches):
+                        await asyncio.gather(*(one(10_000 + n + k) for k in range(16)))
+                        n += 16
+                    per = time.process_time() - t0
+                    cpu.append(per / (batches * 16))
+                    in_gc.append(spent[0] / (batches * 16))
             gc.callbacks.remove(on_gc)
             return {
                 "cpu": statistics.median(cpu),
@@ -113,13 +124,22 @@ def worker(mode: str, rounds: int, batches: int, port: int) -> dict[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of the first process of each side's measured requests",
+    )
     p.add_argument("--worker", choices=["tuned", "default"], help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     rounds, batches = (2, 50) if args.quick else (3, 100)
     if args.worker:
-        print(json.dumps(worker(args.worker, rounds, batches, args.port)))
+        print(json.dumps(worker(args.worker, rounds, batches, args.port, args.profile)))
         return
+    if args.profile:  # not imported above: a worker's heap stays as it was without it
+        from _common import PROFILE_ENV, print_profiles
+
+        os.environ[PROFILE_ENV] = "1"
     port = _free_port()
     fake = subprocess.Popen(
         [sys.executable, str(HERE / "_server_fake_model.py"), "--port", str(port)],
@@ -129,15 +149,18 @@ def main() -> None:
     try:
         time.sleep(1.5)
         out: dict[str, dict[str, Any]] = {}
-        for mode in ("default", "tuned", "default", "tuned"):  # interleaved, last of each kept
+        for i, mode in enumerate(("default", "tuned") * 2):  # interleaved, last of each kept
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", mode, "--port", str(port)]
-                + (["--quick"] if args.quick else []),
+                + (["--quick"] if args.quick else [])
+                + (["--profile"] if args.profile and i < 2 else []),
                 capture_output=True,
                 text=True,
                 check=True,
                 env={**os.environ, "VIVACE_GC": "default" if mode == "default" else ""},
             )
+            if args.profile:
+                print_profiles(proc.stderr)
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             prev = out.get(mode)
             if prev is None or res["cpu"] < prev["cpu"]:

@@ -11,7 +11,8 @@ model server of ``bench_server.py`` (``_server_fake_model.py``, its own process)
 **cold burst** (64 calls at once on a fresh client, 10 each), then the measured calls.
 Figures: process CPU time per call (``resource.getrusage``: resists a noisy machine better
 than wall time) and calls/s; medians over the rounds. ``vivace`` is Vivace's own transport
-(``Endpoint.post_json``) on its client, to show what the transport adds.
+(``Endpoint.post_json``) on its client, to show what the transport adds. ``--profile`` prints
+a cProfile of the ``vivace`` worker's measured calls (each round; ``--rounds 1`` for one).
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_note
+from _common import PROFILE_ENV, machine_note, print_profiles
 from _venv import REPO_ROOT, in_venv, reexec_in_venv
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("httpx", "httpx-unlimited", "httpcore", "httpx2", "aiohttp", "vivace")
 
 WORKER = r"""
-import asyncio, json, resource, sys, time
+import asyncio, contextlib, json, resource, sys, time
 kind, base, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 C = 64
 URL = base + "/chat/completions"
@@ -47,6 +48,7 @@ def cpu():
     return r.ru_utime + r.ru_stime
 
 async def main():
+    profiling = contextlib.nullcontext  # --profile: Vivace's transport only (below)
     if kind in ("httpx", "httpx-unlimited"):
         import httpx
         limits = (httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30)
@@ -72,6 +74,7 @@ async def main():
                 return json.loads(await r.read())
     else:
         from vivace.models.http import Endpoint
+        from _common import profiling
         ep = Endpoint("openai", base, headers={"authorization": "Bearer x"})
         body = json.loads(BODY)
         async def call():
@@ -83,10 +86,11 @@ async def main():
 
     c0, t0 = cpu(), time.perf_counter()
     await asyncio.gather(*(worker(10) for _ in range(C)))
-    c1, t1 = cpu(), time.perf_counter()
-    per = max(1, total // C)
-    await asyncio.gather(*(worker(per) for _ in range(C)))
-    c2, t2 = cpu(), time.perf_counter()
+    with profiling(f"{kind}: {max(1, total // C) * C} calls at c={C}"):
+        c1, t1 = cpu(), time.perf_counter()
+        per = max(1, total // C)
+        await asyncio.gather(*(worker(per) for _ in range(C)))
+        c2, t2 = cpu(), time.perf_counter()
     n = per * C
     print(json.dumps({"kind": kind, "cold_cpu": (c1 - c0) / (10 * C), "cold_rps": 10 * C / (t1 - t0),
                       "cpu": (c2 - c1) / n, "rps": n / (t2 - t1)}))
@@ -105,7 +109,14 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=3200, help="measured calls per client and round")
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--no-venv", action="store_true", help="use this interpreter")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of the vivace worker's measured calls (top functions)",
+    )
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     if not args.no_venv:
         reexec_in_venv(["httpx", "httpcore", "aiohttp", "uvloop"])
     print(f"bench_http_clients: {machine_note()}; venv={'.bench-venv' if in_venv() else sys.prefix}; "
@@ -137,6 +148,7 @@ def main() -> None:
                     print(f"  round {r + 1}: {k}: failed ({last})", flush=True)
                     continue
                 results[k].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                print_profiles(proc.stderr)
             print(f"  round {r + 1}/{args.rounds} done", flush=True)
     finally:
         fake.terminate()

@@ -12,7 +12,8 @@ Three parts (``--part``), each printing a table (``--markdown`` for docs/benchma
   (chunks/s), query latency p50 (k=10), and an agentic-RAG run (a search tool call and an
   answer from an in-process test model). Stores: Vivace's embedded SQLite vs Agno's LanceDb,
   and both on PostgreSQL (Vivace's pgvector store vs Agno's PgVector). Each runtime runs in
-  its own worker process.
+  its own worker process. ``--profile`` prints a cProfile of each Vivace measurement (per
+  store: the ingest, the queries of each mode, the agentic-RAG runs of each search mode).
 * ``scale``: N chunks (default 200,000) of 384 generated dimensions on the embedded SQLite
   store and on PostgreSQL with HNSW: ingest rate and query p50/p99 at k=10 with a metadata
   filter.
@@ -21,6 +22,7 @@ Run from the repo root (the script re-runs itself in ``.bench-venv/``)::
 
     python benchmarks/bench_knowledge.py --part quality
     python benchmarks/bench_knowledge.py --part speed
+    python benchmarks/bench_knowledge.py --part speed --backends sqlite --profile
     python benchmarks/bench_knowledge.py --part scale --chunks 200000
 """
 
@@ -39,7 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, machine_note, print_table, run_worker
+from _common import PROFILE_ENV, Row, machine_note, print_table, profiling, run_worker
 
 DATA = Path(__file__).resolve().parent / "data" / "python_docs_retrieval.jsonl"
 REQUIREMENTS = [
@@ -231,9 +233,10 @@ def speed_vivace(args: argparse.Namespace) -> dict[str, Any]:
             "bench", store=store, embedder=Embedder(), chunker=RecursiveChunker(5000, 0)
         )
         docs = [Document(src, text) for src, text in items]
-        t0 = time.perf_counter()
-        report = await kb.aadd(*docs)
-        ingest = time.perf_counter() - t0
+        with profiling(f"vivace {backend}: ingest of {len(docs)} documents"):
+            t0 = time.perf_counter()
+            report = await kb.aadd(*docs)
+            ingest = time.perf_counter() - t0
         assert report.added == len(docs) and not report.failed, report
         res: dict[str, Any] = {
             "chunks": report.chunks,
@@ -242,11 +245,12 @@ def speed_vivace(args: argparse.Namespace) -> dict[str, Any]:
         }
         for mode in ("vector", "text", "hybrid"):
             lat = []
-            for q in queries:
-                t0 = time.perf_counter()
-                hits = await kb.asearch(q, top_k=10, mode=mode)
-                lat.append(time.perf_counter() - t0)
-                assert len(hits) == 10 or mode == "text"
+            with profiling(f"vivace {backend}: {len(queries)} queries, k=10, {mode}"):
+                for q in queries:
+                    t0 = time.perf_counter()
+                    hits = await kb.asearch(q, top_k=10, mode=mode)
+                    lat.append(time.perf_counter() - t0)
+                    assert len(hits) == 10 or mode == "text"
             res[f"query_{mode}"] = _pcts(lat)
 
         def model_fn(messages: list[Any], request: Any) -> Any:
@@ -263,10 +267,11 @@ def speed_vivace(args: argparse.Namespace) -> dict[str, Any]:
             r = await agent.arun(queries[0])
             assert r.output == ANSWER and len(r.citations) == kb.top_k, r
             lat = []
-            for i in range(RUNS):
-                t0 = time.perf_counter()
-                await agent.arun(queries[i % len(queries)])
-                lat.append(time.perf_counter() - t0)
+            with profiling(f"vivace {backend}: {RUNS} agentic-RAG runs, {mode} search"):
+                for i in range(RUNS):
+                    t0 = time.perf_counter()
+                    await agent.arun(queries[i % len(queries)])
+                    lat.append(time.perf_counter() - t0)
             res[key] = _pcts(lat)
         await store.close()
         return res
@@ -639,7 +644,14 @@ def main() -> None:
     p.add_argument("--embeddings", help=argparse.SUPPRESS)
     p.add_argument("--pg-url", help=argparse.SUPPRESS)
     p.add_argument("--queries", type=int, default=200, help="scale: queries per measurement")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="speed: print a cProfile of each of Vivace's measurements (top functions)",
+    )
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     if not args.no_venv and not args.worker:
         from _venv import reexec_in_venv
 

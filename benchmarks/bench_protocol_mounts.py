@@ -10,17 +10,22 @@
 Run from the repo root with the project's venv (no comparison packages needed)::
 
     .venv/bin/python benchmarks/bench_protocol_mounts.py [--requests 1500] [--rounds 6]
+
+``--profile`` prints a cProfile of each steady measurement of part 2 (MCP, A2A, AG-UI, REST
+run; part 1's A/B is not profiled: its question is answered by the figures).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from typing import Any
 
 import httpx
+from _common import PROFILE_ENV, profiling
 
 from vivace import Agent
 from vivace.server import VivaceApp
@@ -79,7 +84,14 @@ async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--requests", type=int, default=1500, help="requests per measurement")
     p.add_argument("--rounds", type=int, default=6, help="interleaved rounds of the A/B")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of each steady measurement of part 2 (top functions)",
+    )
     args = p.parse_args()
+    if args.profile:
+        os.environ[PROFILE_ENV] = "1"
     n = args.requests
 
     on, off = make(None), make(False)
@@ -119,11 +131,13 @@ async def main() -> None:
         first = time.perf_counter() - t
         for _ in range(20):
             await send(c)
-        steady = await cpu_per_request(c, max(n // 5, 50), send)
+        with profiling(f"{label}, {max(n // 5, 50)} steady requests"):
+            steady = await cpu_per_request(c, max(n // 5, 50), send)
         print(
             f"   {label:16} first request {first * 1e3:6.0f} ms (SDK import + build), then {steady * 1e6:5.0f} us CPU per request"
         )
-    rest = await cpu_per_request(c, max(n // 5, 50), rest_run)
+    with profiling(f"REST run, {max(n // 5, 50)} steady requests"):
+        rest = await cpu_per_request(c, max(n // 5, 50), rest_run)
     print(f"   {'REST run':16} {'':33}{rest * 1e6:5.0f} us CPU per request")
     for c in clients.values():
         await c.aclose()

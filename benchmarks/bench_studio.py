@@ -7,10 +7,14 @@
 - text-delta latency: the model stamps each delta with the server's clock when it is
   produced; a MutationObserver notes when the text appears on the page (same machine clock):
   median and p95 over 5 runs x 20 deltas.
+
+``--profile`` runs the server (its own process) under cProfile (CPU time) and prints its top
+functions when it exits: its whole life after the app's import (start-up, loads and runs).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import socket
 import statistics
@@ -20,11 +24,28 @@ import time
 from pathlib import Path
 
 import httpx
+from _common import PROFILE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
+# --profile: the same uvicorn command line, run by uvicorn.main under ``profiled`` (CPU time:
+# the server idles most of the time), which prints as the server exits (uvicorn re-raises the
+# SIGTERM it shut down on to the handler it found: here one that exits through Python)
+PROFILED_UVICORN = (
+    "import signal, sys, uvicorn, _studio_bench_app; from _common import profiled; "
+    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0)); "
+    "profiled(uvicorn.main, 'studio server (uvicorn + VivaceApp + Studio), all requests', cpu=True)"
+)
+
 
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of the server process (top functions) when it exits",
+    )
+    args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
     s = socket.socket()
@@ -34,8 +55,7 @@ def main() -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "uvicorn",
+            *(["-c", PROFILED_UVICORN] if args.profile else ["-m", "uvicorn"]),
             "_studio_bench_app:app",
             "--port",
             str(port),
@@ -43,7 +63,8 @@ def main() -> None:
             "warning",
         ],
         cwd=Path(__file__).parent,
-        env={"PYTHONPATH": f"{REPO}:{Path(__file__).parent}", "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": f"{REPO}:{Path(__file__).parent}", "PATH": "/usr/bin:/bin"}
+        | ({PROFILE_ENV: "1"} if args.profile else {}),
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -93,6 +114,8 @@ def main() -> None:
             browser.close()
     finally:
         proc.terminate()
+        if args.profile:  # its profile is printed as it exits
+            proc.wait(60)
     lat.sort()
     out = {
         "first_load_bytes": statistics.median(sizes),
