@@ -1156,15 +1156,15 @@ class Runner:
         try:
             return await asyncio.gather(*tasks)
         except BaseException as exc:
-            running = [t for t in tasks if not t.done()]
-            for t in running:
-                t.cancel()
-            if running:
-                await asyncio.wait(running)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            failed = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
-            raise failed[0]
+            error = exc
+        running = [t for t in tasks if not t.done()]
+        for t in running:
+            t.cancel()
+        if running:
+            await asyncio.wait(running)
+        if not isinstance(error, asyncio.CancelledError):
+            error = next(e for t in tasks if not t.cancelled() and (e := t.exception()) is not None)
+        raise error
 
     async def _execute_emitting(
         self,

@@ -438,9 +438,6 @@ class SQLiteKnowledgeStore(KnowledgeStore):
         self, conn: Any, kid: int, vector: bytes, k: int, conds: Sequence[Condition]
     ) -> list[tuple[StoredChunk, float]] | None:
         """Exact cosine search over the in-process copy of the vectors (None: not used)."""
-        np = numpy_or_none()
-        if np is None:
-            return None
         conn.execute("BEGIN")  # one snapshot for the version, the vectors and the candidates
         try:
             version, count = conn.execute(
@@ -449,6 +446,9 @@ class SQLiteKnowledgeStore(KnowledgeStore):
                 (kid,),
             ).fetchone()
             if count < self.CACHE_MIN_CHUNKS:
+                return None  # (and numpy is not imported for it)
+            np = numpy_or_none()
+            if np is None:
                 return None
             cache = self._vcache.get(kid)
             if cache is None or cache[0] != version:

@@ -36,15 +36,29 @@ _PATH: list[str | None] = []
 
 
 def sqlite_vec_path() -> str | None:
-    """The sqlite-vec extension's file, or None when the package is not installed."""
+    """The sqlite-vec extension's file, or None when the package is not installed.
+
+    Found beside the package without importing it: importing ``sqlite_vec`` imports numpy
+    (for its numpy helpers, unused here), about 0.25 s at the first connection."""
     if not _PATH:
-        try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("sqlite_vec")
+        found = None
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            # the file loadable_path() names, with the suffix load_extension() adds
+            if any(os.path.exists(os.path.join(folder, "vec0" + s)) for s in _SUFFIXES):
+                found = os.path.normpath(os.path.join(folder, "vec0"))
+                break
+        if found is None and spec is not None:  # laid out differently: ask the package
             import sqlite_vec
-        except ImportError:
-            _PATH.append(None)
-        else:
-            _PATH.append(sqlite_vec.loadable_path())
+
+            found = sqlite_vec.loadable_path()
+        _PATH.append(found)
     return _PATH[0]
+
+
+_SUFFIXES = (".so", ".dylib", ".dll")
 
 
 _FAILED: list[str] = []
