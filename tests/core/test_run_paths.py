@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from vivace import Agent, Approve, Capability, ModelRetry, RunContext, tool
+from vivace import Agent, Approve, Capability, ModelRetry, Reject, RunContext, tool
 from vivace.messages import Message, ReasoningPart, TextPart
 from vivace.models import ModelResponse, ToolDefinition
 from vivace.testing import FunctionModel, ScriptedModel, call
@@ -606,3 +606,41 @@ async def test_generated_scripts_give_the_same_result_both_ways() -> None:
             assert plain.paused.seq == streamed.paused.seq == events[-1].seq + 1, f"seed {seed}"
         statuses[plain.status] = statuses.get(plain.status, 0) + 1
     assert set(statuses) == {"completed", "failed", "paused"}, statuses
+
+
+async def test_generated_paused_runs_resume_the_same_both_ways() -> None:
+    """Every generated run that pauses is resumed - with random approvals, edited arguments
+    and rejections, again while it keeps pausing - through ``aresume`` (events counted, not
+    built) and ``aresume_stream``; both must give the same result and numbering."""
+    import random
+
+    resumed = 0
+    for seed in range(400):
+        make = _generated(seed)
+        plain, streamed, _ = await _both(make)
+        rnd = random.Random(seed)
+        for _ in range(3):  # a resumed run may pause again
+            if plain.paused is None:
+                break
+            assert streamed.paused is not None
+            decisions = {
+                c.id: rnd.choice([Approve(), Approve({"to": "zoë 🚀"}), Reject("不要 \x07")])
+                for c in plain.paused.pending
+            }
+            state = list(flaky_calls)
+            agent, _, _ = make()
+            agent.model.position = plain.usage.requests  # the rest of the script
+            nxt = await agent.aresume(plain.paused.to_dict(), decisions)
+            flaky_calls[:] = state
+            agent, _, _ = make()
+            agent.model.position = streamed.usage.requests
+            stream = agent.aresume_stream(streamed.paused.to_dict(), decisions)
+            events = [e async for e in stream]
+            assert stream.result is not None
+            assert _comparable(nxt) == _comparable(stream.result), f"seed {seed}"
+            assert events[0].seq == plain.paused.seq, f"seed {seed}"
+            if nxt.paused is not None:
+                assert nxt.paused.seq == stream.result.paused.seq == events[-1].seq + 1
+            plain, streamed = nxt, stream.result
+            resumed += 1
+    assert resumed >= 30
