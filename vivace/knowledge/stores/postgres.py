@@ -86,6 +86,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 m=self.m,
                 ef_construction=self.ef_construction,
                 ef_search=self.ef_search,
+                binary_query=True,  # every connection has the binary codec (_init_conn)
             )
         return self._index
 

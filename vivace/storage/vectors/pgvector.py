@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from .codec import to_floats
+from .codec import pack, to_floats
 
 __all__ = ["PgVectorIndex", "quote_ident"]
 
@@ -38,13 +38,17 @@ class PgVectorIndex:
     pgvector extension. HNSW parameters: ``m`` and ``ef_construction`` when an index is built,
     ``ef_search`` per query (raised to ``k`` for larger searches). Collections of more than
     :attr:`MAX_INDEX_DIMS` dimensions (pgvector's HNSW limit for ``vector``) get no index and
-    are searched exactly.
+    are searched exactly. ``binary_query``: the connections have a binary codec for pgvector's
+    ``vector`` type that takes :func:`~vivace.storage.vectors.pack` bytes (the knowledge
+    store's do), so the query vector is sent as a ``vector`` in that form instead of a
+    ``real[]`` built from a list of floats (which asyncpg encodes element by element).
     """
 
     MAX_INDEX_DIMS = 2000
 
     __slots__ = (
         "_configured",
+        "binary_query",
         "column",
         "ef_construction",
         "ef_search",
@@ -70,8 +74,10 @@ class PgVectorIndex:
         m: int = 16,
         ef_construction: int = 64,
         ef_search: int = 64,
+        binary_query: bool = False,
     ) -> None:
         self.table = table
+        self.binary_query = binary_query
         self.column = column
         self.key_column = key_column
         self.id_column = id_column
@@ -123,12 +129,14 @@ class PgVectorIndex:
     def search_sql(
         self, key: int, dims: int, *, columns: str, alias: str = "t", where: str = ""
     ) -> str:
-        """The KNN statement: ``$1`` the query (``real[]``), ``$2`` k, the caller's
-        parameters from ``$3``; the distance is the last column."""
+        """The KNN statement: ``$1`` the query (``real[]``, or a ``vector`` with
+        ``binary_query``), ``$2`` k, the caller's parameters from ``$3``; the distance is the
+        last column."""
         vt = self.vector_type(dims)
+        query = f"$1::{vt}" if self.binary_query else f"$1::real[]::{vt}"
         dist = (
             f"{self.expr(dims, alias)} OPERATOR({quote_ident(self.vector_schema)}.<=>) "
-            f"(SELECT $1::real[]::{vt})"
+            f"(SELECT {query})"
         )
         cond = f"{alias}.{self.key_column} = {int(key)}" + (f" AND {where}" if where else "")
         return (
@@ -165,7 +173,11 @@ class PgVectorIndex:
         if k <= 0:
             return []
         sql = self.search_sql(key, dims, columns=columns, alias=alias, where=where)
-        args = (to_floats(query), k, *params)
+        if self.binary_query:
+            vec: Any = query if isinstance(query, bytes) else pack(query)
+        else:
+            vec = to_floats(query)
+        args = (vec, k, *params)
         if k <= self.ef_search:
             rows = await conn.fetch(sql, *args)
         else:  # more candidates than the session's ef_search: raise it for this search
