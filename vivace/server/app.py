@@ -194,6 +194,7 @@ class VivaceApp:
             await setup()
         if self._unbound:
             self._bind()
+        self._warm()
         worker = None
         if self.workflows:  # crashed runs are recovered, cron schedules fire
             from ..workflows import Worker
@@ -220,6 +221,22 @@ class VivaceApp:
             close = getattr(self.storage, "close", None)
             if close is not None:
                 await close()
+
+    def _warm(self) -> None:
+        """At startup, what the first run would otherwise do while a client waits: import the
+        run loop and build each agent's tool plan (tool schemas, definitions and argument
+        validators; the plans are shared with the fresh agents of later requests). A plan
+        that cannot be built is left for the first run, which reports it."""
+        from ..agent import loop, session  # noqa: F401 - every run needs both
+        from ..tools.tool import Tool
+
+        for agent in self.agents.values():
+            if getattr(agent, "tools", None):
+                with contextlib.suppress(Exception):
+                    plan = loop.tool_plan(agent)
+                    for t in plan[1].values() if plan else ():
+                        if isinstance(t, Tool):
+                            t.schema.validator  # noqa: B018 - the arguments' model, built now
 
     def _build(self) -> Starlette:
         from starlette.applications import Starlette

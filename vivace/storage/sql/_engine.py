@@ -656,6 +656,9 @@ class SQLiteEngine(Engine):
                 conn = conn.execution_options(vivace_begin="")
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
                 conn.commit()
+        fast = self._fast_connection()  # the inline writer, opened now, not by the first write
+        if fast is not None:
+            fast.execute("SELECT count(*) FROM sqlite_master").fetchone()  # and its schema read
 
     def _index_names(self, conn: sa.Connection) -> set[str]:
         rows = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
