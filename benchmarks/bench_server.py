@@ -326,6 +326,40 @@ def measure_side(
         procs.stop(side.name)
 
 
+def cold_start(procs: Processes, python: str, side: Side, n: int) -> dict[str, float]:
+    """``n`` fresh starts of ``side``: seconds until it accepts connections (uvicorn binds
+    after the app's startup), then the first run's latency (sent as soon as the port
+    accepts, so nothing warmed it) and the second's; medians."""
+    starts: list[float] = []
+    firsts: list[float] = []
+    seconds: list[float] = []
+    for _ in range(n):
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        t0 = time.perf_counter()
+        procs.start(side.name, [side.python or python, *side.cmd, "--port", str(port)],
+                    env=side.env, cwd=HERE)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if not procs.alive(side.name):
+                    raise SystemExit(f"{side.name} exited:\n{procs.log_tail(side.name)}")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{side.name} did not start:\n{procs.log_tail(side.name)}")
+                time.sleep(0.01)
+            starts.append(time.perf_counter() - t0)
+            for out in (firsts, seconds):
+                t = time.perf_counter()
+                _smoke(side.name, base)
+                out.append(time.perf_counter() - t)
+        finally:
+            procs.stop(side.name)
+    med = statistics.median
+    return {"start": med(starts), "first": med(firsts), "second": med(seconds)}
+
+
 def profile_level(
     procs: Processes, python: str, side: Side, base: str, pid: int, args: Any
 ) -> dict[str, Any]:
@@ -501,6 +535,20 @@ def _start_postgres(tmp: Path) -> tuple[Any, str]:
     return srv, srv.get_uri().replace("postgresql://", "postgresql://", 1)
 
 
+def _cold_table(cold: dict[str, dict[str, float]], labels: dict[str, str], n: int) -> None:
+    print(f"\ncold start: medians of {n} fresh starts per side (ratio = other side / Vivace)")
+    names = [k for k in cold if k != "vivace"]
+    for what, label in (("start", "start-up until it accepts connections"),
+                        ("first", "first run after start-up"), ("second", "second run")):  # fmt: skip
+        line = f"  {label:<40}"
+        for k in ["vivace", *names] if "vivace" in cold else names:
+            line += f"  {k}: {fmt_seconds(cold[k][what]):>9}"
+            if k != "vivace" and "vivace" in cold:
+                line += f" ({cold[k][what] / cold['vivace'][what]:.2f}x)"
+        print(line)
+    print("  sides: " + "; ".join(f"{k} = {labels[k]}" for k in cold))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="3 s per level after 1 s warm-up")
@@ -536,6 +584,13 @@ def main() -> None:
         choices=["sync", "async"],
         default="sync",
         help="Agno's storage class: SqliteDb (sync, the default) or AsyncSqliteDb",
+    )
+    p.add_argument(
+        "--cold",
+        type=int,
+        metavar="N",
+        help="instead of the load levels: N fresh starts of each side, timing the start-up, "
+        "the first run after it and the second (medians)",
     )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, databases)")
     p.add_argument(
@@ -685,6 +740,10 @@ def main() -> None:
                 raise SystemExit(
                     f"unknown side {name!r} (vivace, agno, floor, baseline, {', '.join(PARTS)})"
                 )
+        if args.cold:
+            cold = {side.name: cold_start(procs, python, side, args.cold) for side in sides}
+            _cold_table(cold, {side.name: side.label for side in sides}, args.cold)
+            return
         for rnd in range(args.rounds):
             if args.rounds > 1:
                 print(f"-- round {rnd + 1}/{args.rounds}", flush=True)

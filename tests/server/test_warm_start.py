@@ -1,6 +1,6 @@
 """The server does at startup what the first run would otherwise do while its client waits:
-the run loop is imported and each agent's tool plan (schemas, definitions, argument
-validators) is built in the app's lifespan, so the first request imports nothing and builds
+the run loop and each agent's model adapter are imported and each agent's tool plan (schemas,
+definitions, argument validators) is built in the app's lifespan, so the first request imports nothing and builds
 no tool; an agent whose tools cannot be planned still lets the server start, and its first
 run reports the problem."""
 
@@ -35,7 +35,8 @@ def lookup(word: str, limit: int = 3) -> str:
 agent = Agent(
     model=ScriptedModel([call("lookup", {"word": "茶"}), "found"]), name="dict", tools=[lookup]
 )
-app = VivaceApp(agents=[agent], auth=False)
+remote = Agent(model="openai/gpt-4o-mini", name="remote")  # never run here
+app = VivaceApp(agents=[agent, remote], auth=False)
 
 
 async def main():
@@ -43,6 +44,7 @@ async def main():
         from pydantic import BaseModel
 
         before, models = set(sys.modules), len(BaseModel.__subclasses__())
+        adapter = "vivace.models.protocols.openai_chat" in before and "aiohttp" in before
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url="http://testserver"
         ) as c:
@@ -50,7 +52,7 @@ async def main():
         new = sorted(m for m in set(sys.modules) - before if m.startswith("vivace"))
         made = len(BaseModel.__subclasses__()) - models  # e.g. a tool's arguments model
         print(json.dumps({"status": r.status_code, "output": r.json()["output"], "new": new,
-                          "models": made}))
+                          "models": made, "adapter": adapter}))
 
 
 asyncio.run(main())
@@ -60,7 +62,7 @@ asyncio.run(main())
 def test_the_first_run_after_startup_imports_and_builds_nothing() -> None:
     p = subprocess.run(
         [sys.executable, "-c", SCRIPT],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "OPENAI_API_KEY": "sk-test"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -72,6 +74,7 @@ def test_the_first_run_after_startup_imports_and_builds_nothing() -> None:
     assert out["status"] == 200 and out["output"] == "found"
     assert out["new"] == []  # the run loop, tools and schemas were imported at startup
     assert out["models"] == 0  # and the tool's arguments model built then
+    assert out["adapter"] is True  # the remote agent's model adapter and HTTP client too
 
 
 async def test_an_agent_whose_tools_cannot_be_planned_still_starts_and_its_run_says_why() -> None:

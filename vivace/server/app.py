@@ -224,13 +224,17 @@ class VivaceApp:
 
     def _warm(self) -> None:
         """At startup, what the first run would otherwise do while a client waits: import the
-        run loop and build each agent's tool plan (tool schemas, definitions and argument
-        validators; the plans are shared with the fresh agents of later requests). A plan
-        that cannot be built is left for the first run, which reports it."""
+        run loop and each agent's model adapter (with its HTTP client library), and build each
+        agent's tool plan (tool schemas, definitions and argument validators; the plans are
+        shared with the fresh agents of later requests). What fails here is left for the
+        first run, which reports it."""
         from ..agent import loop, session  # noqa: F401 - every run needs both
+        from ..models.router import resolve_model
         from ..tools.tool import Tool
 
         for agent in self.agents.values():
+            with contextlib.suppress(Exception):  # imports the provider's adapter and client
+                resolve_model(agent.model)
             if getattr(agent, "tools", None):
                 with contextlib.suppress(Exception):
                     plan = loop.tool_plan(agent)
