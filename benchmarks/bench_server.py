@@ -741,8 +741,9 @@ def main() -> None:
                     f"unknown side {name!r} (vivace, agno, floor, baseline, {', '.join(PARTS)})"
                 )
         if args.cold:
-            cold = {side.name: cold_start(procs, python, side, args.cold) for side in sides}
-            _cold_table(cold, {side.name: side.label for side in sides}, args.cold)
+            keys = {id(s): s.name if s.workers == 1 else f"{s.name}-w{s.workers}" for s in sides}
+            cold = {keys[id(s)]: cold_start(procs, python, s, args.cold) for s in sides}
+            _cold_table(cold, {keys[id(s)]: s.label for s in sides}, args.cold)
             return
         for rnd in range(args.rounds):
             if args.rounds > 1:
