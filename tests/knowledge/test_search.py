@@ -38,6 +38,28 @@ async def test_hybrid_finds_what_either_method_finds(kb: KnowledgeBase) -> None:
     assert hits == sorted(hits, key=lambda h: -h.score)
 
 
+async def test_hybrid_hits_are_the_fusion_of_both_searches_with_their_metadata(
+    kb: KnowledgeBase,
+) -> None:
+    from vivace.knowledge.fusion import reciprocal_rank_fusion
+
+    q = "largest city with a famous tower"
+    n = max(kb.candidates or 4 * 3, 20)
+    vec = await kb.asearch(q, mode="vector", top_k=n)
+    txt = await kb.asearch(q, mode="text", top_k=n)
+    vids, tids = [h.chunk_id for h in vec], [h.chunk_id for h in txt]
+    fused = reciprocal_rank_fusion([(vids, kb.vector_weight), (tids, kb.text_weight)], kb.rrf_k)
+    hits = await kb.asearch(q, mode="hybrid", top_k=3)
+    assert [h.chunk_id for h in hits] == [cid for cid, _ in fused[:3]]
+    by_id = {h.chunk_id: h for h in vec + txt}
+    for h, (_, score) in zip(hits, fused, strict=False):
+        assert h.score == pytest.approx(score)
+        assert h.metadata == by_id[h.chunk_id].metadata and h.metadata  # decoded, not text
+        vr = vids.index(h.chunk_id) + 1 if h.chunk_id in vids else None
+        tr = tids.index(h.chunk_id) + 1 if h.chunk_id in tids else None
+        assert (h.vector_rank, h.text_rank) == (vr, tr)
+
+
 def test_reciprocal_rank_fusion() -> None:
     from vivace.knowledge.fusion import reciprocal_rank_fusion
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import os
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -572,15 +573,9 @@ class KnowledgeBase(Capability):
             ]
         else:
             v, t = await asyncio.gather(vec(), store.text_search(name, query, n, conds))
-            by_id: dict[Any, SearchHit] = {}
-            for i, (c, _s) in enumerate(v, 1):
-                by_id[c.id] = _hit(c, 0.0, vrank=i)
-            for i, (c, _s) in enumerate(t, 1):
-                h = by_id.get(c.id)
-                if h is None:
-                    by_id[c.id] = _hit(c, 0.0, trank=i)
-                else:
-                    h.text_rank = i
+            chunks: dict[Any, StoredChunk] = {c.id: c for c, _ in t} | {c.id: c for c, _ in v}
+            vranks: dict[Any, int] = {c.id: i for i, (c, _) in enumerate(v, 1)}
+            tranks: dict[Any, int] = {c.id: i for i, (c, _) in enumerate(t, 1)}
             fused = reciprocal_rank_fusion(
                 [
                     ([c.id for c, _ in v], self.vector_weight),
@@ -588,11 +583,13 @@ class KnowledgeBase(Capability):
                 ],
                 self.rrf_k,
             )
-            hits = []
-            for cid, score in fused:
-                h = by_id[cid]
-                h.score = score
-                hits.append(h)
+            if reranker is None:  # sorted best first: the k kept are these (min_score below)
+                fused = fused[:k]
+            # hits (their metadata decoded) only for the chunks that may be returned
+            hits = [
+                _hit(chunks[cid], score, vrank=vranks.get(cid), trank=tranks.get(cid))
+                for cid, score in fused
+            ]
         if reranker is not None and hits:
             out = reranker(query, hits)
             if inspect.isawaitable(out):
@@ -652,7 +649,8 @@ class KnowledgeBase(Capability):
 def _hit(
     c: StoredChunk, score: float, *, vrank: int | None = None, trank: int | None = None
 ) -> SearchHit:
-    return SearchHit(c.source, c.position, c.text, score, c.metadata, c.id, vrank, trank)
+    meta = c.metadata if c.metadata_json is None else json.loads(c.metadata_json)
+    return SearchHit(c.source, c.position, c.text, score, meta, c.id, vrank, trank)
 
 
 def move_citations(ctx: Any, result: Any) -> None:
