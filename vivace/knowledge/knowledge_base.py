@@ -649,7 +649,7 @@ class KnowledgeBase(Capability):
 def _hit(
     c: StoredChunk, score: float, *, vrank: int | None = None, trank: int | None = None
 ) -> SearchHit:
-    meta = c.metadata if c.metadata_json is None else json.loads(c.metadata_json)
+    meta = json.loads(c.metadata) if isinstance(c.metadata, str) else c.metadata
     return SearchHit(c.source, c.position, c.text, score, meta, c.id, vrank, trank)
 
 

@@ -54,17 +54,15 @@ class DocumentWrite:
 
 @dataclass(slots=True)
 class StoredChunk:
-    """A chunk as a store returns it from a search. A store that keeps the metadata as JSON
-    may hand over the text in ``metadata_json`` instead (``metadata`` then unused): it is
-    decoded only for the chunks that become hits (a hybrid search fetches ~4x more
-    candidates than it returns)."""
+    """A chunk as a store returns it from a search. ``metadata`` is a dict, or its JSON text
+    when the store keeps it as JSON: the text is decoded only for the chunks that become
+    hits (a hybrid search fetches ~4x more candidates than it returns)."""
 
     id: int | str
     source: str
     position: int
     text: str
-    metadata: dict[str, Any]
-    metadata_json: str | None = None
+    metadata: dict[str, Any] | str
 
 
 _TERM = re.compile(r"[^\W_]+", re.UNICODE)

@@ -159,7 +159,7 @@ class InMemoryKnowledgeStore(KnowledgeStore):
         if conds:
             cl = list(conds)
             candidates = [
-                cid for cid, ch in b.chunks.items() if matches(cl, ch.source, ch.metadata)
+                cid for cid, ch in b.chunks.items() if matches(cl, ch.source, _dict(ch.metadata))
             ]
         found = b.vectors.search(vector, k, candidates=candidates)
         return [(b.chunks[cid], s) for cid, s in found]
@@ -187,8 +187,14 @@ class InMemoryKnowledgeStore(KnowledgeStore):
             if s <= 0:
                 continue
             ch = b.chunks[cid]
-            if conds and not matches(list(conds), ch.source, ch.metadata):
+            if conds and not matches(list(conds), ch.source, _dict(ch.metadata)):
                 continue
             scored.append((s, cid))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [(b.chunks[cid], s) for s, cid in scored[:k]]
+
+
+def _dict(metadata: dict[str, Any] | str) -> dict[str, Any]:
+    """This store keeps metadata as dicts (a search result may carry JSON text instead)."""
+    assert not isinstance(metadata, str)
+    return metadata

@@ -460,7 +460,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 conn, kid, dims, vector, k, alias="c", where=where, params=params,
                 columns="c.id, c.source, c.position, c.content, c.metadata",
             )  # fmt: skip
-        return [(StoredChunk(r[0], r[1], r[2], r[3], {}, r[4]), score) for r, score in found]
+        return [(StoredChunk(r[0], r[1], r[2], r[3], r[4]), score) for r, score in found]
 
     async def text_search(
         self, name: str, query: str, k: int, conds: Sequence[Condition] = ()
@@ -483,7 +483,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
                 f"WHERE {where} ORDER BY s DESC, c.id LIMIT $2",
                 *params,
             )
-        return [(StoredChunk(r[0], r[1], r[2], r[3], {}, r[4]), float(r[5])) for r in rows]
+        return [(StoredChunk(r[0], r[1], r[2], r[3], r[4]), float(r[5])) for r in rows]
 
     async def save_job(self, job: dict[str, Any]) -> None:
         pool = await self._get_pool()

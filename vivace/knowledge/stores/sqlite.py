@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS kb_jobs(
 
 
 def _row(r: Sequence[Any]) -> StoredChunk:
-    return StoredChunk(r[0], r[1], r[2], r[3], {}, r[4])  # decoded for hits only
+    return StoredChunk(r[0], r[1], r[2], r[3], r[4])  # JSON: decoded for hits only
 
 
 class SQLiteKnowledgeStore(KnowledgeStore):

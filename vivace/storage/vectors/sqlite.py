@@ -39,8 +39,7 @@ def sqlite_vec_path() -> str | None:
     """The sqlite-vec extension's file, or None when the package is not installed.
 
     Found beside the package without importing it: importing ``sqlite_vec`` imports numpy
-    (for its numpy helpers, unused here): 0.1-0.3 s and about 13 MB at the first
-    connection."""
+    (for its numpy helpers, unused here)."""
     if not _PATH:
         import importlib.util
 
