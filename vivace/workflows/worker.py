@@ -41,7 +41,11 @@ async def recover(
 
     Each run is claimed by exactly one caller (several processes may call this at once),
     then replayed from its journal: completed steps keep their outputs, the step that was in
-    flight runs again (or, declared ``rerun=False``, fails the run). Returns the results.
+    flight runs again (or, declared ``rerun=False``, fails the run). Returns the results once
+    every continuation has ended. The runs are independent: one that cannot be continued
+    (its record unreadable, deleted meanwhile, the storage failing for it) is logged and left
+    for a later pass (its lease expires again) while the others go on; cancelling ``recover``
+    cancels them all and returns once they have stopped.
     """
     groups: dict[int, tuple[WorkflowRunStore, dict[str, Workflow[Any, Any]]]] = {}
     for wf in workflows:
@@ -59,18 +63,38 @@ async def recover(
             jobs.append(_continue(store, by_id[run.workflow], run.run_id))
     if not jobs:
         return []
-    return list(await asyncio.gather(*jobs))
+    # gather waits for every continuation (and, cancelled, cancels them and waits for them)
+    ended = await asyncio.gather(*jobs, return_exceptions=True)
+    results: list[WorkflowResult[Any]] = []
+    for outcome in ended:
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
+                raise outcome  # not a run's failure
+            continue  # logged by _continue; the run's lease expires and a later pass retries
+        if outcome is not None:
+            results.append(outcome)
+    return results
 
 
 async def _continue(
     store: WorkflowRunStore, wf: Workflow[Any, Any], run_id: str
-) -> WorkflowResult[Any]:
-    loaded = await store.load_run(run_id)
-    assert loaded is not None
-    run, steps = loaded
-    ex = execution_from(wf, run, steps, store, None, None)
-    log.info("recovering workflow run %s (%s) from %d recorded steps", run_id, wf.id, len(steps))
-    return await ex.drive(ex.input)
+) -> WorkflowResult[Any] | None:
+    try:
+        loaded = await store.load_run(run_id)
+        if loaded is None:
+            log.warning("workflow run %s (%s) was deleted before it was recovered", run_id, wf.id)
+            return None
+        run, steps = loaded
+        ex = execution_from(wf, run, steps, store, None, None)
+        log.info(
+            "recovering workflow run %s (%s) from %d recorded steps", run_id, wf.id, len(steps)
+        )
+        return await ex.drive(ex.input)
+    except Exception:
+        log.exception(
+            "workflow run %s (%s) could not be recovered; a later pass tries again", run_id, wf.id
+        )
+        raise
 
 
 class Worker:
