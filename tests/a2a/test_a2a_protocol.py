@@ -193,6 +193,93 @@ async def test_input_required_for_an_approval_then_completed(serve_a2a: Any) -> 
     await client.close()
 
 
+@pytest.mark.parametrize("stored", [False, True], ids=["in-memory", "sqlite"])
+async def test_an_answer_that_decides_nothing_keeps_the_task_waiting(
+    serve_a2a: Any, tmp_path: Path, stored: bool
+) -> None:
+    """Only a one-word approval (or approvals naming exactly the pending calls) runs a call
+    that needs approval: a sentence that starts with "ok" or "yes", or a data part naming
+    the wrong calls, leaves the task INPUT_REQUIRED with a message saying why."""
+    from google.protobuf.json_format import MessageToDict
+
+    from vivace.a2a.tasks import data_part
+    from vivace.storage import SQLiteStorage
+
+    ran: list[str] = []
+
+    @tool(requires_approval=True)
+    def delete_file(path: str) -> str:
+        ran.append(path)
+        return f"deleted {path}"
+
+    storage = SQLiteStorage(str(tmp_path / "a2a.db")) if stored else None
+    agent = Agent(
+        model=FunctionModel(
+            lambda m, r: (
+                f"done: {m[-1].parts[0].content}"
+                if m[-1].role == "tool"
+                else call("delete_file", {"path": "/important/文件"}, id="d1")
+            )
+        ),
+        tools=[delete_file],
+        name="files",
+        storage=storage,
+    )
+    base = serve_a2a(agent)
+    client = await create_client(base, client_config=ClientConfig(streaming=True))
+
+    async def send(message: Message) -> tuple[Any, Any, str, str]:
+        state = text = None
+        task_id = ctx = ""
+        async for ev in client.send_message(SendMessageRequest(message=message)):
+            kind = ev.WhichOneof("payload")
+            if kind == "task":
+                task_id, ctx = ev.task.id, ev.task.context_id
+                state, text = ev.task.status.state, ev.task.status.message
+            elif kind == "status_update":
+                state, text = ev.status_update.status.state, ev.status_update.status.message
+        return state, text, task_id, ctx
+
+    state, _, task_id, ctx = await send(_msg("delete it"))
+    assert state == TaskState.TASK_STATE_INPUT_REQUIRED
+    undecided = [
+        [Part(text="okay NO do not do it")],
+        [Part(text="Yesterday you deleted the wrong one, stop")],
+        [Part(text="yes, but first: what does it delete? 🤔")],
+        [Part(text="")],
+        [data_part({"approvals": {"nosuch": True}})],
+        [data_part({"approvals": {}})],
+        [data_part({"approvals": {"d1": "yes"}})],
+        [data_part({"something": 1})],
+    ]
+    for parts in undecided:
+        state, message, _, _ = await send(_msg(parts=parts, task_id=task_id, context_id=ctx))
+        assert state == TaskState.TASK_STATE_INPUT_REQUIRED, parts
+        said = message.parts[0].text
+        assert "approve or reject" in said.lower()
+        data = MessageToDict(next(p for p in message.parts if p.HasField("data")).data)
+        assert [p["id"] for p in data["pending"]] == ["d1"]
+        got = await client.get_task(GetTaskRequest(id=task_id))
+        assert got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    assert ran == []
+    # the unknown id is named, with what is pending
+    state, message, _, _ = await send(
+        _msg(parts=[data_part({"approvals": {"nosuch": True}})], task_id=task_id, context_id=ctx)
+    )
+    assert "'nosuch'" in message.parts[0].text and "'d1'" in message.parts[0].text
+    # a clear answer still works after all that
+    state, _, _, _ = await send(_msg(" Approve. ", task_id=task_id, context_id=ctx))
+    assert state == TaskState.TASK_STATE_COMPLETED and ran == ["/important/文件"]
+    # and a one-word "No" rejects
+    state, _, task2, ctx2 = await send(_msg("delete it again"))
+    assert state == TaskState.TASK_STATE_INPUT_REQUIRED
+    state, _, _, _ = await send(_msg("No", task_id=task2, context_id=ctx2))
+    assert state == TaskState.TASK_STATE_COMPLETED and ran == ["/important/文件"]
+    await client.close()
+    if storage is not None:
+        await storage.close()
+
+
 async def test_cancel_a_running_task(serve_a2a: Any) -> None:
     started = asyncio.Event()
 

@@ -6,6 +6,7 @@ already hold message embeddings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -192,7 +193,8 @@ async def test_postgres_keeps_an_hnsw_index_per_embedding_size(pg_factory: Any) 
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
         conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
         conn.exec_driver_sql("SET LOCAL enable_sort = off")
-        raw = sql.replace("$1::real[]", "ARRAY[" + ",".join(["0.5"] * 16) + "]::real[]")
+        assert "$1::real[]" not in sql  # memory sends the query as a binary vector
+        raw = sql.replace("$1", "'[" + ",".join(["0.5"] * 16) + "]'")
         raw = raw.replace("$2", "4").replace("$3::varchar", "'u1'")
         return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + raw))
 
@@ -229,7 +231,7 @@ async def test_postgres_recall_through_the_hnsw_index_finds_the_exact_neighbours
     sql = index.search_sql(DIMS, DIMS, columns="t.id", where="t.user_id = $3::varchar")
 
     def plan(conn: sa.Connection) -> str:
-        raw = sql.replace("$1::real[]", "ARRAY[" + ",".join(["0.5"] * DIMS) + "]::real[]")
+        raw = sql.replace("$1", "'[" + ",".join(["0.5"] * DIMS) + "]'")
         raw = raw.replace("$2", "4").replace("$3::varchar", "'heavy'")
         return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + raw))
 
@@ -458,3 +460,30 @@ async def test_a_large_upgraded_table_is_searched_exactly_until_its_index_is_bui
     assert await st.memory.build_vector_indexes() == []  # nothing left to build
     hits = await st.memory.search_messages(q, user_id="u", top_k=3)
     assert [h.message.text for h in hits] == [t for t, _ in want]
+
+
+async def test_postgres_connections_that_searched_keep_serving_every_statement(
+    pg_factory: Any,
+) -> None:
+    """A search gives the pooled connection pgvector's binary codec (the query vector goes
+    as a binary ``vector``): writes, reads and searches after it, on the same connections,
+    still work and agree with an exact scan."""
+    st = pg_factory()
+    vecs = vectors(40, seed=41)
+    first = [MessageEmbedding("s1", Message.user(f"a{i}"), v, user_id="u") for i, v in enumerate(vecs[:20])]  # fmt: skip
+    await st.memory.add_message_embeddings(first)
+    for _ in range(3):  # every pooled connection the searches touch gets the codec
+        await asyncio.gather(*(st.memory.search_messages(v, user_id="u") for v in vecs[:8]))
+    later = [MessageEmbedding("s2", Message.user(f"b{i}"), v, user_id="u") for i, v in enumerate(vecs[20:])]  # fmt: skip
+    await st.memory.add_message_embeddings(later)
+    rows = [{"text": f"a{i}", "vec": v} for i, v in enumerate(vecs[:20])] + [
+        {"text": f"b{i}", "vec": v} for i, v in enumerate(vecs[20:])
+    ]
+    for q in vecs[15:25]:
+        hits = await st.memory.search_messages(q, user_id="u", top_k=3)
+        assert [h.message.text for h in hits] == [t for t, _ in reference(rows, q, 3)]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    # the session's own rows, and other statements on those connections
+    hits = await st.memory.search_messages(vecs[30], session_id="s2", top_k=1)
+    assert [h.message.text for h in hits] == ["b10"]
+    assert await st.sessions.get_session("missing") is None

@@ -115,7 +115,14 @@ def executor(
                 if task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED:
                     # the task store let this caller see the task: answer as the run's owner
                     paused = await find_paused(agent, task.id, await _owner(agent, task.id))
-                    decisions = _decisions(message, paused.pending, MessageToDict)
+                    try:
+                        decisions = _decisions(message, paused.pending, MessageToDict)
+                    except Undecided as exc:  # the task keeps waiting, told why
+                        pending = [p.to_dict() for p in paused.pending]
+                        note = approval_message(pending, task.id, task.context_id)
+                        note.parts[0].text = f"{exc} " + note.parts[0].text
+                        await updater.update_status(TaskState.TASK_STATE_INPUT_REQUIRED, note)
+                        return
                     owner = paused.user_id
                     stream = agent.aresume_stream(paused, decisions, user_id=owner)
                 else:
@@ -219,8 +226,21 @@ def _data_part(value: Any) -> Any:  # kept for callers of the first version
     return data_part(value)
 
 
+_YES = frozenset({"approve", "approved", "yes", "y", "ok", "okay"})
+_NO = frozenset({"reject", "rejected", "no", "n", "deny", "denied"})
+
+
+class Undecided(ValueError):
+    """The answer to an ``INPUT_REQUIRED`` task does not decide every pending call (the task
+    keeps waiting; the message says why)."""
+
+
 def _decisions(message: Any, pending: list[Any], to_dict: Any) -> dict[str, Any]:
-    """Decisions for a paused run's calls from the user's A2A message."""
+    """Decisions for a paused run's calls from the user's A2A message: a data part
+    ``{"approvals": {call id: true | false}}`` naming every pending call, or a text that is
+    one word of approval (``approve``, ``yes``, ``ok``...) or of rejection (``reject``,
+    ``no``...) for all of them. Anything else raises :class:`Undecided`: a sentence that
+    merely starts with "ok" or "yes" must not run a call that needs approval."""
     from ..agent.result import Approve, Reject
 
     ids = [p.id for p in pending]
@@ -228,18 +248,28 @@ def _decisions(message: Any, pending: list[Any], to_dict: Any) -> dict[str, Any]
         if part.HasField("data"):
             data = to_dict(part.data)
             approvals = data.get("approvals") if isinstance(data, dict) else None
-            if isinstance(approvals, dict):
-                out: dict[str, Any] = {
-                    k: Approve() if v is True else Reject()
-                    for k, v in approvals.items()
-                    if k in ids
-                }
-                for call_id in ids:
-                    out.setdefault(call_id, Reject("no decision given"))
-                return out
-    text = " ".join(p.text for p in message.parts if p.HasField("text")).strip().lower()
-    yes = text.startswith(("approve", "yes", "ok"))
-    return {c: Approve() if yes else Reject(text or "rejected") for c in ids}
+            if not isinstance(approvals, dict):
+                raise Undecided('the data part has no "approvals" object')
+            unknown = [k for k in approvals if k not in ids]
+            missing = [k for k in ids if k not in approvals]
+            bad = [k for k, v in approvals.items() if k in ids and not isinstance(v, bool)]
+            if unknown or missing or bad:
+                problems = []
+                if unknown:
+                    problems.append(f"calls that are not pending: {unknown}")
+                if missing:
+                    problems.append(f"no decision for: {missing}")
+                if bad:
+                    problems.append(f"decisions that are not true or false: {bad}")
+                raise Undecided("approvals name " + "; ".join(problems) + f"; pending: {ids}")
+            return {k: Approve() if approvals[k] else Reject() for k in ids}
+    text = " ".join(p.text for p in message.parts if p.HasField("text"))
+    word = text.strip().strip(".!").strip().casefold()
+    if word in _YES:
+        return dict.fromkeys(ids, Approve())
+    if word in _NO:
+        return {c: Reject("rejected") for c in ids}
+    raise Undecided(f"reply approve or reject (got {text.strip()[:80]!r})")
 
 
 def task_store(agent: Agent[Any, Any], **options: Any) -> Any:

@@ -341,6 +341,7 @@ class SQLMemory(MemoryStore):
                 key_column="dims",
                 index_prefix="ix_vivace_msg_emb_hnsw_",
                 vector_schema=self.engine.vector_type.schema,
+                register_codec=True,  # the query goes as a binary vector, not a real[]
             )
         return self._pg_index
 

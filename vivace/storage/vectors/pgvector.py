@@ -6,8 +6,9 @@ collection is the rows where ``key_column = key`` (a knowledge base's id, or for
 messages the vector size itself), all of one size ``dims``. Its index is built on
 ``column::vector(dims)`` for those rows only, and every search casts the same way, names the
 key as a literal (so the planner matches the partial index, generic plans included) and
-passes the query as ``(SELECT $1::real[]::vector(dims))`` - evaluated once per search, not
-once per row. The planner then picks the HNSW index or, for a selective filter (a session,
+passes the query as ``(SELECT $1::vector(dims))`` (binary, with pgvector's codec on the
+connection) or ``(SELECT $1::real[]::vector(dims))`` - evaluated once per search, not once
+per row. The planner then picks the HNSW index or, for a selective filter (a session,
 a small user), that filter's B-tree index and an exact sort. Filtered HNSW scans run with
 ``hnsw.iterative_scan = relaxed_order`` so they still fill ``k``; rows come back re-sorted by
 distance, then id.
@@ -42,6 +43,9 @@ class PgVectorIndex:
     ``vector`` type that takes :func:`~vivace.storage.vectors.pack` bytes (the knowledge
     store's do), so the query vector is sent as a ``vector`` in that form instead of a
     ``real[]`` built from a list of floats (which asyncpg encodes element by element).
+    ``register_codec``: :meth:`configure` gives each connection that codec itself (for
+    connections of a pool this index does not open, e.g. the storage's); implies
+    ``binary_query``.
     """
 
     MAX_INDEX_DIMS = 2000
@@ -57,6 +61,7 @@ class PgVectorIndex:
         "index_schema",
         "key_column",
         "m",
+        "register_codec",
         "table",
         "vector_schema",
     )
@@ -75,9 +80,11 @@ class PgVectorIndex:
         ef_construction: int = 64,
         ef_search: int = 64,
         binary_query: bool = False,
+        register_codec: bool = False,
     ) -> None:
         self.table = table
-        self.binary_query = binary_query
+        self.binary_query = binary_query or register_codec
+        self.register_codec = register_codec
         self.column = column
         self.key_column = key_column
         self.id_column = id_column
@@ -147,11 +154,22 @@ class PgVectorIndex:
     # -- on a connection --------------------------------------------------------------------------
 
     async def configure(self, conn: Any) -> None:
-        """Apply :meth:`session_settings` to a connection not opened with them (once)."""
+        """Apply :meth:`session_settings` to a connection not opened with them (once), and with
+        ``register_codec`` give it the binary ``vector`` codec."""
         if conn in self._configured:
             return
         settings = self.session_settings()
         await conn.execute("; ".join(f"SET {k} = {v}" for k, v in settings.items()))
+        if self.register_codec:
+            from .codec import pg_decode, pg_encode
+
+            await conn.set_type_codec(
+                "vector",
+                schema=self.vector_schema,
+                encoder=pg_encode,
+                decoder=pg_decode,
+                format="binary",
+            )
         self._configured.add(conn)
 
     async def search(
