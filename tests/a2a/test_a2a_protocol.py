@@ -93,6 +93,50 @@ async def test_card_and_raw_jsonrpc_with_the_version_header(serve_a2a: Any) -> N
         assert missing["error"]["code"] == -32001
 
 
+async def test_stored_tasks_with_odd_ids_and_text(serve_a2a: Any, tmp_path: Path) -> None:
+    """With storage (tasks are runs): a task id no run can have (control characters, too
+    long, "..") is an unknown task (-32001) on every method, not an internal error; a run
+    whose stored text has an unpaired surrogate (a Python caller can store one) does not
+    break GetTask or ListTasks: the character arrives as U+FFFD."""
+    from vivace.storage import SQLiteStorage
+
+    storage = SQLiteStorage(str(tmp_path / "a2a.db"))
+    agent = _echo_agent()
+    agent.storage = storage
+    await agent.arun("a \ud800 b 中文 😀", session_id="odd", run_id="odd-run")
+    base = serve_a2a(agent)
+    h = {"A2A-Version": "1.0"}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+
+        async def rpc(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            r = await http.post(
+                "/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=h
+            )
+            assert r.status_code == 200
+            body = r.text
+            if body.startswith("data:"):  # a streaming method's first (and only) frame
+                body = body.split("\n", 1)[0][5:]
+            return dict(json.loads(body))
+
+        for bad in ["bad\x00id", "bell\x07", "x" * 300, ".."]:
+            message = {"messageId": "m", "role": "ROLE_USER", "taskId": bad, "parts": [{"text": "hi"}]}  # fmt: skip
+            for method, params in [
+                ("GetTask", {"id": bad}),
+                ("CancelTask", {"id": bad}),
+                ("SubscribeToTask", {"id": bad}),
+                ("SendMessage", {"message": message}),
+            ]:
+                out = await rpc(method, params)
+                assert out.get("error", {}).get("code") == -32001, (method, bad, out)
+        task = (await rpc("GetTask", {"id": "odd-run"}))["result"]
+        said = [p["text"] for m in task["history"] for p in m["parts"]]
+        assert said[0] == "a \ufffd b 中文 😀" and task["status"]["state"] == "TASK_STATE_COMPLETED"
+        for params in ({}, {"contextId": "odd"}):
+            listed = (await rpc("ListTasks", params))["result"]
+            assert [t["id"] for t in listed["tasks"]] == ["odd-run"]
+    await storage.close()
+
+
 async def test_official_python_client_send_stream_get_list(serve_a2a: Any) -> None:
     agent = Agent(model=ScriptedModel([Stream("one ", "two ", "three"), "plain"]), name="counter")
     base = serve_a2a(agent)

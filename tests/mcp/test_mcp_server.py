@@ -44,6 +44,8 @@ async def test_official_client_over_stdio_lists_calls_and_gets_progress() -> Non
             "calling get_weather",
             "step 2: asking the model",
         ]
+        values = [v for v, _ in progress]  # MUST increase with each notification (the spec)
+        assert values == sorted(set(values)), values
         plain = await client.call_tool("get_weather", {"city": "Oslo"})
         assert plain.structured_content == {"city": "Oslo", "sky": "sunny", "celsius": 21}
         bad = await client.call_tool("get_weather", {})

@@ -181,6 +181,19 @@ def test_bad_inputs_are_typed_http_errors(live: ServeProcess) -> None:
             f"{live.url}/agents/nobody/agui", json={"threadId": "t", "runId": "r", "messages": msg}
         )
         assert r.status_code == 404
+        # an unpaired surrogate in the text is not valid text: a 400 like every other route's
+        # (it used to start the run, break its own stream and poison the thread's A2A tasks)
+        raw = (
+            b'{"threadId": "lone-surrogate", "runId": "r", "messages": '
+            b'[{"id": "m", "role": "user", "content": "a \\ud800 b"}]}'
+        )
+        r = http.post(url, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+        assert http.get(f"{live.url}/sessions/lone-surrogate").status_code == 404
+        # a real pair written as escapes is fine
+        raw = raw.replace(b"\\ud800", b"\\ud83d\\ude00")
+        r = http.post(url, content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 200 and "RUN_FINISHED" in r.text
 
 
 def _body(thread: str, messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ only (the last :data:`MAX_UNSTORED`).
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from a2a.types.a2a_pb2 import (
     TaskStatus,
 )
 
+from ..identifiers import is_identifier
+
 if TYPE_CHECKING:
     from a2a.server.context import ServerCallContext
 
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ENDED", "FINAL", "MAX_LISTED_SESSIONS", "RunTaskStore", "data_part", "task_from_run"]
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_UNSTORED = 1000
 MAX_LISTED_SESSIONS = 200
 """``ListTasks`` without a ``contextId`` looks at this many of the agent's most recently
@@ -92,7 +96,17 @@ def output_part(output: Any) -> Part:
     from ..tools.tool import result_to_content
 
     content = result_to_content(output)
-    return Part(text=content) if isinstance(content, str) else data_part(content)
+    return Part(text=utf8(content)) if isinstance(content, str) else data_part(content)
+
+
+def utf8(text: str) -> str:
+    """``text`` as protobuf can send it: unpaired surrogates (which a run started from
+    Python may have stored) become U+FFFD instead of failing the whole task or list."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def approval_message(pending: list[dict[str, Any]], task_id: str, context_id: str) -> Message:
@@ -129,7 +143,7 @@ def task_from_run(record: RunRecord) -> Task:
                 role=Role.ROLE_AGENT,
                 task_id=run_id,
                 context_id=context_id,
-                parts=[Part(text=str(text))],
+                parts=[Part(text=utf8(str(text)))],
             )
         )
     task = Task(id=run_id, context_id=context_id, status=status)
@@ -164,7 +178,7 @@ def _parts(message: Any) -> list[Part]:
     """A message's text as A2A parts (tool calls and results stay out of the history)."""
     from ..messages import TextPart
 
-    return [Part(text=p.text) for p in message.parts if isinstance(p, TextPart) and p.text]
+    return [Part(text=utf8(p.text)) for p in message.parts if isinstance(p, TextPart) and p.text]
 
 
 class RunTaskStore(TaskStore):
@@ -242,6 +256,8 @@ class RunTaskStore(TaskStore):
         if live is not None:
             task, owner = live
         else:
+            if not is_identifier(task_id):  # no run can have it: not found, not a failure
+                return None
             record = await self.sessions.get_run(task_id)
             if record is not None:
                 if record.agent_id not in (None, self.agent.id):

@@ -245,8 +245,14 @@ def build_mcp_server(
             known = ", ".join(entries) or "none"
             return _error(f"unknown tool {params.name!r}; tools: {known}")
 
+        sent = 0
+
         async def progress(step: float, message: str) -> None:
-            await ctx.session.report_progress(step, None, message)
+            # the spec: "the progress value MUST increase with each notification" (a tool
+            # call in a step is reported at that step's number: count notifications instead)
+            nonlocal sent
+            sent = max(sent + 1, int(step))
+            await ctx.session.report_progress(sent, None, message)
 
         user_id = user_of(ctx.request) if user_of is not None else None
         try:

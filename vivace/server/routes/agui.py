@@ -11,7 +11,6 @@ called; the next input's tool messages resume it - found in storage, so on any w
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HTTPError
@@ -33,6 +32,7 @@ _STATUS = {"no_interrupt": 409, "tool_clash": 409}
 async def agui_run(request: Request) -> Response:
     from ag_ui.encoder import EventEncoder
     from pydantic import ValidationError
+    from pydantic_core import from_json
 
     from ...agui.endpoint import AGUIError, parse_input, start_run
     from ...identifiers import check_identifier
@@ -41,7 +41,9 @@ async def agui_run(request: Request) -> Response:
     require_json(request)
     raw = await request.body()
     try:
-        data = parse_input(json.loads(raw or b"null"))
+        # pydantic's parser, like every other route's: it also refuses unpaired surrogates
+        # (text no UTF-8 store or stream can hold), which json.loads lets through
+        data = parse_input(from_json(raw or b"null"))
     except ValueError as exc:  # bad JSON (ValidationError is a ValueError too)
         if isinstance(exc, ValidationError):
             raise validation_error(exc) from None
