@@ -156,6 +156,27 @@ def test_sse_start_reconnect_and_resume_stream(srv: ThreadServer) -> None:
     assert resumed[-1]["data"]["output"] == {"final": 200}
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_run_ids_in_any_script_come_back_percent_encoded(srv: ThreadServer, stream: bool) -> None:
+    """A run id in Chinese with an emoji and a space: start, resume and get answer 200 with
+    ``x-vivace-run-id`` as percent-encoded UTF-8 (it was a 500 after the run had started)."""
+    from urllib.parse import quote, unquote
+
+    url, run_id = srv.url, f"订单 42-💩-{stream}"
+    start = {"input": 1, "run_id": run_id, "stream": stream}
+    r = httpx.post(f"{url}/workflows/nested/runs", json=start, headers=alice())
+    assert r.status_code == 200, r.text
+    assert unquote(r.headers["x-vivace-run-id"]) == run_id
+    assert r.headers["x-vivace-run-id"].isascii()
+    path = f"{url}/workflows/nested/runs/{quote(run_id)}"
+    resume = {"step": "inner.approve", "data": {"ok": True}, "stream": stream}
+    r = httpx.post(f"{path}/resume", json=resume, headers=alice())
+    assert r.status_code == 200, r.text
+    assert unquote(r.headers["x-vivace-run-id"]) == run_id
+    got = httpx.get(path, headers=alice()).json()
+    assert got["run_id"] == run_id and got["status"] == "completed"
+
+
 def test_cancel_and_time_travel(srv: ThreadServer, step_log: str) -> None:
     url = srv.url
     r = httpx.post(

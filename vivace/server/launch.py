@@ -73,7 +73,7 @@ class StartedRun:
     def headers(self) -> dict[str, str]:
         """``x-vivace-run-id``, ``x-vivace-session-id`` (percent-encoded UTF-8) and, for a
         repeated request, ``idempotent-replayed: true``."""
-        out = {"x-vivace-run-id": self.run_id}
+        out = {"x-vivace-run-id": encode_header(self.run_id)}
         if self.session_id is not None:
             out["x-vivace-session-id"] = encode_header(self.session_id)
         if self.replayed:
