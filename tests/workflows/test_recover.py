@@ -120,3 +120,36 @@ async def test_cancelling_recover_stops_every_continuation(tmp_path: Path) -> No
     finally:
         RELEASE.clear()
         await storage.close()
+
+
+async def test_a_long_recovered_run_does_not_hold_up_the_next_recovery(tmp_path: Path) -> None:
+    """The ``Worker`` (what ``vivace serve`` runs) starts what each pass recovers in the
+    background: a run crashed while a recovered one is still going is taken over at the next
+    pass, not when the long one ends."""
+    from vivace.workflows import Worker
+
+    STARTED.clear()
+    storage = SQLiteStorage(str(tmp_path / "wf.db"))
+    try:
+        wf = Workflow("recovering", storage=storage, lease=0.5).then(slow)
+        RELEASE["long"] = asyncio.Event()  # set only at the end
+        await _crashed(storage, "long", 1)
+        async with Worker([wf], recover_every=0.05, schedules=False):
+            while "long" not in STARTED:
+                await asyncio.sleep(0.01)
+            await _crashed(storage, "later", 2)  # another worker dies meanwhile
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                later = await storage.workflows.get_run("later")
+                if later is not None and later.status == "completed":
+                    break
+                await asyncio.sleep(0.05)
+            assert later is not None and later.status == "completed"
+            long = await storage.workflows.get_run("long")
+            assert long is not None and long.status == "running"  # still going, here
+            RELEASE["long"].set()
+            while (await storage.workflows.get_run("long")).status != "completed":  # type: ignore[union-attr]
+                await asyncio.sleep(0.02)
+    finally:
+        RELEASE.clear()
+        await storage.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,26 @@ async def recover(
     for a later pass (its lease expires again) while the others go on; cancelling ``recover``
     cancels them all and returns once they have stopped.
     """
+    jobs = await _claim(workflows, storage, limit)
+    if not jobs:
+        return []
+    # gather waits for every continuation (and, cancelled, cancels them and waits for them)
+    ended = await asyncio.gather(*jobs, return_exceptions=True)
+    results: list[WorkflowResult[Any]] = []
+    for outcome in ended:
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
+                raise outcome  # not a run's failure
+            continue  # logged by _continue; the run's lease expires and a later pass retries
+        if outcome is not None:
+            results.append(outcome)
+    return results
+
+
+async def _claim(
+    workflows: Sequence[Workflow[Any, Any]], storage: Any, limit: int
+) -> list[Coroutine[Any, Any, WorkflowResult[Any] | None]]:
+    """Claim the expired runs of ``workflows``: the continuation of each, not started."""
     groups: dict[int, tuple[WorkflowRunStore, dict[str, Workflow[Any, Any]]]] = {}
     for wf in workflows:
         if wf.engine != "local":
@@ -61,19 +81,7 @@ async def recover(
         runs = await store.claim_expired(WORKER_ID, workflows=list(by_id), lease=lease, limit=limit)
         for run in runs:
             jobs.append(_continue(store, by_id[run.workflow], run.run_id))
-    if not jobs:
-        return []
-    # gather waits for every continuation (and, cancelled, cancels them and waits for them)
-    ended = await asyncio.gather(*jobs, return_exceptions=True)
-    results: list[WorkflowResult[Any]] = []
-    for outcome in ended:
-        if isinstance(outcome, BaseException):
-            if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
-                raise outcome  # not a run's failure
-            continue  # logged by _continue; the run's lease expires and a later pass retries
-        if outcome is not None:
-            results.append(outcome)
-    return results
+    return jobs
 
 
 async def _continue(
@@ -145,12 +153,23 @@ class Worker:
         await self.stop()
 
     async def _recover_loop(self) -> None:
+        # each pass claims what expired and starts it in the background: a long recovered run
+        # must not keep the next pass from taking over another crashed run
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await recover(self.workflows, storage=self.storage)
+                for job in await _claim(self.workflows, self.storage, 100):
+                    task = loop.create_task(job)
+                    self._runs.add(task)
+                    task.add_done_callback(self._ended)
             except Exception:
                 log.exception("workflow recovery pass failed")
             await asyncio.sleep(self.recover_every)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._runs.discard(task)
+        if not task.cancelled():
+            task.exception()  # logged by _continue: retrieved so asyncio does not log it again
 
     async def _schedule_loop(self, wf: Workflow[Any, Any]) -> None:
         from .schedule import parse_cron
