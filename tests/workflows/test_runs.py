@@ -181,6 +181,10 @@ async def test_shared_state_typed():
     assert r.state == Totals(count=2, seen=["z", "z"])
     r2 = await wf.arun("y", state={"count": 10})
     assert r2.state.count == 12  # state given to the run, validated
+    for bad in ({"count": "many"}, [1]):  # a typed error naming the state, no run started
+        with pytest.raises(WorkflowInputInvalid, match="invalid state"):
+            await wf.arun("x", state=bad, run_id="bad-state")
+    assert (await wf.arun("x", run_id="bad-state")).status == "completed"
 
 
 async def test_retries_with_backoff_then_success_and_final_failure():

@@ -193,6 +193,15 @@ def test_cancel_and_time_travel(srv: ThreadServer, step_log: str) -> None:
         f"{url}/workflows/branch/runs", json={"input": 1, "run_id": "b-1"}, headers=alice()
     )
     assert r.json()["output"] == {"final": {"plain": 1002}}
+    # an input the step cannot take is refused before any run exists
+    r = httpx.post(
+        f"{url}/workflows/branch/runs/b-1/time-travel",
+        json={"step": "plain", "input": {"not": "a number"}, "run_id": "b-bad"},
+        headers=alice(),
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "workflow_input_invalid"
+    assert "plain" in r.json()["error"]["message"]
+    assert httpx.get(f"{url}/workflows/branch/runs/b-bad", headers=alice()).status_code == 404
     r = httpx.post(
         f"{url}/workflows/branch/runs/b-1/time-travel",
         json={"step": "plain", "input": 5, "run_id": "b-2"},

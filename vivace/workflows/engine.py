@@ -989,7 +989,14 @@ def _args(mode: int, value: Any, ctx: Any) -> tuple[Any, ...]:
 def _initial_state(wf: Workflow[Any, Any], state: Any) -> Any:
     st = wf.state_type
     if state is not None:
-        return validate(st, state) if st is not None else state
+        if st is None:
+            return state
+        try:
+            return validate(st, state)
+        except Exception as exc:  # a typed error (422 over HTTP), before any run exists
+            raise WorkflowInputInvalid(
+                f"workflow {wf.id!r}: invalid state: {exc}", workflow=wf.id
+            ) from None
     if st is None:
         return {}
     try:
@@ -1391,7 +1398,18 @@ async def time_travel(
     for i, s in enumerate(keep):
         s.seq = i
     if input is not None:
-        keep.append(StepRecord(f"{path}", "override", output=to_jsonable(input), seq=len(keep)))
+        given = to_jsonable(input)
+        step = wf.find_step(path)
+        assert step is not None
+        try:  # the step reads it back through its input type: check it before any run exists
+            from_json(step.input_type, given)
+        except Exception as exc:
+            raise WorkflowInputInvalid(
+                f"workflow {wf.id!r}: invalid input for step {path!r}: {exc}",
+                workflow=wf.id,
+                step=path,
+            ) from None
+        keep.append(StepRecord(f"{path}", "override", output=given, seq=len(keep)))
     in_type = wf.input_type
     original_input = from_json(in_type, run.input) if in_type is not None else run.input
     state = run.state
