@@ -153,3 +153,50 @@ async def test_a_long_recovered_run_does_not_hold_up_the_next_recovery(tmp_path:
     finally:
         RELEASE.clear()
         await storage.close()
+
+
+@step
+def blocking(n: int) -> int:
+    time.sleep(1.2)  # blocks whatever thread runs it, longer than the lease
+    return n + 1
+
+
+async def test_a_long_sync_step_keeps_its_lease(tmp_path: Path) -> None:
+    """A persisted run's sync step runs in a thread, so the event loop goes on renewing the
+    run's lease: another worker never sees it expired (and never runs the step again) while
+    this live process is still running it. Watched from another thread with its own
+    storage, as another worker would see it."""
+    import threading
+
+    db = str(tmp_path / "wf.db")
+    storage = SQLiteStorage(db)
+    expired_seen: list[float] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        async def poll() -> None:
+            other = SQLiteStorage(db)
+            try:
+                while not stop.is_set():
+                    run = await other.workflows.get_run("blocked")
+                    now = time.time()
+                    lease = run.lease_expires_at if run is not None else None
+                    if run is not None and run.status == "running" and lease and lease < now:
+                        expired_seen.append(now - lease)
+                    await asyncio.sleep(0.03)
+            finally:
+                await other.close()
+
+        asyncio.run(poll())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        wf = Workflow("blocking", storage=storage, lease=0.3).then(blocking)
+        result = await wf.arun(1, run_id="blocked")
+        assert result.status == "completed" and result.output == 2
+    finally:
+        stop.set()
+        watcher.join(10)
+        await storage.close()
+    assert expired_seen == []

@@ -538,9 +538,12 @@ class Execution:
             assert fn is not None
             mode = step._mode
             timeout = step.timeout
-            if not step.is_async and timeout is not None:
-                args = _args(mode, value, ctx)
-                return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout)
+            if not step.is_async and (timeout is not None or self.store is not None):
+                # a thread: with a store the run holds a lease, renewed on this event loop -
+                # a sync step that blocked it past the lease would let another worker take
+                # the run over (and run the step again) while this one still runs it
+                call = asyncio.to_thread(fn, *_args(mode, value, ctx))
+                return await (call if timeout is None else asyncio.wait_for(call, timeout))
             if mode == _CALL_IN:
                 r = fn(value)
             elif mode == _CALL_IN_CTX:
