@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HTTPError, json_response
-from ..ids import encode_header, body_id, path_id
+from ..ids import body_id, encode_header, path_id
 from ..launch import launch, resume
 from ..routing import Op, Query, parse_json, validation_error
 from ..schemas import ID_SCHEMA, CancelOut, ResumeRequest, RunOut, RunRequest

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HTTPError, json_response
-from ..ids import encode_header, body_id, path_id, query_id
+from ..ids import body_id, encode_header, path_id, query_id
 from ..routing import Op, Query, parse_json, query_int
 from ..schemas import ID_SCHEMA
 from ..sse import RUN_EVENT_SCHEMA, RunInfo
