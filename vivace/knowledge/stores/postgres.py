@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ...errors import NotFound, StorageError, UserError
-from ...storage.vectors import PgVectorIndex, pg_decode, pg_encode
+from ...storage.vectors import PgVectorIndex, register_vector_codec
 from ...storage.vectors import quote_ident as _ident
 from ..errors import missing
 from ..filters import Condition
@@ -91,13 +91,7 @@ class PostgresKnowledgeStore(KnowledgeStore):
         return self._index
 
     async def _init_conn(self, conn: Any) -> None:
-        await conn.set_type_codec(
-            "vector",
-            schema=self._vns,
-            encoder=pg_encode,
-            decoder=pg_decode,
-            format="binary",
-        )
+        await register_vector_codec(conn, self._vns)
 
     async def _get_pool(self) -> Any:
         """The connection pool of the running event loop (asyncpg pools belong to one loop;

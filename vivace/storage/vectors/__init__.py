@@ -33,7 +33,7 @@ from .codec import (
     vector_literal,
 )
 from .exact import ExactIndex, numpy_or_none
-from .pgvector import PgVectorIndex, quote_ident
+from .pgvector import PgVectorIndex, quote_ident, register_vector_codec
 
 __all__ = [
     "ExactIndex",
@@ -46,6 +46,7 @@ __all__ = [
     "pg_decode",
     "pg_encode",
     "quote_ident",
+    "register_vector_codec",
     "to_floats",
     "unpack",
     "vector_literal",

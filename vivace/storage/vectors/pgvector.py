@@ -23,7 +23,17 @@ from typing import Any
 
 from .codec import pack, to_floats
 
-__all__ = ["PgVectorIndex", "quote_ident"]
+__all__ = ["PgVectorIndex", "quote_ident", "register_vector_codec"]
+
+
+async def register_vector_codec(conn: Any, schema: str = "public") -> None:
+    """Give an asyncpg connection pgvector's binary codec: ``vector`` values go and come as
+    :func:`~vivace.storage.vectors.pack` bytes."""
+    from .codec import pg_decode, pg_encode
+
+    await conn.set_type_codec(
+        "vector", schema=schema, encoder=pg_encode, decoder=pg_decode, format="binary"
+    )
 
 
 def quote_ident(name: str) -> str:
@@ -161,15 +171,7 @@ class PgVectorIndex:
         settings = self.session_settings()
         await conn.execute("; ".join(f"SET {k} = {v}" for k, v in settings.items()))
         if self.register_codec:
-            from .codec import pg_decode, pg_encode
-
-            await conn.set_type_codec(
-                "vector",
-                schema=self.vector_schema,
-                encoder=pg_encode,
-                decoder=pg_decode,
-                format="binary",
-            )
+            await register_vector_codec(conn, self.vector_schema)
         self._configured.add(conn)
 
     async def search(
