@@ -101,6 +101,14 @@ def escape_lone_surrogates(json_text: str) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
 
 
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with unpaired surrogates replaced by U+FFFD, for a wire that must be UTF-8
+    and has no escapes (protobuf strings); the rest stays as is."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _standard_encoder(default: Callable[[Any], Any]) -> Callable[[Any], str]:
     """The standard library's C encoder, built once (``json.dumps`` builds one per call),
     without a circular-reference table; non-finite floats raise :class:`ValueError`."""

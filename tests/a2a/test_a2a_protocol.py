@@ -40,11 +40,12 @@ def _msg(text: str | None = None, **kw: Any) -> Message:
     return Message(message_id=uuid.uuid4().hex, role=Role.ROLE_USER, parts=parts, **kw)
 
 
-def _echo_agent() -> Agent:
+def _echo_agent(storage: Any = None) -> Agent:
     return Agent(
         model=FunctionModel(lambda m, r: f"you said: {m[-1].text}"),
         name="echo",
         description="Repeats what you say.",
+        storage=storage,
     )
 
 
@@ -101,8 +102,7 @@ async def test_stored_tasks_with_odd_ids_and_text(serve_a2a: Any, tmp_path: Path
     from vivace.storage import SQLiteStorage
 
     storage = SQLiteStorage(str(tmp_path / "a2a.db"))
-    agent = _echo_agent()
-    agent.storage = storage
+    agent = _echo_agent(storage)
     await agent.arun("a \ud800 b 中文 😀", session_id="odd", run_id="odd-run")
     base = serve_a2a(agent)
     h = {"A2A-Version": "1.0"}

@@ -119,8 +119,7 @@ def executor(
                         decisions = _decisions(message, paused.pending, MessageToDict)
                     except Undecided as exc:  # the task keeps waiting, told why
                         pending = [p.to_dict() for p in paused.pending]
-                        note = approval_message(pending, task.id, task.context_id)
-                        note.parts[0].text = f"{exc} " + note.parts[0].text
+                        note = approval_message(pending, task.id, task.context_id, str(exc))
                         await updater.update_status(TaskState.TASK_STATE_INPUT_REQUIRED, note)
                         return
                     owner = paused.user_id

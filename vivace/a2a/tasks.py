@@ -23,7 +23,6 @@ only (the last :data:`MAX_UNSTORED`).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from a2a.types.a2a_pb2 import (
     TaskStatus,
 )
 
+from ..compact_json import replace_lone_surrogates
 from ..identifiers import is_identifier
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ENDED", "FINAL", "MAX_LISTED_SESSIONS", "RunTaskStore", "data_part", "task_from_run"]
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_UNSTORED = 1000
 MAX_LISTED_SESSIONS = 200
 """``ListTasks`` without a ``contextId`` looks at this many of the agent's most recently
@@ -96,29 +95,27 @@ def output_part(output: Any) -> Part:
     from ..tools.tool import result_to_content
 
     content = result_to_content(output)
-    return Part(text=utf8(content)) if isinstance(content, str) else data_part(content)
+    return (
+        Part(text=replace_lone_surrogates(content))
+        if isinstance(content, str)
+        else data_part(content)
+    )
 
 
-def utf8(text: str) -> str:
-    """``text`` as protobuf can send it: unpaired surrogates (which a run started from
-    Python may have stored) become U+FFFD instead of failing the whole task or list."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text
-
-
-def approval_message(pending: list[dict[str, Any]], task_id: str, context_id: str) -> Message:
-    """The input-required status message: what waits, and how to answer."""
+def approval_message(
+    pending: list[dict[str, Any]], task_id: str, context_id: str, problem: str = ""
+) -> Message:
+    """The input-required status message: what waits, and how to answer (after ``problem``,
+    what was wrong with the last answer, if any)."""
     names = ", ".join(str(p.get("name")) for p in pending)
+    ask = f"Approval needed for: {names}. Reply approve or reject."
     return Message(
         message_id=f"{task_id}-input",
         role=Role.ROLE_AGENT,
         task_id=task_id,
         context_id=context_id,
         parts=[
-            Part(text=f"Approval needed for: {names}. Reply approve or reject."),
+            Part(text=f"{problem} {ask}" if problem else ask),
             data_part({"pending": pending}),
         ],
     )
@@ -143,7 +140,7 @@ def task_from_run(record: RunRecord) -> Task:
                 role=Role.ROLE_AGENT,
                 task_id=run_id,
                 context_id=context_id,
-                parts=[Part(text=utf8(str(text)))],
+                parts=[Part(text=replace_lone_surrogates(str(text)))],
             )
         )
     task = Task(id=run_id, context_id=context_id, status=status)
@@ -178,7 +175,11 @@ def _parts(message: Any) -> list[Part]:
     """A message's text as A2A parts (tool calls and results stay out of the history)."""
     from ..messages import TextPart
 
-    return [Part(text=utf8(p.text)) for p in message.parts if isinstance(p, TextPart) and p.text]
+    return [
+        Part(text=replace_lone_surrogates(p.text))
+        for p in message.parts
+        if isinstance(p, TextPart) and p.text
+    ]
 
 
 class RunTaskStore(TaskStore):

@@ -80,11 +80,11 @@ def _agent_entry(agent: Agent[Any, Any]) -> _Entry:
             kind = type(e)
             if kind is ModelRequestStarted:
                 steps += 1
-                await progress(steps, f"step {steps}: asking the model")
+                await progress(f"step {steps}: asking the model")
             elif kind is ToolCallStarted:
-                await progress(steps, f"calling {e.name}")  # type: ignore[attr-defined]
+                await progress(f"calling {e.name}")  # type: ignore[attr-defined]
             elif kind is NestedEvent and type(e.event) is ModelRequestStarted:  # type: ignore[attr-defined]
-                await progress(steps, f"{'/'.join(e.path)} is working")  # type: ignore[attr-defined]
+                await progress(f"{'/'.join(e.path)} is working")  # type: ignore[attr-defined]
         result = stream.result
         assert result is not None
         meta = {"run_id": result.run_id, "trace_id": result.trace_id}
@@ -247,11 +247,10 @@ def build_mcp_server(
 
         sent = 0
 
-        async def progress(step: float, message: str) -> None:
-            # the spec: "the progress value MUST increase with each notification" (a tool
-            # call in a step is reported at that step's number: count notifications instead)
+        async def progress(message: str) -> None:
+            # the value counts the notifications: the spec says it MUST increase with each
             nonlocal sent
-            sent = max(sent + 1, int(step))
+            sent += 1
             await ctx.session.report_progress(sent, None, message)
 
         user_id = user_of(ctx.request) if user_of is not None else None

@@ -49,6 +49,11 @@ def encode_header(value: str) -> str:
     return quote(value, safe=_SAFE)
 
 
+def run_id_header(run_id: str) -> dict[str, str]:
+    """The ``x-vivace-run-id`` header of a response about the run ``run_id``."""
+    return {"x-vivace-run-id": encode_header(run_id)}
+
+
 def decode_header(raw: str, field: str) -> str:
     """A header value -> the id it carries (percent-decoded UTF-8), checked."""
     if not raw.isascii():  # raw UTF-8 bytes (Starlette hands headers over as Latin-1)

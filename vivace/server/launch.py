@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .idempotency import claim
-from .ids import encode_header
+from .ids import encode_header, run_id_header
 from .sse import RunInfo
 from .state import event_log, live_runs, principal, recent_runs, request_trace_id
 
@@ -73,7 +73,7 @@ class StartedRun:
     def headers(self) -> dict[str, str]:
         """``x-vivace-run-id``, ``x-vivace-session-id`` (percent-encoded UTF-8) and, for a
         repeated request, ``idempotent-replayed: true``."""
-        out = {"x-vivace-run-id": encode_header(self.run_id)}
+        out = run_id_header(self.run_id)
         if self.session_id is not None:
             out["x-vivace-session-id"] = encode_header(self.session_id)
         if self.replayed:

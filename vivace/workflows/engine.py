@@ -1381,7 +1381,8 @@ async def time_travel(
         raise WorkflowRunNotFound(f"no workflow run {run_id!r}", run_id=run_id)
     run, steps = loaded
     target = next((s for s in steps if s.path == path), None)
-    if wf.find_step(path) is None or target is None:
+    step = wf.find_step(path)
+    if step is None or target is None:
         raise StepNotSuspended(
             f"run {run_id!r} has no recorded step {path!r}",
             run_id=run_id,
@@ -1402,8 +1403,6 @@ async def time_travel(
         s.seq = i
     if input is not None:
         given = to_jsonable(input)
-        step = wf.find_step(path)
-        assert step is not None
         try:  # the step reads it back through its input type: check it before any run exists
             from_json(step.input_type, given)
         except Exception as exc:

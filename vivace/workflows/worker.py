@@ -30,12 +30,14 @@ __all__ = ["Worker", "recover"]
 
 log = logging.getLogger("vivace.workflows")
 
+_LIMIT = 100  # runs claimed per recovery pass
+
 
 async def recover(
     workflows: Sequence[Workflow[Any, Any]],
     *,
     storage: Any = None,
-    limit: int = 100,
+    limit: int = _LIMIT,
 ) -> list[WorkflowResult[Any]]:
     """Continue every run of ``workflows`` whose worker died (its lease expired), here.
 
@@ -158,7 +160,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                for job in await _claim(self.workflows, self.storage, 100):
+                for job in await _claim(self.workflows, self.storage, _LIMIT):
                     task = loop.create_task(job)
                     self._runs.add(task)
                     task.add_done_callback(self._ended)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HTTPError
-from ..ids import encode_header, path_id
+from ..ids import path_id, run_id_header
 from ..protocol_runs import ServerRuns
 from ..routing import Doc, Op, require_json, sse_event, validation_error
 from ..state import agent, principal
@@ -60,7 +60,7 @@ async def agui_run(request: Request) -> Response:
         async for event in run.events():
             yield encoder.encode(event).encode()
 
-    return sse_response(frames(), {"x-vivace-run-id": encode_header(run.run_id)})
+    return sse_response(frames(), run_id_header(run.run_id))
 
 
 RUN_AGENT_INPUT: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HTTPError, json_response
-from ..ids import body_id, encode_header, path_id
+from ..ids import body_id, path_id, run_id_header
 from ..launch import launch, resume
 from ..routing import Op, Query, parse_json, validation_error
 from ..schemas import ID_SCHEMA, CancelOut, ResumeRequest, RunOut, RunRequest
@@ -203,7 +203,7 @@ async def run_events(request: Request) -> Response:
     if start + 1 < log.oldest_seq(info.run_id):
         raise HTTPError(410, "events_expired", "those events are no longer kept")
     events = log.subscribe(info.run_id, start)
-    return sse_response(run_event_frames(events), {"x-vivace-run-id": encode_header(info.run_id)})
+    return sse_response(run_event_frames(events), run_id_header(info.run_id))
 
 
 async def cancel_run(request: Request) -> Response:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import HTTPError, json_response
-from ..ids import body_id, encode_header, path_id, query_id
+from ..ids import body_id, path_id, query_id, run_id_header
 from ..routing import Op, Query, parse_json, query_int
 from ..schemas import ID_SCHEMA
 from ..sse import RUN_EVENT_SCHEMA, RunInfo
@@ -163,17 +163,13 @@ async def start_run(request: Request) -> Response:
                 req.input, run_id=run_id, state=req.state, user_id=user_id, wait=req.wait
             )
             status = 202 if result.status == "running" else 200
-            return json_response(
-                result.to_dict(), status, headers={"x-vivace-run-id": encode_header(run_id)}
-            )
+            return json_response(result.to_dict(), status, headers=run_id_header(run_id))
         trace_id = request_trace_id(request)  # the run joins the request's trace
         if not req.stream:
             result = await wf.arun(
                 req.input, run_id=run_id, state=req.state, user_id=user_id, trace_id=trace_id
             )
-            return json_response(
-                result.to_dict(), headers={"x-vivace-run-id": encode_header(run_id)}
-            )
+            return json_response(result.to_dict(), headers=run_id_header(run_id))
         stream = wf.astream(
             req.input, run_id=run_id, state=req.state, user_id=user_id, trace_id=trace_id
         )
@@ -184,7 +180,7 @@ async def start_run(request: Request) -> Response:
         raise _typed(exc) from None
     log = event_log(request)
     events = log.subscribe(run_id, int(first.get("seq", 0)) - 1)
-    return sse_response(run_event_frames(events), {"x-vivace-run-id": encode_header(run_id)})
+    return sse_response(run_event_frames(events), run_id_header(run_id))
 
 
 async def list_runs(request: Request) -> Response:
@@ -230,14 +226,10 @@ async def resume_run(request: Request) -> Response:
             if req.stream:
                 raise HTTPError(400, "stream_unsupported", "events are delivered without a stream")
             result = await wf.send_event(run_id, req.event, req.data)
-            return json_response(
-                result.to_dict(), headers={"x-vivace-run-id": encode_header(run_id)}
-            )
+            return json_response(result.to_dict(), headers=run_id_header(run_id))
         if not req.stream or wf.engine == "dbos":
             result = await wf.aresume(run_id, step=req.step, data=req.data)
-            return json_response(
-                result.to_dict(), headers={"x-vivace-run-id": encode_header(run_id)}
-            )
+            return json_response(result.to_dict(), headers=run_id_header(run_id))
         stream = wf.aresume_stream(run_id, step=req.step, data=req.data)
         _, first = await live_runs(request).begin(_info(wf, run_id, record.user_id), stream)  # type: ignore[arg-type]
     except HTTPError:
@@ -245,7 +237,7 @@ async def resume_run(request: Request) -> Response:
     except Exception as exc:
         raise _typed(exc) from None
     events = event_log(request).subscribe(run_id, int(first.get("seq", 0)) - 1)
-    return sse_response(run_event_frames(events), {"x-vivace-run-id": encode_header(run_id)})
+    return sse_response(run_event_frames(events), run_id_header(run_id))
 
 
 async def cancel_run(request: Request) -> Response:
@@ -268,9 +260,7 @@ async def time_travel(request: Request) -> Response:
         result = await wf.time_travel(run_id, step=req.step, input=req.input, new_run_id=req.run_id)
     except Exception as exc:
         raise _typed(exc) from None
-    return json_response(
-        result.to_dict(), headers={"x-vivace-run-id": encode_header(result.run_id)}
-    )
+    return json_response(result.to_dict(), headers=run_id_header(result.run_id))
 
 
 # -- events (reconnect) --------------------------------------------------------------------------
@@ -305,7 +295,7 @@ async def run_events(request: Request) -> Response:
         if st is None or getattr(st, "events", None) is None:
             raise HTTPError(404, "events_not_found", "this run's events are not kept here")
         events = _stored_events(st, wf, run_id, after)
-    return sse_response(run_event_frames(events), {"x-vivace-run-id": encode_header(run_id)})
+    return sse_response(run_event_frames(events), run_id_header(run_id))
 
 
 async def _stored_events(
