@@ -34,6 +34,37 @@ class VivaceError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self.details))
 
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> VivaceError:
+        """The error a :meth:`to_dict` described (stored with a run, say), as the class
+        with its ``code`` when one is loaded in this process, else a :class:`VivaceError`
+        that keeps the code."""
+        code = data.get("code")
+        message = str(data.get("message") or "")
+        given = data.get("details")
+        details: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
+        found = _with_code(VivaceError, code) if isinstance(code, str) else None
+        if found is None:
+            err = VivaceError(message, **details)
+            if isinstance(code, str):
+                err.code = code
+            return err
+        try:  # its own constructor sets its attributes (``step``, ``field``...)
+            return found(message, **details)
+        except TypeError:  # details its constructor does not take: the fields alone
+            return _rebuild(found, message, details)
+
+
+def _with_code(cls: type[VivaceError], code: str) -> type[VivaceError] | None:
+    """The first subclass of ``cls`` (depth first) that declares ``code`` itself."""
+    for sub in cls.__subclasses__():
+        if sub.__dict__.get("code") == code:
+            return sub
+        deeper = _with_code(sub, code)
+        if deeper is not None:
+            return deeper
+    return None
+
 
 def _rebuild(cls: type[VivaceError], message: str, details: dict[str, Any]) -> VivaceError:
     err = cls.__new__(cls)

@@ -155,3 +155,20 @@ class _Spy(Capability):
 
     def before_run(self, ctx: RunContext[Any], input: Any) -> None:
         self.seen.append(ctx)
+
+
+def test_an_error_rebuilt_from_its_dict_is_its_own_class_again() -> None:
+    from vivace.errors import InvalidIdentifier, VivaceError
+    from vivace.workflows import StepInterrupted
+
+    for err in (
+        StepInterrupted("step 'pay' was running", step="pay"),
+        InvalidIdentifier("run_id contains a control character", field="run_id"),
+        VivaceError("plain"),
+    ):
+        back = VivaceError.from_dict(err.to_dict())
+        assert type(back) is type(err) and back.to_dict() == err.to_dict()
+    # a code no class here declares (another process's error): kept, not lost
+    other = VivaceError.from_dict({"type": "Theirs", "code": "their_code", "message": "中文 😀"})
+    assert type(other) is VivaceError and other.code == "their_code"
+    assert other.to_dict()["message"] == "中文 😀"

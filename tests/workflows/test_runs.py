@@ -242,6 +242,33 @@ async def test_timeouts_sync_and_async():
         assert r.error.step == s.id
 
 
+async def test_a_failed_run_read_back_keeps_its_error_type(tmp_path: Any) -> None:
+    """``get_run`` rebuilds the stored error as the class the run failed with (it used to
+    make every error a StepFailed with the real one nested in its details)."""
+    from vivace.storage import SQLiteStorage
+
+    @step(timeout=0.05)
+    async def too_slow(n: int) -> int:
+        await asyncio.sleep(5)
+        return n
+
+    @step
+    def broken(n: int) -> int:
+        raise ValueError("步骤 failed 💥")
+
+    storage = SQLiteStorage(str(tmp_path / "w.db"))
+    try:
+        for s, kind in ((too_slow, StepTimeout), (broken, StepFailed)):
+            wf = Workflow(f"e_{s.id}", input=int, storage=storage).then(s)
+            r = await wf.arun(1)
+            got = await wf.get_run(r.run_id)
+            assert got is not None and type(got.error) is kind is type(r.error)
+            assert got.error.to_dict() == r.error.to_dict()  # type: ignore[union-attr]
+            assert got.error.step == s.id  # type: ignore[union-attr]
+    finally:
+        await storage.close()
+
+
 async def test_bail_and_cancel_from_a_step():
     after = []
 

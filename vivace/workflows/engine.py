@@ -1342,15 +1342,8 @@ async def load_result(wf: Workflow[Any, Any], run_id: str) -> WorkflowResult[Any
     if loaded is None:
         return None
     run, steps = loaded
-    error: VivaceError | None = None
-    if run.error:
-        message = run.error.get("message", "")
-        if run.error.get("code") == WorkflowCancelled.code:
-            error = WorkflowCancelled(message)
-        else:
-            error = StepFailed(
-                message, step=(run.error.get("details") or {}).get("step", ""), error=run.error
-            )
+    # the stored error as its own class (StepTimeout, StepInterrupted, WorkflowCancelled...)
+    error = VivaceError.from_dict(run.error) if run.error else None
     return WorkflowResult(
         run.run_id,
         run.workflow,
