@@ -269,6 +269,37 @@ async def test_a_failed_run_read_back_keeps_its_error_type(tmp_path: Any) -> Non
         await storage.close()
 
 
+async def test_two_workflows_with_one_run_id_stay_apart(tmp_path: Any) -> None:
+    """Runs are found per workflow: cancelling or reading workflow B's run ``order-42`` never
+    reaches workflow A's run of the same id kept in this process (it cancelled A's and
+    reported B's as cancelled while B's went on)."""
+    from vivace.storage import SQLiteStorage
+
+    @step(resume=str)
+    async def wait_human(x: str, ctx: StepContext) -> str:
+        return f"{x}:{await ctx.suspend({'q': x})}"
+
+    storage = SQLiteStorage(str(tmp_path / "w.db"))
+    try:
+        a = Workflow("wf_a", input=str).then(wait_human)  # no storage: kept in this process
+        b = Workflow("wf_b", input=str, storage=storage).then(wait_human)
+        c = Workflow("wf_c", input=str).then(wait_human)
+        for wf, x in ((a, "A"), (b, "B"), (c, "C")):
+            assert (await wf.arun(x, run_id="order-42")).status == "suspended"
+        got = await b.get_run("order-42")
+        assert got is not None and got.workflow == "wf_b" and got.status == "suspended"
+        assert await b.acancel("order-42") == "cancelled"
+        got = await b.get_run("order-42")
+        assert got is not None and got.status == "cancelled"
+        # A's and C's runs are untouched and still resumable
+        for wf, x in ((a, "A"), (c, "C")):
+            done = await wf.aresume("order-42", step="wait_human", data="yes")
+            assert done.status == "completed" and done.output == f"{x}:yes"
+        assert await a.get_run("order-42") is None  # ended without storage: not kept
+    finally:
+        await storage.close()
+
+
 async def test_bail_and_cancel_from_a_step():
     after = []
 

@@ -107,17 +107,19 @@ def resolve_store(spec: Any) -> WorkflowRunStore | None:
 
 # -- live runs: cancellation and leases ------------------------------------------------------
 
-_LIVE: dict[str, Execution] = {}
-_PARKED: OrderedDict[str, Execution] = OrderedDict()  # parked runs without storage (here only)
+# keyed by (workflow id, run id): two workflows may each have a run of the same id (without
+# storage, or on two storages), and one's cancel or lookup must never reach the other's
+_LIVE: dict[tuple[str, str], Execution] = {}
+_PARKED: OrderedDict[tuple[str, str], Execution] = OrderedDict()  # runs without storage, here
 MAX_PARKED = 10_000
 """Most parked runs without storage kept in a process (the oldest are dropped first)."""
 _PARKED_LOCK = threading.Lock()
-_ENDED: OrderedDict[str, str] = OrderedDict()  # recent final statuses of runs without storage
+_ENDED: OrderedDict[tuple[str, str], str] = OrderedDict()  # final statuses, runs without storage
 
 
-def _ended(run_id: str, status: str) -> None:
+def _ended(key: tuple[str, str], status: str) -> None:
     with _PARKED_LOCK:
-        _ENDED[run_id] = status
+        _ENDED[key] = status
         while len(_ENDED) > 4096:
             _ENDED.popitem(last=False)
 
@@ -811,7 +813,8 @@ class Execution:
         self.task = asyncio.current_task()
         store = self.store
         keeper = None
-        _LIVE[self.run_id] = self
+        key = (wf.id, self.run_id)
+        _LIVE[key] = self
         if store is not None and not self.dbos:
             keeper = _leases(store, self.lease)
             keeper.add(self)
@@ -868,8 +871,8 @@ class Execution:
                     continue
                 return self._finish(status, output, error, parked)
         finally:
-            if _LIVE.get(self.run_id) is self:
-                del _LIVE[self.run_id]
+            if _LIVE.get(key) is self:
+                del _LIVE[key]
             if keeper is not None:
                 keeper.remove(self)
 
@@ -880,11 +883,11 @@ class Execution:
         if store is None:
             if status in ("suspended", "waiting"):
                 with _PARKED_LOCK:
-                    _PARKED[self.run_id] = self
+                    _PARKED[self.workflow.id, self.run_id] = self
                     while len(_PARKED) > MAX_PARKED:
                         _PARKED.popitem(last=False)
             else:
-                _ended(self.run_id, status)
+                _ended((self.workflow.id, self.run_id), status)
             return []
         rec = self.record
         assert rec is not None
@@ -1110,7 +1113,7 @@ async def start_run(
         if origin is not None:
             for s in origin[1]:
                 await store.save_step(run_id, s)
-    elif run_id in _LIVE or run_id in _PARKED:
+    elif (wf.id, run_id) in _LIVE or (wf.id, run_id) in _PARKED:
         raise WorkflowRunExists(f"workflow run {run_id!r} already exists", run_id=run_id)
     seq = ex.next_seq()
     if emit is not None:
@@ -1262,10 +1265,11 @@ async def _resume_in_process(
     event: str | None,
 ) -> WorkflowResult[Any]:
     with _PARKED_LOCK:
-        ex = _PARKED.get(run_id)
+        key = (wf.id, run_id)
+        ex = _PARKED.get(key)
         if ex is None:
-            live = _LIVE.get(run_id)
-            status = "running" if live is not None else _ENDED.get(run_id)
+            live = _LIVE.get(key)
+            status = "running" if live is not None else _ENDED.get(key)
             if status is None:
                 raise WorkflowRunNotFound(
                     f"no suspended workflow run {run_id!r} in this process (without storage, "
@@ -1298,7 +1302,7 @@ async def _resume_in_process(
         )
         target.status = "resumed"
         target.resume = [*(target.resume or []), payload]
-        del _PARKED[run_id]
+        del _PARKED[key]
     ex.emit = emit
     ex.deps = deps if deps is not None else ex.deps
     ex.resumed = True
@@ -1315,12 +1319,12 @@ async def _resume_in_process(
 
 
 async def cancel_run(wf: Workflow[Any, Any], run_id: str) -> str | None:
-    live = _LIVE.get(run_id)
+    live = _LIVE.get((wf.id, run_id))
     if live is not None:
         live.request_cancel("cancelled by request")
         return "running"
     with _PARKED_LOCK:
-        parked = _PARKED.pop(run_id, None)
+        parked = _PARKED.pop((wf.id, run_id), None)
     if parked is not None:
         return "cancelled"
     store = store_of(wf)
@@ -1331,7 +1335,7 @@ async def cancel_run(wf: Workflow[Any, Any], run_id: str) -> str | None:
 
 async def load_result(wf: Workflow[Any, Any], run_id: str) -> WorkflowResult[Any] | None:
     with _PARKED_LOCK:
-        parked = _PARKED.get(run_id)
+        parked = _PARKED.get((wf.id, run_id))
     if parked is not None:
         recs = [r for r in parked.results.values() if r.status == "suspended"]
         return parked.result("suspended", None, None, recs)
